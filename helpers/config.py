@@ -1,0 +1,75 @@
+"""Every setting of a run, in one place.
+
+A notebook's parameters cell or the command line changes these fields; a run folder saves them as
+`config.json` beside its weights and vocabularies, so inference never rebuilds anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+SAMPLE_DIR = DATA_DIR / "sample"          # written by `python -m helpers make-sample`
+RUNS_DIR = PROJECT_ROOT / "runs"          # one folder per training run
+OUTPUTS_DIR = PROJECT_ROOT / "outputs"    # executed notebooks and figures (git-ignored)
+
+
+@dataclasses.dataclass
+class Config:
+    """Hyperparameters and paths of one run (saved as `runs/<name>/config.json`)."""
+
+    # --- data -------------------------------------------------------------------------------
+    data_dir: str = str(SAMPLE_DIR)       # COCO layout: annotations/, train2017/, val2017/
+    train_split: str = "train2017"        # image folder + annotation suffix for training
+    val_split: str = "val2017"            # image folder + annotation suffix for validation
+    vgenome_dir: str | None = None        # Visual Genome folder (None: <data_dir>/vgenome if present)
+    max_train_images: int | None = None   # cap on training images (None: all)
+    max_val_images: int | None = None     # cap on validation images (None: all)
+
+    # --- vocabularies -----------------------------------------------------------------------
+    min_word_count: int = 5               # words seen fewer times become <unk>
+    min_synset_images: int = 5            # synsets on fewer training images are not tags
+    max_caption_length: int = 24          # tokens, <start> and <end> included; longer are cut
+
+    # --- encoder ----------------------------------------------------------------------------
+    backbone: str = "mobilenet_v2"        # key of helpers.model.ENCODERS
+    weights: str | None = "imagenet"      # "imagenet", None (random init) or a .weights.h5 path
+    image_size: int | None = None         # input side in pixels (None: the backbone's default)
+
+    # --- heads ------------------------------------------------------------------------------
+    decoder: str = "attention"            # "lstm" (Show and Tell) or "attention" (Show, Attend and Tell)
+    embedding_dim: int = 256              # word-embedding size
+    hidden_dim: int = 512                 # LSTM units
+    attention_dim: int = 256              # attention MLP size (attention decoder only)
+    dropout: float = 0.3                  # dropout rate in both heads
+    tagger_hidden_dim: int = 512          # hidden layer of the synset classifier (0: linear)
+
+    # --- training ---------------------------------------------------------------------------
+    batch_size: int = 64                  # images (with one caption each) per step
+    epochs: int = 20                      # passes over the training captions
+    learning_rate: float = 1e-3           # Adam, peak of the schedule
+    tag_loss_weight: float = 1.0          # weight of the tag BCE against the caption cross-entropy
+    early_stopping_patience: int = 5      # epochs without val-loss improvement before stopping
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        """Build a config; unknown keys raise `ValueError` naming them."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
