@@ -1,0 +1,172 @@
+"""The main job: run the whole notebook series headless and summarise what it produced.
+
+`python -m helpers.demo` (what `make demo` runs) generates the embedded sample when it is missing,
+executes `0_Dataset_Exploration` ... `4_Album_Tagging` with papermill into `outputs/<dataset>/`
+(executed notebooks plus every figure they drew, as PNG), and ends with a short summary: seconds
+per notebook, the evaluation table, and where everything went.
+
+`--data-dir` points the series at another COCO-layout folder (the full datasets laid out as in
+`data/README.md`, or `../shared/data/coco-mini-2017`); with real photos and no pretrained weights
+the run uses `weights=None` and a short training, which checks the plumbing, not the quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers.config import OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
+
+NOTEBOOKS = (
+    "0_Dataset_Exploration.ipynb",
+    "1_Architecture.ipynb",
+    "2_Training.ipynb",
+    "3_Inference.ipynb",
+    "4_Album_Tagging.ipynb",
+)
+
+
+@dataclass
+class NotebookRun:
+    """One executed notebook: where it went, how long it took, the figures it drew."""
+
+    name: str
+    output: Path
+    seconds: float
+    figures: list[Path] = field(default_factory=list)
+
+
+def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Path | None) -> dict:
+    """Papermill parameters for every notebook, by notebook file name.
+
+    Args:
+        data_dir: COCO-layout dataset folder (annotations/, train2017/, val2017/).
+        run_name: folder name under `runs/` that notebook 2 writes and notebooks 3-4 read.
+        quick: short training (tests and real-photo plumbing checks), not the quality run.
+        album_dir: album folder notebook 4 tags (a copy, never the user's original).
+    """
+    run_dir = str(RUNS_DIR / run_name)
+    is_sample = data_dir.resolve() == SAMPLE_DIR.resolve() or (data_dir / "album").is_dir()
+    training: dict = {"data_dir": str(data_dir), "run_name": run_name}
+    if not is_sample:
+        # Real photos without downloadable ImageNet weights: plumbing only.
+        training.update(backbone="mobilenet_v2", weights=None, epochs=1, image_size=128)
+    if quick:
+        training.update(quick=True)
+    images_dir = str(data_dir / "val2017")
+    parameters = {
+        "0_Dataset_Exploration.ipynb": {"data_dir": str(data_dir)},
+        "1_Architecture.ipynb": {"data_dir": str(data_dir)},
+        "2_Training.ipynb": training,
+        "3_Inference.ipynb": {"run_dir": run_dir, "images_dir": images_dir},
+        "4_Album_Tagging.ipynb": {"run_dir": run_dir},
+    }
+    if album_dir is not None:
+        parameters["4_Album_Tagging.ipynb"]["album_dir"] = str(album_dir)
+    return parameters
+
+
+def save_figures(notebook_path: Path, figures_dir: Path) -> list[Path]:
+    """Write every PNG a notebook displayed to `figures_dir/<notebook>_<n>.png`."""
+    import nbformat
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                path = figures_dir / f"{notebook_path.stem}_{len(written) + 1:02d}.png"
+                path.write_bytes(base64.b64decode(png))
+                written.append(path)
+    return written
+
+
+def run_series(
+    data_dir: Path,
+    out_dir: Path,
+    run_name: str = "sample",
+    notebooks: tuple[str, ...] = NOTEBOOKS,
+    quick: bool = False,
+    album_dir: Path | None = None,
+) -> list[NotebookRun]:
+    """Execute notebooks in order with papermill; stop at the first that fails.
+
+    Raises:
+        papermill.PapermillExecutionError: a cell failed; the partly executed notebook is in
+            `out_dir` with the traceback in the failing cell.
+    """
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parameters = series_parameters(data_dir, run_name, quick, album_dir)
+    runs = []
+    for name in notebooks:
+        output = out_dir / name
+        print(f"--> {name}", flush=True)
+        start = time.perf_counter()
+        papermill.execute_notebook(
+            str(PROJECT_ROOT / name),
+            str(output),
+            parameters=parameters.get(name, {}),
+            cwd=str(PROJECT_ROOT),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        seconds = time.perf_counter() - start
+        figures = save_figures(output, out_dir / "figures")
+        runs.append(NotebookRun(name, output, seconds, figures))
+        print(f"    {seconds:6.1f} s, {len(figures)} figures", flush=True)
+    return runs
+
+
+def print_summary(runs: list[NotebookRun], run_dir: Path, out_dir: Path) -> None:
+    """Seconds per notebook, the evaluation table when there is one, and where outputs went."""
+    print("\nSummary")
+    for run in runs:
+        print(f"  {run.name:<28} {run.seconds:7.1f} s  -> {run.output.relative_to(PROJECT_ROOT)}")
+    print(f"  {'total':<28} {sum(run.seconds for run in runs):7.1f} s")
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+        print(f"\nEvaluation ({metrics_path.relative_to(PROJECT_ROOT)})")
+        for group, values in metrics.items():
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    if isinstance(value, (int, float)):
+                        print(f"  {group}/{key:<20} {value:.3f}")
+    print(f"\nExecuted notebooks and figures: {out_dir.relative_to(PROJECT_ROOT)}/")
+    print(f"Trained model bundle:           {(run_dir / 'bundle').relative_to(PROJECT_ROOT)}/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=SAMPLE_DIR,
+                        help="COCO-layout dataset folder (default: the embedded sample)")
+    parser.add_argument("--run-name", default=None, help="run folder under runs/ (default: from data dir)")
+    parser.add_argument("--notebooks", nargs="*", default=list(NOTEBOOKS), help="subset to execute")
+    parser.add_argument("--quick", action="store_true", help="short training (plumbing check)")
+    args = parser.parse_args(argv)
+
+    data_dir = args.data_dir.resolve()
+    if data_dir == SAMPLE_DIR.resolve() and not (data_dir / "annotations").is_dir():
+        from helpers import sample
+
+        sample.make_sample(data_dir)
+    if not (data_dir / "annotations").is_dir():
+        parser.error(f"{data_dir} has no annotations/ folder; see data/README.md for the layout")
+    run_name = args.run_name or ("sample" if data_dir == SAMPLE_DIR.resolve() else data_dir.name)
+    out_dir = OUTPUTS_DIR / run_name
+    runs = run_series(data_dir, out_dir, run_name, tuple(args.notebooks), args.quick)
+    print_summary(runs, RUNS_DIR / run_name, out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
