@@ -11,23 +11,28 @@ import argparse
 import importlib
 import sys
 
-# Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = (
-    "helpers.sample",      # make-sample
-    "helpers.train",       # prepare, train
-    "helpers.inference",   # caption, evaluate
-    "helpers.metrics",     # score
-    "helpers.album",       # tag-album
-)
+# Sub-command -> module that defines it, in the order `--help` lists them. Only the module of the
+# command being run is imported, so `make-sample` or `score` do not pay for importing TensorFlow.
+COMMANDS = {
+    "make-sample": "helpers.sample",
+    "prepare": "helpers.train",
+    "train": "helpers.train",
+    "caption": "helpers.inference",
+    "evaluate": "helpers.inference",
+    "score": "helpers.metrics",
+    "tag-album": "helpers.album",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with `command`, only that command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers",
         description="Caption and tag photos; tag MyPhotoShare albums.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for module_name in modules:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
@@ -41,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

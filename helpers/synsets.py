@@ -1,0 +1,872 @@
+"""Words -> WordNet synsets, the `SynsetVocabulary` of image tags, and multilingual keywords.
+
+A photo's tags are WordNet noun synsets ("dog.n.01"), not words: synonyms share one tag
+("couch" and "sofa" are both `sofa.n.01`), a tag can be shown in any Open Multilingual Wordnet
+language (`keyword("dog.n.01", "fra") == "chien"`), and tags can be generalised along WordNet's
+hypernyms (dog -> canine -> carnivore -> ... -> animal).
+
+Word -> synset (`SynsetMapper.map_word`), in this order:
+
+1. `SENSE_OVERRIDES[word]` when present (a synset, or None for "never a tag").
+2. English stopwords (NLTK's list) and tokens that are not alphabetic -> None.
+3. The word is lemmatised as a noun with WordNet's morphy ("dogs" -> "dog"), preferring the
+   singular where WordNet also lists the plural as a lemma of its own ("hands" -> "hand", not
+   `hands.n.01`, guardianship); no noun lemma -> None. `SENSE_OVERRIDES[lemma]` applies too.
+4. A word naming one of the 80 COCO categories takes that category's synset
+   (`COCO_CATEGORY_SYNSETS`: "mouse" is the computer mouse, "kite" the toy).
+5. Part-of-speech filter: captions are full of verbs ("sitting", "holding") and adjectives
+   ("large", "young") that also have rare noun senses ("sitting.n.01: the act of posing for a
+   photograph", "large.n.01: a garment size"). Using WordNet's tagged-sense counts (SemCor,
+   `Lemma.count()`), a word is dropped when its verb, adjective or adverb reading is counted more
+   than `POS_RATIO` (3) times as often as its noun reading ("building" stays: 52 noun vs 139 verb).
+6. Otherwise the FIRST noun synset of the lemma: WordNet lists senses by frequency, so this is
+   the most frequent sense (the usual baseline for word-sense disambiguation, e.g. Navigli,
+   "Word Sense Disambiguation: a survey", ACM Computing Surveys 2009, section 7.2).
+
+Two-word names are looked up before single words ("hot dog" is `hotdog.n.02`, not a dog;
+"teddy bear", "fire hydrant", "living room", "tennis court"): a pair of adjacent caption tokens
+whose underscore-joined form (second word lemmatised) is a WordNet noun, a COCO category or a
+`SENSE_OVERRIDES` key maps as one name and its two words are not mapped on their own; except
+when either word is a stopword ("laying on") or, for names that are neither COCO categories nor
+overrides, when the first word is mostly an adjective ("black cat" is not `fisher.n.02`, a
+marten; "young man" is a man).
+
+Everything is memoised per distinct word (`SynsetMapper.cache`), never per occurrence.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from helpers.vocab import tokenize
+
+# --- WordNet access -------------------------------------------------------------------------
+_WORDNET_PACKAGES = ("wordnet", "omw-1.4", "stopwords")
+
+
+@functools.cache
+def wordnet():
+    """NLTK's WordNet reader, after making sure the NLTK data is installed.
+
+    Raises:
+        helpers.nltk_data.NltkDataMissing: WordNet / OMW / stopwords are missing and cannot be
+            downloaded (the message says how to install them offline).
+    """
+    from helpers import nltk_data  # imported lazily: importing this module needs no NLTK data
+
+    nltk_data.ensure_nltk_data(_WORDNET_PACKAGES)
+    from nltk.corpus import wordnet as reader
+
+    reader.ensure_loaded()
+    return reader
+
+
+@functools.cache
+def english_stopwords() -> frozenset[str]:
+    """NLTK's English stopword list ("a", "the", "on", ...)."""
+    wordnet()  # makes sure the stopwords package is installed
+    from nltk.corpus import stopwords
+
+    return frozenset(stopwords.words("english"))
+
+
+def get_synset(name: str):
+    """The `nltk` Synset called `name` ("dog.n.01").
+
+    Raises:
+        ValueError: if WordNet has no synset of that name.
+    """
+    from nltk.corpus.reader.wordnet import WordNetError
+
+    try:
+        return wordnet().synset(name)
+    except (WordNetError, ValueError) as error:
+        raise ValueError(f"{name!r} is not a WordNet synset name like 'dog.n.01' ({error})") from error
+
+
+_SS_TYPES = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "a"}   # sense-key digit -> POS
+
+
+@functools.cache
+def tagged_counts() -> dict[tuple[str, str], int]:
+    """`{(lemma, pos): count}`: how often SemCor tagged each lemma with each part of speech.
+
+    Read once from WordNet's `cntlist.rev` (what `Lemma.count()` reads one line at a time,
+    ~1 ms per call); pos is "n", "v", "a" (adjectives and satellites) or "r".
+    """
+    counts: collections.Counter = collections.Counter()
+    with wordnet().open("cntlist.rev") as lines:
+        for line in lines:
+            sense_key, _, count = line.split()
+            lemma, _, rest = sense_key.partition("%")
+            counts[(lemma.lower(), _SS_TYPES[rest[0]])] += int(count)
+    return dict(counts)
+
+
+# --- explicit sense choices -----------------------------------------------------------------
+# The 80 COCO object categories (instances_*.json "name") -> the WordNet synset each one means.
+# Each was checked against the synset's WordNet definition (quoted in short).
+COCO_CATEGORY_SYNSETS: dict[str, str] = {
+    "person": "person.n.01",                    # a human being
+    "bicycle": "bicycle.n.01",                  # two wheels, moved by foot pedals
+    "car": "car.n.01",                          # motor vehicle with four wheels
+    "motorcycle": "motorcycle.n.01",            # motor vehicle with two wheels
+    "airplane": "airplane.n.01",                # aircraft with a fixed wing
+    "bus": "bus.n.01",                          # vehicle carrying many passengers
+    "train": "train.n.01",                      # line of railway cars coupled together
+    "truck": "truck.n.01",                      # automotive vehicle suitable for hauling
+    "boat": "boat.n.01",                        # a small vessel for travel on water
+    "traffic light": "traffic_light.n.01",      # a visual signal to control the flow of traffic
+    "fire hydrant": "fireplug.n.01",            # an upright hydrant for drawing water
+    "stop sign": "street_sign.n.01",            # (no stop-sign synset) a sign visible from the street
+    "parking meter": "parking_meter.n.01",      # a coin-operated timer next to a parking space
+    "bench": "bench.n.01",                      # a long seat for more than one person
+    "bird": "bird.n.01",                        # warm-blooded egg-laying vertebrates ... feathers
+    "cat": "cat.n.01",                          # feline mammal
+    "dog": "dog.n.01",                          # a member of the genus Canis
+    "horse": "horse.n.01",                      # solid-hoofed herbivorous quadruped
+    "sheep": "sheep.n.01",                      # woolly usually horned ruminant mammal
+    "cow": "cow.n.01",                          # female of domestic cattle
+    "elephant": "elephant.n.01",                # five-toed pachyderm
+    "bear": "bear.n.01",                        # massive plantigrade carnivorous mammals
+    "zebra": "zebra.n.01",                      # black-and-white striped African equines
+    "giraffe": "giraffe.n.01",                  # tallest living quadruped
+    "backpack": "backpack.n.01",                # a bag carried by a strap on your back
+    "umbrella": "umbrella.n.01",                # a lightweight handheld collapsible canopy
+    "handbag": "bag.n.04",                      # container for carrying money and small items
+    "tie": "necktie.n.01",                      # neckwear ... worn under a collar
+    "suitcase": "bag.n.06",                     # portable rectangular container for clothes
+    "frisbee": "frisbee.n.01",                  # a light, plastic disk
+    "skis": "ski.n.01",                         # runners used in pairs for gliding over snow
+    "snowboard": "snowboard.n.01",              # a board that resembles a broad ski
+    "sports ball": "ball.n.01",                 # round object hit or thrown or kicked in games
+    "kite": "kite.n.03",                        # plaything ... flown in the wind
+    "baseball bat": "baseball_bat.n.01",        # an implement used in baseball by the batter
+    "baseball glove": "baseball_glove.n.01",    # handwear used by fielders in baseball
+    "skateboard": "skateboard.n.01",            # a board with wheels
+    "surfboard": "surfboard.n.01",              # a narrow buoyant board for riding surf
+    "tennis racket": "tennis_racket.n.01",      # a racket used to play tennis
+    "bottle": "bottle.n.01",                    # glass or plastic vessel for drinks
+    "wine glass": "wineglass.n.01",             # a glass that has a stem, in which wine is served
+    "cup": "cup.n.01",                          # small open container used for drinking
+    "fork": "fork.n.01",                        # cutlery used for serving and eating food
+    "knife": "knife.n.01",                      # edge tool used as a cutting instrument
+    "spoon": "spoon.n.01",                      # cutlery with a shallow bowl-shaped container
+    "bowl": "bowl.n.01",                        # a round vessel open at the top, holding food
+    "banana": "banana.n.02",                    # elongated crescent-shaped yellow fruit
+    "apple": "apple.n.01",                      # fruit with red or yellow or green skin
+    "sandwich": "sandwich.n.01",                # two (or more) slices of bread with a filling
+    "orange": "orange.n.01",                    # round yellow to orange fruit of citrus trees
+    "broccoli": "broccoli.n.02",                # branched green undeveloped flower heads (food)
+    "carrot": "carrot.n.01",                    # deep orange edible root
+    "hot dog": "hotdog.n.02",                   # a frankfurter served hot on a bun
+    "pizza": "pizza.n.01",                      # Italian open pie
+    "donut": "doughnut.n.02",                   # a small ring-shaped friedcake
+    "cake": "cake.n.03",                        # baked goods made from flour, sugar, eggs
+    "chair": "chair.n.01",                      # a seat for one person, with a back
+    "couch": "sofa.n.01",                       # an upholstered seat for more than one person
+    "potted plant": "pot_plant.n.01",           # a plant suitable for growing in a flowerpot
+    "bed": "bed.n.01",                          # furniture that provides a place to sleep
+    "dining table": "dining_table.n.01",        # a table at which meals are served
+    "toilet": "toilet.n.02",                    # a plumbing fixture (not the room, toilet.n.01)
+    "tv": "television_receiver.n.01",           # device that receives television signals
+    "laptop": "laptop.n.01",                    # a portable computer
+    "mouse": "mouse.n.04",                      # hand-operated device controlling the cursor
+    "remote": "remote_control.n.01",            # device to control a machine from a distance
+    "keyboard": "computer_keyboard.n.01",       # data input device for computers
+    "cell phone": "cellular_telephone.n.01",    # a hand-held mobile radiotelephone
+    "microwave": "microwave.n.02",              # kitchen appliance (not the wave, .n.01)
+    "oven": "oven.n.01",                        # kitchen appliance used for baking or roasting
+    "toaster": "toaster.n.02",                  # kitchen appliance for toasting bread
+    "sink": "sink.n.01",                        # plumbing fixture with a water basin
+    "refrigerator": "refrigerator.n.01",        # white goods in which food can be stored cold
+    "book": "book.n.02",                        # physical object: pages bound together
+    "clock": "clock.n.01",                      # a timepiece that shows the time of day
+    "vase": "vase.n.01",                        # an open jar used as an ornament or for flowers
+    "scissors": "scissors.n.01",                # an edge tool having two crossed pivoting blades
+    "teddy bear": "teddy.n.01",                 # a child's toy bear
+    "hair drier": "hand_blower.n.01",           # hand-held electric blower for the hair
+    "toothbrush": "toothbrush.n.01",            # small brush; used to clean teeth
+}
+
+# Caption words (or noun lemmas, or underscore-joined word pairs) whose first WordNet noun
+# sense is wrong in photo captions, or that should never be tags (None). Checked on the most
+# frequent words of the COCO val2014 captions. Words naming a COCO category already take
+# `COCO_CATEGORY_SYNSETS`, and need no entry here.
+SENSE_OVERRIDES: dict[str, str | None] = {
+    # colours: their adjective reading dominates, but the colour is a useful tag;
+    # first senses of "white" (a Caucasoid person), "grey" (a writer) and "tan" (suntan) are wrong
+    "white": "white.n.02", "black": "black.n.01", "red": "red.n.01", "green": "green.n.01",
+    "blue": "blue.n.01", "yellow": "yellow.n.01", "brown": "brown.n.01", "pink": "pink.n.01",
+    "purple": "purple.n.01", "aqua": "greenish_blue.n.01", "gray": "gray.n.01",
+    "grey": "gray.n.01", "tan": "tan.n.02",
+    # shapes (the sample dataset): "square" is also an adjective
+    "square": "square.n.01",
+    # wrong first sense                         first sense, for the record
+    "table": "table.n.02",                      # table.n.01: a set of data in rows and columns
+    "plate": "plate.n.04",                      # home_plate.n.01 (baseball)
+    "board": "board.n.03",                      # board.n.01: a committee
+    "court": "court.n.04",                      # court.n.01: a judicial assembly
+    "racket": "racket.n.04",                    # racket.n.01: a loud noise
+    "racquet": "racket.n.04",
+    "bat": "bat.n.05",                          # bat.n.01: the mammal (captions: baseball bats)
+    "glass": "glass.n.02",                      # glass.n.01: the material
+    "plant": "plant.n.02",                      # plant.n.01: an industrial building
+    "track": "track.n.09",                      # path.n.04: a route (captions: railway tracks)
+    "television": "television_receiver.n.01",   # television.n.01: broadcasting
+    "bike": "bicycle.n.01",                     # motorcycle.n.01
+    "men": "man.n.01",                          # "men" is itself a lemma of work_force.n.01
+    "cell": "cellular_telephone.n.01",          # cell.n.01: a small compartment ("cell phone")
+    "sign": "sign.n.02",                        # sign.n.01: a perceptible indication
+    "hydrant": "fireplug.n.01",                 # water_faucet.n.01
+    "doughnut": "doughnut.n.02",                # ring.n.02: a toroidal shape
+    "hotdog": "hotdog.n.02",                    # hotdog.n.01: someone who performs stunts
+    "controller": "control.n.09",               # accountant.n.01 (captions: game controllers)
+    "air": "air.n.02",                          # air.n.01: the gas ("in the air": the region)
+    "van": "van.n.05",                          # avant-garde.n.01
+    "trailer": "trailer.n.03",                  # dawdler.n.01
+    "hood": "hood.n.09",                        # hood.n.01: a young criminal (car hoods)
+    "flock": "flock.n.02",                      # flock.n.01: a church congregation
+    "dock": "dock.n.05",                        # dock.n.01: the defendant's enclosure in court
+    "pitch": "pitch.n.02",                      # pitch.n.01: of a sound (baseball pitches)
+    "yard": "yard.n.02",                        # yard.n.01: the unit of length
+    "case": "case.n.05",                        # case.n.01: an occurrence
+    "reflection": "reflection.n.05",            # contemplation.n.02
+    "gear": "gear.n.04",                        # gear.n.01: a toothed wheel
+    "net": "net.n.05",                          # internet.n.01 (captions: tennis nets)
+    "branch": "branch.n.02",                    # branch.n.01: of an organisation
+    "step": "step.n.04",                        # measure.n.01: a maneuver toward a goal
+    # plurals that are lemmas of their own (the singular is taken otherwise: hands -> hand)
+    "glasses": "spectacles.n.01",
+    "shorts": "short_pants.n.01",
+    "pants": "trouser.n.01",
+    "woods": "forest.n.01",
+    "sunglasses": "sunglasses.n.01",           # not sunglass.n.01, a burning lens
+    "fries": "french_fries.n.01",               # "fries" lemmatises to fry.n.01, a painter
+    "slice": "piece.n.08",                      # slice.n.01: a share (piece.n.08: a serving cut)
+    "light": "light.n.02",                      # light.n.01: electromagnetic radiation
+    # two-word names WordNet lacks
+    "cell_phone": "cellular_telephone.n.01",
+    "stop_sign": "street_sign.n.01",
+    "wine_glass": "wineglass.n.01",
+    "potted_plant": "pot_plant.n.01",
+    "hair_dryer": "hand_blower.n.01",
+    "double_decker": "bus.n.01",                # WordNet has "double-decker" as a bus lemma
+    "remote_control": "remote_control.n.01",    # "remote" is mostly an adjective
+    "trash_can": "ashcan.n.01",                 # "can" is a stopword
+    "garbage_can": "ashcan.n.01",
+    # words about the photo, quantities and positions, not things in it
+    **dict.fromkeys(
+        ["picture", "photo", "photograph", "image", "view", "shot", "background", "lot", "lots",
+         "bunch", "couple", "group", "pair", "piece", "item", "stuff", "thing", "kind", "variety",
+         "type", "sort", "part", "set", "area", "front", "top", "side", "middle", "back", "end",
+         "way", "close", "one", "number", "time", "past", "place", "spot", "direction",
+         "public", "trick", "double", "decker", "control", "half"]),
+}
+
+POS_RATIO = 3   # a word is dropped when another part of speech is counted > 3x its noun sense
+
+
+def _coco_key(name: str) -> str:
+    return name.replace(" ", "_")
+
+
+class SynsetMapper:
+    """Maps caption words to WordNet noun synset names (see the module docstring for the rule).
+
+    Attributes:
+        cache: `{word: synset name or None}`, one entry per distinct word ever mapped.
+        overrides: the `SENSE_OVERRIDES` in use.
+    """
+
+    def __init__(self, overrides: Mapping[str, str | None] | None = None,
+                 pos_ratio: float | None = POS_RATIO, collocations: bool = True):
+        """
+        Args:
+            overrides: word (or lemma, or "word_word") -> synset name or None; default
+                `SENSE_OVERRIDES`.
+            pos_ratio: part-of-speech filter threshold (None: no filter, keep every noun).
+            collocations: look up two-word names ("hot dog") before single words.
+        """
+        self.overrides = dict(SENSE_OVERRIDES if overrides is None else overrides)
+        self.pos_ratio = pos_ratio
+        self.collocations = collocations
+        self.cache: dict[str, str | None] = {}
+        self._lemmas: dict[str, str | None] = {}          # word -> noun lemma (same keys)
+        self._pair_cache: dict[str, str | None] = {}      # "word_word" -> synset name
+        self._wordnet = wordnet()
+        self._stopwords = english_stopwords()
+        self._coco = {_coco_key(name): synset for name, synset in COCO_CATEGORY_SYNSETS.items()}
+        self._two_word_names: frozenset[str] | None = None
+
+    def __len__(self) -> int:
+        """Number of distinct words memoised."""
+        return len(self.cache)
+
+    # single words ----------------------------------------------------------------------------
+    def map_word(self, word: str) -> str | None:
+        """WordNet noun synset name of a caption word ("dogs" -> "dog.n.01"), or None.
+
+        Several-word names are accepted too, with spaces or underscores ("hot dog",
+        "teddy_bear": COCO categories, overrides, then WordNet's first noun sense).
+        """
+        try:
+            return self.cache[word]
+        except KeyError:
+            synset = self.cache[word] = self._map_new_word(word)
+            return synset
+
+    def _noun_lemma(self, word: str) -> str | None:
+        if word not in self._lemmas:
+            lemma = None
+            if word.isalpha() and word not in self._stopwords:
+                # All base forms ("hands" -> ["hands", "hand"]): `morphy` returns the first, the
+                # word itself when WordNet has the plural as a lemma ("hands": guardianship).
+                # Take the singular, which is what a caption's plural means.
+                forms = self._wordnet._morphy(word, self._wordnet.NOUN)
+                lemma = next((form for form in forms if form != word), forms[0] if forms else None)
+            self._lemmas[word] = lemma
+        return self._lemmas[word]
+
+    def _map_new_word(self, word: str) -> str | None:
+        word = word.lower()
+        if word in self.overrides:
+            return self.overrides[word]
+        name = "_".join(word.split())
+        if "_" in name:   # a several-word name given as one "word": "hot dog", "teddy_bear"
+            if name in self.overrides:
+                return self.overrides[name]
+            if name in self._coco:
+                return self._coco[name]
+            lemma = self._wordnet.morphy(name, self._wordnet.NOUN)
+            return self._first_noun_sense(lemma) if lemma else None
+        lemma = self._noun_lemma(word)
+        if lemma is None:
+            return None
+        if lemma in self.overrides:
+            return self.overrides[lemma]
+        if word in self._coco or lemma in self._coco:
+            return self._coco.get(word) or self._coco[lemma]
+        if self.pos_ratio is not None and self._mostly_not_a_noun(word, lemma):
+            return None
+        return self._first_noun_sense(lemma)
+
+    def _first_noun_sense(self, lemma: str) -> str | None:
+        """Name of the lemma's first noun synset ("lemma.n.01" names it; parsing only that one
+        synset is ~10x faster than `wordnet.synsets(lemma)`)."""
+        from nltk.corpus.reader.wordnet import WordNetError
+
+        try:
+            return self._wordnet.synset(f"{lemma}.n.01").name()
+        except WordNetError:
+            return None
+
+    @staticmethod
+    def _tagged_count(lemma: str | None, pos: str) -> int:
+        return 0 if lemma is None else tagged_counts().get((lemma.lower(), pos), 0)
+
+    def _mostly_not_a_noun(self, word: str, noun_lemma: str) -> bool:
+        wn = self._wordnet
+        noun = self._tagged_count(noun_lemma, wn.NOUN)
+        other = max(self._tagged_count(wn.morphy(word, pos), pos) for pos in (wn.VERB, wn.ADJ, wn.ADV))
+        return other > self.pos_ratio * noun
+
+    def _mostly_an_adjective(self, word: str) -> bool:
+        wn = self._wordnet
+        noun = self._tagged_count(self._noun_lemma(word), wn.NOUN)
+        other = max(self._tagged_count(wn.morphy(word, pos), pos) for pos in (wn.ADJ, wn.ADV))
+        return other > self.pos_ratio * noun if self.pos_ratio is not None else False
+
+    # two-word names --------------------------------------------------------------------------
+    def _pair_synset(self, first: str, second: str) -> tuple[bool, str | None]:
+        """`(found, synset)` for the two-word name `first second` (second word lemmatised)."""
+        if self._two_word_names is None:
+            self._two_word_names = frozenset(
+                name.lower() for name in self._wordnet.all_lemma_names(pos=self._wordnet.NOUN)
+                if name.count("_") == 1)
+        if not first.isalpha():
+            return False, None
+        candidates = [f"{first}_{second}"]
+        lemma = self._noun_lemma(second)
+        if lemma is not None and lemma != second:
+            candidates.append(f"{first}_{lemma}")
+        for key in candidates:  # explicit names first: COCO categories and overrides
+            if key in self.overrides:
+                return True, self.overrides[key]
+            if key in self._coco:
+                return True, self._coco[key]
+        if first in self._stopwords or second in self._stopwords:
+            return False, None   # "laying on", "looking at": WordNet nouns, not names here
+        for key in candidates:
+            if key in self._two_word_names:
+                if self._mostly_an_adjective(first):
+                    return False, None   # "black cat" is a black cat (not fisher.n.02)
+                if key not in self._pair_cache:
+                    self._pair_cache[key] = self._first_noun_sense(key)
+                return True, self._pair_cache[key]
+        return False, None
+
+    # captions --------------------------------------------------------------------------------
+    def map_tokens(self, tokens: Sequence[str]) -> list[tuple[str, str]]:
+        """`[(word or "word word", synset name), ...]` for the tokens that map to a synset."""
+        mapped = []
+        index, count = 0, len(tokens)
+        while index < count:
+            if self.collocations and index + 1 < count:
+                found, synset = self._pair_synset(tokens[index], tokens[index + 1])
+                if found:
+                    if synset is not None:
+                        mapped.append((f"{tokens[index]} {tokens[index + 1]}", synset))
+                    index += 2
+                    continue
+            synset = self.map_word(tokens[index])
+            if synset is not None:
+                mapped.append((tokens[index], synset))
+            index += 1
+        return mapped
+
+    def map_caption(self, caption: str) -> list[tuple[str, str]]:
+        """`map_tokens(tokenize(caption))`: the words of a caption that name things, with synsets."""
+        return self.map_tokens(tokenize(caption))
+
+    def caption_synsets(self, caption: str) -> set[str]:
+        """Set of synset names named in a caption."""
+        return {synset for _, synset in self.map_tokens(tokenize(caption))}
+
+
+def image_synsets(captions: Sequence[str], mapper: SynsetMapper, extra: Iterable[str] = (),
+                  min_votes: int = 2) -> set[str]:
+    """Synsets of one image, from its captions plus known object synsets.
+
+    A caption-derived synset counts only when at least `min(min_votes, len(captions))` of the
+    image's captions name it (so one annotator's stray word is not a tag); `extra` synsets
+    (Visual Genome objects, COCO instance categories) always count.
+
+    Args:
+        captions: the image's captions (COCO has about 5).
+        mapper: the `SynsetMapper` (its cache is shared across images).
+        extra: synset names that always count.
+        min_votes: captions that must agree.
+
+    Returns:
+        Set of synset names.
+    """
+    votes = collections.Counter()
+    for caption in captions:
+        votes.update(mapper.caption_synsets(caption))
+    needed = max(1, min(min_votes, len(captions)))
+    return {synset for synset, count in votes.items() if count >= needed} | set(extra)
+
+
+def coco_category_synsets(categories: Iterable[str], mapper: SynsetMapper | None = None) -> set[str]:
+    """Synsets of COCO category names (`ImageRecord.categories`).
+
+    Args:
+        categories: category names ("tv", "hot dog", ...).
+        mapper: maps names that are not COCO categories (other datasets' categories, such as the
+            sample's "circle") like caption text; without it such names raise.
+
+    Raises:
+        KeyError: a name that is not one of the 80 COCO categories, when no `mapper` is given.
+    """
+    synsets = set()
+    for name in categories:
+        if name in COCO_CATEGORY_SYNSETS:
+            synsets.add(COCO_CATEGORY_SYNSETS[name])
+        elif mapper is not None:
+            synsets |= mapper.caption_synsets(name)
+        else:
+            raise KeyError(f"{name!r} is not a COCO category name; known: "
+                           f"{sorted(COCO_CATEGORY_SYNSETS)} (pass a mapper for other names)")
+    return synsets
+
+
+def records_synsets(records: Sequence, mapper: SynsetMapper,
+                    vg_synsets: Mapping[int, set[str]] | None = None, min_votes: int = 2,
+                    progress: bool = True) -> list[set[str]]:
+    """Synsets of every image of a dataset: `image_synsets` of its captions, with its instance
+    categories (`coco_category_synsets`) and Visual Genome objects as `extra`.
+
+    Args:
+        records: `helpers.coco.ImageRecord`s (`captions`, `categories`, `image_id`).
+        mapper: the shared `SynsetMapper`.
+        vg_synsets: optional `{image_id: {synset, ...}}` (`helpers.vgenome.synsets_by_coco_id`).
+        min_votes: see `image_synsets`.
+        progress: show a progress bar.
+
+    Returns:
+        One set of synset names per record, in order.
+    """
+    from tqdm.auto import tqdm
+
+    vg_synsets = vg_synsets or {}
+    result = []
+    for record in tqdm(records, desc="synsets", unit="image", disable=not progress, leave=False):
+        extra = coco_category_synsets(record.categories, mapper) | set(
+            vg_synsets.get(record.image_id, ()))
+        result.append(image_synsets(record.captions, mapper, extra=extra, min_votes=min_votes))
+    return result
+
+
+# --- hypernym roll-up -----------------------------------------------------------------------
+@functools.cache
+def hypernyms(synset_name: str, depth: int = 1) -> frozenset[str]:
+    """Hypernyms of a synset up to `depth` levels up (hypernyms and instance hypernyms).
+
+    `hypernyms("dog.n.01", 1)` is {canine.n.02, domestic_animal.n.01}; depth 2 adds
+    carnivore.n.01 and animal.n.01.
+    """
+    found: set[str] = set()
+    level = [get_synset(synset_name)]
+    for _ in range(depth):
+        level = [parent for synset in level
+                 for parent in synset.hypernyms() + synset.instance_hypernyms()]
+        found.update(parent.name() for parent in level)
+    return frozenset(found)
+
+
+def with_hypernyms(synset_names: Iterable[str], depth: int = 1) -> set[str]:
+    """The synsets plus their hypernyms up to `depth` levels: the roll-up rule.
+
+    Rule: an image tagged with a synset is also tagged with every hypernym at most `depth`
+    levels above it (following both `hypernyms()` and `instance_hypernyms()`), so an album can be
+    searched with general words ("animal" finds the dogs at depth 2). Off by default
+    (`SynsetVocabulary.build(..., hypernym_depth=0)`): general tags are frequent and would crowd
+    the specific ones out of a classifier's top predictions.
+    """
+    synset_names = set(synset_names)
+    if depth <= 0:
+        return synset_names
+    rolled = set(synset_names)
+    for name in synset_names:
+        rolled |= hypernyms(name, depth)
+    return rolled
+
+
+roll_up = with_hypernyms
+
+
+# --- the synset vocabulary ------------------------------------------------------------------
+FORMAT_NAME = "helpers.synsets.SynsetVocabulary"
+FORMAT_VERSION = 1
+
+
+class SynsetVocabulary:
+    """The tags a model predicts: synset names with an index each (multi-label targets).
+
+    Attributes:
+        names: synset names, index order (most images first, then alphabetical).
+        image_counts: training images per synset.
+        min_images: the threshold it was built with.
+        hypernym_depth: roll-up depth used when building (0: none).
+        num_images: images it was built from.
+    """
+
+    def __init__(self, names: Sequence[str], image_counts: Mapping[str, int] | None = None,
+                 min_images: int = 1, hypernym_depth: int = 0, num_images: int = 0):
+        names = list(names)
+        duplicates = sorted(n for n, c in collections.Counter(names).items() if c > 1)
+        if duplicates:
+            raise ValueError(f"synsets repeated in the vocabulary: {duplicates[:10]}")
+        self.names: list[str] = names
+        self._index = {name: i for i, name in enumerate(names)}
+        image_counts = image_counts or {}
+        self.image_counts: dict[str, int] = {n: int(image_counts.get(n, 0)) for n in names}
+        self.min_images = int(min_images)
+        self.hypernym_depth = int(hypernym_depth)
+        self.num_images = int(num_images)
+
+    @classmethod
+    def build(cls, per_image_synsets: Iterable[Iterable[str]], min_images: int = 5,
+              hypernym_depth: int = 0, max_size: int | None = None,
+              verbose: bool = False) -> "SynsetVocabulary":
+        """Keep the synsets found on at least `min_images` images.
+
+        Args:
+            per_image_synsets: one set of synset names per training image (`image_synsets`).
+            min_images: synsets on fewer images are dropped.
+            hypernym_depth: roll each image's synsets up this many hypernym levels first
+                (`with_hypernyms`; 0 = off).
+            max_size: optional cap on the number of synsets (the most frequent are kept).
+            verbose: print a one-line summary.
+        """
+        if min_images < 1:
+            raise ValueError(f"min_images must be >= 1, got {min_images}")
+        started = time.perf_counter()
+        counts = collections.Counter()
+        num_images = 0
+        for synsets in per_image_synsets:
+            num_images += 1
+            counts.update(with_hypernyms(synsets, hypernym_depth) if hypernym_depth else set(synsets))
+        kept = sorted(((n, c) for n, c in counts.items() if c >= min_images),
+                      key=lambda item: (-item[1], item[0]))
+        if max_size is not None:
+            kept = kept[:max_size]
+        vocabulary = cls([n for n, _ in kept], dict(kept), min_images, hypernym_depth, num_images)
+        if verbose:
+            print(f"synset vocabulary: {num_images:,} images, {len(counts):,} distinct synsets -> "
+                  f"{len(vocabulary):,} tags (min_images={min_images}, hypernym_depth="
+                  f"{hypernym_depth}) in {time.perf_counter() - started:.1f} s")
+        return vocabulary
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._index
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SynsetVocabulary) and self.names == other.names
+
+    def __repr__(self) -> str:
+        return f"SynsetVocabulary({len(self)} synsets, min_images={self.min_images})"
+
+    def index(self, name: str) -> int:
+        """Index of a synset name. Raises `KeyError` if it is not in the vocabulary."""
+        try:
+            return self._index[name]
+        except KeyError:
+            raise KeyError(f"synset {name!r} is not in this vocabulary of {len(self)} synsets") from None
+
+    def encode(self, synsets: Iterable[str]) -> np.ndarray:
+        """Multi-hot target: float32 `[num_synsets]`, 1.0 where the synset is present.
+
+        Synsets outside the vocabulary are ignored.
+        """
+        target = np.zeros(len(self.names), dtype=np.float32)
+        indices = [self._index[name] for name in synsets if name in self._index]
+        target[indices] = 1.0
+        return target
+
+    def encode_batch(self, per_image_synsets: Iterable[Iterable[str]]) -> np.ndarray:
+        """float32 `[num_images, num_synsets]` multi-hot targets."""
+        rows = [self.encode(synsets) for synsets in per_image_synsets]
+        return np.stack(rows) if rows else np.zeros((0, len(self)), dtype=np.float32)
+
+    def decode(self, probabilities, top_k: int | None = None,
+               min_proba: float | None = None) -> list[tuple[str, float]]:
+        """Synsets of a prediction, most probable first.
+
+        Args:
+            probabilities: float `[num_synsets]` (one image), probabilities in [0, 1].
+            top_k: keep at most this many.
+            min_proba: keep those with probability >= this.
+
+        Returns:
+            `[(synset name, probability), ...]` sorted by decreasing probability.
+
+        Raises:
+            ValueError: if `probabilities` is not 1-D of length `len(self)`.
+        """
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if probabilities.shape != (len(self.names),):
+            raise ValueError(f"expected probabilities of shape ({len(self.names)},), got "
+                             f"{probabilities.shape}; decode one image at a time")
+        order = np.argsort(-probabilities, kind="stable")
+        if min_proba is not None:
+            order = order[probabilities[order] >= min_proba]
+        if top_k is not None:
+            order = order[:top_k]
+        return [(self.names[i], float(probabilities[i])) for i in order]
+
+    # persistence -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "min_images": self.min_images,
+            "hypernym_depth": self.hypernym_depth,
+            "num_images": self.num_images,
+            "names": self.names,
+            "image_counts": [self.image_counts[n] for n in self.names],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "SynsetVocabulary":
+        """Inverse of `to_dict`. Raises `ValueError` for another format or a newer version."""
+        if data.get("format") != FORMAT_NAME:
+            raise ValueError(f"not a saved SynsetVocabulary (format {data.get('format')!r}, "
+                             f"expected {FORMAT_NAME!r})")
+        version = data.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ValueError(f"synset vocabulary format version {version!r} is not supported "
+                             f"(this code reads <= {FORMAT_VERSION}); update the helpers package")
+        names = data["names"]
+        return cls(names, dict(zip(names, data.get("image_counts", ()))), data.get("min_images", 1),
+                   data.get("hypernym_depth", 0), data.get("num_images", 0))
+
+    def save(self, path: str | Path) -> Path:
+        """Write as UTF-8 JSON; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SynsetVocabulary":
+        """Read a file written by `save` (`FileNotFoundError`, or `ValueError` if not one)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); was it written by "
+                             f"SynsetVocabulary.save?") from error
+        return cls.from_dict(data)
+
+
+# --- multilingual keywords ------------------------------------------------------------------
+# English names of the Open Multilingual Wordnet language codes NLTK may report.
+LANGUAGE_NAMES: dict[str, str] = {
+    "als": "Albanian", "arb": "Arabic", "bul": "Bulgarian", "cat": "Catalan",
+    "cmn": "Chinese (simplified)", "dan": "Danish", "ell": "Greek", "eng": "English",
+    "eus": "Basque", "fas": "Persian", "fin": "Finnish", "fra": "French", "glg": "Galician",
+    "heb": "Hebrew", "hrv": "Croatian", "ind": "Indonesian", "isl": "Icelandic", "ita": "Italian",
+    "ita_iwn": "Italian (IWN)", "jpn": "Japanese", "lit": "Lithuanian", "nld": "Dutch",
+    "nno": "Norwegian Nynorsk", "nob": "Norwegian Bokmål", "pol": "Polish", "por": "Portuguese",
+    "qcn": "Chinese (traditional)", "ron": "Romanian", "slk": "Slovak", "slv": "Slovenian",
+    "spa": "Spanish", "swe": "Swedish", "tha": "Thai", "zsm": "Malay",
+}
+FALLBACKS = ("hypernym", "none", "english")
+_HYPERNYM_LEVELS = 3   # how far up `fallback="hypernym"` looks
+
+
+@functools.cache
+def available_languages() -> dict[str, str]:
+    """`{code: English name}` of the WordNet languages installed (always "eng"), sorted by code."""
+    reader = wordnet()
+    if getattr(reader, "_omw_reader", None) is not None and not getattr(reader, "omw_langs", None):
+        reader.add_omw()   # NLTK lists the OMW languages only once it has looked at them
+    return {code: LANGUAGE_NAMES.get(code, code) for code in sorted(reader.langs())}
+
+
+def _repair(lemma: str) -> str:
+    """Undo a cp1252 mojibake in OMW data: C1 control characters are the cp1252 byte
+    (OMW French has 'c\\x9cur' for 'cœur': \\x9c -> œ, \\x8c -> Œ)."""
+    if not any("\x80" <= character <= "\x9f" for character in lemma):
+        return lemma
+    repaired = []
+    for character in lemma:
+        if "\x80" <= character <= "\x9f":
+            try:
+                character = bytes([ord(character)]).decode("cp1252")
+            except UnicodeDecodeError:   # 0x81, 0x8d, 0x8f, 0x90, 0x9d: undefined in cp1252
+                pass
+        repaired.append(character)
+    return "".join(repaired)
+
+
+@functools.cache
+def _lemma_names(synset_name: str, lang: str) -> tuple[str, ...]:
+    """Repaired, de-duplicated lemma names of a synset in a language (OMW order)."""
+    names = get_synset(synset_name).lemma_names(lang)
+    return tuple(dict.fromkeys(_repair(name) for name in names))
+
+
+@functools.cache
+def _english_keyword(synset_name: str) -> str:
+    """WordNet's head lemma, unless it has several words and a one-word lemma is tagged more
+    often in SemCor (then the most tagged one-word lemma): `male_child.n.01` -> "boy",
+    `greenish_blue.n.01` stays, `ellipse.n.01` stays (not "oval")."""
+    lemmas = get_synset(synset_name).lemmas()
+    head = lemmas[0]
+    single = [lemma for lemma in lemmas if "_" not in lemma.name()]
+    if "_" in head.name() and single:
+        best = max(single, key=lambda lemma: lemma.count())  # first of the most tagged
+        if best.count() > head.count():
+            return best.name()
+    return head.name()
+
+
+@functools.cache
+def _best_lemma(synset_name: str, lang: str) -> str | None:
+    """Best lemma of a synset in `lang` (None if it has none): see `keyword`."""
+    if lang == "eng":
+        return _english_keyword(synset_name)
+    candidates = _lemma_names(synset_name, lang)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    head = _english_keyword(synset_name)
+    translations = collections.Counter()
+    for sibling in wordnet().synsets(head):
+        translations.update(set(candidates) & set(_lemma_names(sibling.name(), lang)))
+
+    reader = wordnet()
+
+    def rank(item):
+        position, lemma = item
+        looks_like_a_word = lemma[:1].islower() and len(lemma) > 1   # not "Paris", "GSM", "g"
+        return (-translations[lemma], not looks_like_a_word, "_" in lemma,
+                -len(reader.synsets(lemma, lang=lang)), position)
+
+    return min(enumerate(candidates), key=rank)[1]
+
+
+@functools.cache
+def _keyword(synset_name: str, lang: str, fallback: str) -> str | None:
+    lemma = _best_lemma(synset_name, lang)
+    if lemma is None and fallback == "hypernym":
+        level = [get_synset(synset_name)]
+        for _ in range(_HYPERNYM_LEVELS):  # breadth first, nearest level first
+            level = [parent for synset in level
+                     for parent in synset.hypernyms() + synset.instance_hypernyms()]
+            lemma = next((found for parent in level
+                          if (found := _best_lemma(parent.name(), lang)) is not None), None)
+            if lemma is not None:
+                break
+    elif lemma is None and fallback == "english":
+        lemma = _english_keyword(synset_name)
+    return None if lemma is None else lemma.replace("_", " ")
+
+
+def keyword(synset_name: str, lang: str = "eng", fallback: str = "hypernym") -> str | None:
+    """The word showing a synset to people, in a WordNet language.
+
+    Best-lemma rule: in English, WordNet's head lemma, unless the head has several words and a
+    one-word lemma of the synset is tagged more often in SemCor (`male_child.n.01` -> "boy"). In another language, among the synset's lemmas
+    there (`synset.lemma_names(lang)`, encoding glitches repaired and duplicates dropped), prefer
+
+    1. the lemma that also translates the most synsets sharing the synset's English keyword
+       (OMW entries contain errors and rare synonyms: `red.n.01` in French has "bureaucratie",
+       "paperasserie" and "rouge", and only "rouge" also translates the other "red" synsets),
+    2. then a lowercase-initial lemma of two or more letters over proper nouns, abbreviations
+       and single letters ("GSM", "g"),
+    3. then one word over several ("mujer" over "hembra_adulta", "girafe" over
+       "giraffa_camelopardalis"),
+    4. then the lemma naming more synsets in that language (the commoner word: Spanish
+       `dog.n.01` has "can" and "perro"; "perro" names 2 synsets, "can" 1),
+    5. then OMW's order;
+
+    underscores become spaces.
+
+    Args:
+        synset_name: e.g. "dog.n.01".
+        lang: a code of `available_languages()` ("fra", "spa", "cmn", ...).
+        fallback: when the synset has no lemma in `lang`: "hypernym" uses the nearest hypernym
+            (breadth first, up to 3 levels) that has one; "none" gives None; "english" gives the
+            English keyword (only when asked: never silently English for another language).
+
+    Returns:
+        The keyword, or None (no lemma and no usable fallback).
+
+    Raises:
+        ValueError: unknown synset, language or fallback.
+    """
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+    if lang not in available_languages():
+        raise ValueError(f"WordNet language {lang!r} is not installed; available: "
+                         f"{', '.join(available_languages())}")
+    return _keyword(synset_name, lang, fallback)
+
+
+def keywords(synset_names: Iterable[str], lang: str = "eng", fallback: str = "hypernym") -> list[str]:
+    """Keywords of several synsets (`keyword` each), skipping those without one, without repeats."""
+    found = (keyword(name, lang, fallback) for name in synset_names)
+    return list(dict.fromkeys(word for word in found if word is not None))

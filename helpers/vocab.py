@@ -1,0 +1,377 @@
+"""Caption tokenisation and the word `Vocabulary` of the caption decoder.
+
+`tokenize` gives the word tokens of
+``[t for t in nltk.word_tokenize(caption.lower()) if any(c.isalnum() for c in t)]``
+(NLTK 3.10's improved Treebank tokenizer after Punkt sentence splitting: "don't" -> "do", "n't";
+"man's" -> "man", "'s"; "t-shirt" and "3,000" stay whole; punctuation-only tokens are dropped)
+15-30 times faster (`python -m bench.vocab_speed`): one compiled regular expression blanks every
+Treebank separator, Python's C-level `findall` keeps the tokens holding a letter or digit, and the
+rare captions with an apostrophe, a contraction ("cannot", "gonna") or a period inside the text
+take slower paths that apply NLTK's own rules (Punkt decides whether "st." ends a sentence).
+Checked identical on all 64,479 captions of COCO val2014-4800 and Flickr8k; known differences
+are contrived punctuation runs such as ",,word" (NLTK keeps ",word").
+
+`Vocabulary` maps those tokens to integer ids with four reserved ids: `PAD_ID` 0 (padding),
+`START_ID` 1, `END_ID` 2 and `UNK_ID` 3 (words seen fewer than `min_count` times). Ids of the
+other words follow their training count, most frequent first (ties: alphabetical order), so the
+same captions always give the same ids. A vocabulary is saved as JSON (never pickle) with a
+format version, beside the model weights, so inference never rebuilds it.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+PAD = "<pad>"
+START = "<start>"
+END = "<end>"
+UNK = "<unk>"
+PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
+SPECIAL_TOKENS = (PAD, START, END, UNK)   # in id order
+
+FORMAT_NAME = "helpers.vocab.Vocabulary"
+FORMAT_VERSION = 1                        # bump when the JSON layout changes
+
+# --- tokenisation ---------------------------------------------------------------------------
+# Every rule below is one of NLTKWordTokenizer's (nltk/tokenize/destructive.py, NLTK 3.10),
+# applied to lowercased text. Separators are replaced by a space instead of being padded with
+# spaces: they never hold a letter or digit, so the tokens we keep are the same.
+_CLOSING = "\\]\\)}>\"'»”’"               # closing brackets and quotes
+# What may follow a sentence's final period: closing brackets and quotes, except an opening `"`
+# or `''` (NLTK has turned one after a space or an opening bracket into ``).
+_AFTER_FINAL_PERIOD = r"""(?:[\]\)}>»”’ ]|(?<![ (\[{<])"|(?<![ (\[{<])'|'(?!'))*\s*$"""
+_SEPARATORS = re.compile(
+    "|".join(
+        (
+            r"""[«“‘„`»”’";@#$%&?!*()\[\]{}<>\u2012-\u2015]""",  # always split off
+            r"\.{2,}",                        # ellipsis
+            r"--",                            # double dash
+            r"[:,](?!\d)",                    # "a, b" splits, "3,000" and "10:30" stay whole
+            rf"(?<=[^.])\.(?={_AFTER_FINAL_PERIOD})",  # the sentence's final period
+        )
+    )
+)
+# A period inside the text may end a sentence ("a dog. it runs") or not ("st. louis"):
+# NLTK lets Punkt decide, and so do we (only for these captions, which are rare).
+_INNER_PERIOD = re.compile(rf"(?<!\.)\.(?=[^\w.])(?![{_CLOSING}\s]*$)")
+# Captions that need NLTK's clitic and contraction rules (the rest need only `_SEPARATORS`).
+_NEEDS_CLITICS = re.compile(r"'|cannot|gimme|gonna|gotta|lemme|wanna")
+_CLITIC_RULES = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        # opening quote not starting a clitic: "'hello" -> "' hello"
+        (r"(?<!\w)(')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)", r"\1 "),
+        (r"([^'])' ", r"\1 ' "),                                  # closing quote
+        (r"''", " '' "),
+        (r"([^' ])('[sS]|'[mM]|'[dD]|') ", r"\1 \2 "),           # man's -> man 's
+        (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),  # don't -> do n't
+        # MacIntyre's contractions, as NLTK's CONTRACTIONS2 and CONTRACTIONS3
+        (r"(?i)\b(can)(not)\b", r" \1 \2 "),
+        (r"(?i)\b(d)('ye)\b", r" \1 \2 "),
+        (r"(?i)\b(gim)(me)\b", r" \1 \2 "),
+        (r"(?i)\b(gon)(na)\b", r" \1 \2 "),
+        (r"(?i)\b(got)(ta)\b", r" \1 \2 "),
+        (r"(?i)\b(lem)(me)\b", r" \1 \2 "),
+        (r"(?i)\b(more)('n)\b", r" \1 \2 "),
+        (r"(?i)\b(wan)(na)(?=\s)", r" \1 \2 "),
+        (r"(?i) ('t)(is)\b", r" \1 \2 "),
+        (r"(?i) ('t)(was)\b", r" \1 \2 "),
+    )
+)
+_WORD_TOKEN = re.compile(r"\S*[^\W_]\S*")   # a whitespace-separated token with a letter or digit
+_sentence_splitter = None                   # Punkt, loaded on first need
+
+
+def _split_sentences(text: str) -> list[str]:
+    """Punkt sentences of `text`, exactly as `nltk.word_tokenize` splits them."""
+    global _sentence_splitter
+    if _sentence_splitter is None:
+        import nltk
+
+        try:
+            nltk.data.find("tokenizers/punkt_tab/english/")
+        except LookupError:
+            from helpers import nltk_data  # raises NltkDataMissing with instructions if it can't
+
+            nltk_data.ensure_nltk_data(("punkt_tab",))
+        _sentence_splitter = nltk.tokenize.sent_tokenize
+    return _sentence_splitter(text)
+
+
+def _tokenize_sentence(text: str) -> list[str]:
+    text = _SEPARATORS.sub(" ", text)
+    if _NEEDS_CLITICS.search(text):
+        text = f" {text} "
+        for pattern, replacement in _CLITIC_RULES:
+            text = pattern.sub(replacement, text)
+    return _WORD_TOKEN.findall(text)
+
+
+def tokenize(caption: str) -> list[str]:
+    """Split a caption into lowercase word tokens, as NLTK does, dropping punctuation.
+
+    Args:
+        caption: any text (one or several sentences).
+
+    Returns:
+        The tokens of ``nltk.word_tokenize(caption.lower())`` that contain at least one letter or
+        digit, e.g. ``tokenize("A man's T-shirt, isn't it?")`` is
+        ``["a", "man", "'s", "t-shirt", "is", "n't", "it"]``.
+
+    Raises:
+        helpers.nltk_data.NltkDataMissing: only for a caption with a period inside the text, when
+            NLTK's Punkt model (``punkt_tab``) is neither installed nor downloadable.
+    """
+    text = caption.lower()
+    if "." in text and _INNER_PERIOD.search(text):
+        return [token for sentence in _split_sentences(text) for token in _tokenize_sentence(sentence)]
+    return _tokenize_sentence(text)
+
+
+def count_words(captions: Iterable[str]) -> collections.Counter:
+    """Count the tokens of many captions: `Counter` of `tokenize` over all of them."""
+    return collections.Counter(itertools.chain.from_iterable(map(tokenize, captions)))
+
+
+# --- vocabulary -----------------------------------------------------------------------------
+class Vocabulary:
+    """Word <-> id mapping of the caption decoder.
+
+    Ids 0-3 are `PAD`, `START`, `END` and `UNK`; then the words, most frequent first.
+
+    Attributes:
+        id_to_word: list of all tokens, the index being the id (`len(vocabulary)` entries).
+        word_to_id: the inverse mapping.
+        counts: training count of every word of the vocabulary (0 for the special tokens).
+        min_count: the threshold it was built with (words seen fewer times are `<unk>`).
+    """
+
+    def __init__(self, words: Sequence[str], counts: Mapping[str, int] | None = None,
+                 min_count: int = 1):
+        """Create a vocabulary from its words in id order (special tokens excluded).
+
+        Raises:
+            ValueError: if a word is repeated, empty, or is one of the special tokens.
+        """
+        words = list(words)
+        duplicates = sorted(word for word, n in collections.Counter(words).items() if n > 1)
+        if duplicates:
+            raise ValueError(f"words repeated in the vocabulary: {duplicates[:10]}")
+        bad = [word for word in words if not word or word in SPECIAL_TOKENS]
+        if bad:
+            raise ValueError(f"{bad[:10]} cannot be vocabulary words (empty or reserved tokens)")
+        self.id_to_word: list[str] = [*SPECIAL_TOKENS, *words]
+        self.word_to_id: dict[str, int] = {word: i for i, word in enumerate(self.id_to_word)}
+        counts = counts or {}
+        self.counts: dict[str, int] = {word: int(counts.get(word, 0)) for word in self.id_to_word}
+        self.min_count = int(min_count)
+
+    # construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], min_count: int = 5,
+                    max_size: int | None = None) -> "Vocabulary":
+        """Keep the words counted at least `min_count` times (then at most `max_size` words,
+        special tokens included), ordered by count (descending) then alphabetically."""
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        kept = sorted((item for item in counts.items() if item[1] >= min_count and
+                       item[0] not in SPECIAL_TOKENS), key=lambda item: (-item[1], item[0]))
+        if max_size is not None:
+            if max_size <= len(SPECIAL_TOKENS):
+                raise ValueError(f"max_size must exceed the {len(SPECIAL_TOKENS)} special tokens")
+            kept = kept[: max_size - len(SPECIAL_TOKENS)]
+        return cls([word for word, _ in kept], counts=dict(kept), min_count=min_count)
+
+    @classmethod
+    def build(cls, captions: Iterable[str], min_count: int = 5, max_size: int | None = None,
+              verbose: bool = False) -> "Vocabulary":
+        """Build the vocabulary of training captions.
+
+        Args:
+            captions: caption strings (tokenised with `tokenize`).
+            min_count: words seen fewer times map to `UNK_ID`.
+            max_size: optional cap on `len(vocabulary)` (special tokens included).
+            verbose: print a one-line summary (captions, distinct words, size, seconds).
+        """
+        started = time.perf_counter()
+        if verbose:
+            captions = list(captions)  # to report how many
+        counts = count_words(captions)
+        vocabulary = cls.from_counts(counts, min_count=min_count, max_size=max_size)
+        if verbose:
+            print(f"vocabulary: {len(captions):,} captions, {sum(counts.values()):,} tokens, "
+                  f"{len(counts):,} distinct words -> {len(vocabulary):,} ids "
+                  f"(min_count={min_count}) in {time.perf_counter() - started:.1f} s")
+        return vocabulary
+
+    # mapping ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.id_to_word)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.word_to_id
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} ids, min_count={self.min_count})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocabulary) and self.id_to_word == other.id_to_word
+
+    def encode_tokens(self, tokens: Iterable[str], max_length: int | None = None) -> list[int]:
+        """`[START_ID, ids of tokens..., END_ID]`; unknown words become `UNK_ID`.
+
+        With `max_length` (>= 2), longer sequences are cut to `max_length` ids, the last being
+        `END_ID`.
+        """
+        lookup = self.word_to_id.get
+        ids = [START_ID, *(lookup(token, UNK_ID) for token in tokens), END_ID]
+        if max_length is not None:
+            if max_length < 2:
+                raise ValueError(f"max_length must be >= 2 (<start> and <end>), got {max_length}")
+            if len(ids) > max_length:
+                ids = ids[: max_length - 1] + [END_ID]
+        return ids
+
+    def encode(self, caption: str, max_length: int | None = None) -> list[int]:
+        """Token ids of a caption: `[START_ID, ..., END_ID]` (see `encode_tokens`)."""
+        return self.encode_tokens(tokenize(caption), max_length)
+
+    def encode_batch(self, captions: Iterable[str], max_length: int | None = None) -> np.ndarray:
+        """Encode captions into one padded array.
+
+        Returns:
+            int32 array `[num_captions, length]`, right-padded with `PAD_ID`; `length` is
+            `max_length` when given (longer captions are cut, keeping `END_ID`), else the longest
+            encoded caption.
+        """
+        encoded = [self.encode(caption, max_length) for caption in captions]
+        length = max_length if max_length is not None else max(map(len, encoded), default=2)
+        batch = np.full((len(encoded), length), PAD_ID, dtype=np.int32)
+        for row, ids in zip(batch, encoded):
+            row[: len(ids)] = ids
+        return batch
+
+    def decode_tokens(self, ids: Iterable[int]) -> list[str]:
+        """Words of `ids`, stopping at the first `END_ID`, skipping `PAD_ID` and `START_ID`.
+
+        Raises:
+            IndexError: for an id outside `[0, len(vocabulary))`.
+        """
+        words = []
+        for token_id in ids:
+            token_id = int(token_id)
+            if token_id == END_ID:
+                break
+            if token_id in (PAD_ID, START_ID):
+                continue
+            if not 0 <= token_id < len(self.id_to_word):
+                raise IndexError(f"token id {token_id} is outside this vocabulary of {len(self)} ids")
+            words.append(self.id_to_word[token_id])
+        return words
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Caption text of `ids` (a list or a 1-D numpy array): words joined by spaces."""
+        return " ".join(self.decode_tokens(ids))
+
+    def coverage(self, captions: Iterable[str]) -> float:
+        """Fraction of the captions' tokens that are in the vocabulary (not `<unk>`), in [0, 1].
+
+        Returns NaN for captions without any token.
+        """
+        known = total = 0
+        for word, count in count_words(captions).items():
+            total += count
+            if word in self.word_to_id:
+                known += count
+        return known / total if total else float("nan")
+
+    # persistence -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        words = self.id_to_word[len(SPECIAL_TOKENS):]
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "min_count": self.min_count,
+            "special_tokens": list(SPECIAL_TOKENS),
+            "words": words,
+            "counts": [self.counts.get(word, 0) for word in words],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Vocabulary":
+        """Inverse of `to_dict`.
+
+        Raises:
+            ValueError: if `data` is not a saved vocabulary or has a newer format version.
+        """
+        if data.get("format") != FORMAT_NAME:
+            raise ValueError(f"not a saved Vocabulary (format {data.get('format')!r}, "
+                             f"expected {FORMAT_NAME!r})")
+        version = data.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ValueError(f"vocabulary format version {version!r} is not supported (this code "
+                             f"reads versions <= {FORMAT_VERSION}); update the helpers package")
+        if list(data.get("special_tokens", SPECIAL_TOKENS)) != list(SPECIAL_TOKENS):
+            raise ValueError(f"saved special tokens {data['special_tokens']} differ from "
+                             f"{list(SPECIAL_TOKENS)}")
+        words = data["words"]
+        counts = dict(zip(words, data.get("counts", ())))
+        return cls(words, counts=counts, min_count=data.get("min_count", 1))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the vocabulary as UTF-8 JSON; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocabulary":
+        """Read a vocabulary written by `save`.
+
+        Raises:
+            FileNotFoundError: if `path` does not exist.
+            ValueError: if the file is not a saved vocabulary (see `from_dict`).
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); was it written by "
+                             f"Vocabulary.save?") from error
+        return cls.from_dict(data)
+
+
+def threshold_curve(counts: Mapping[str, int], thresholds: Sequence[int] = (1, 2, 3, 5, 10, 20, 50),
+                    eval_counts: Mapping[str, int] | None = None) -> dict[str, list]:
+    """Vocabulary size and token coverage for several `min_count` thresholds.
+
+    Args:
+        counts: word counts of the training captions (`count_words`).
+        thresholds: `min_count` values to try.
+        eval_counts: word counts of held-out captions to measure coverage on (default: `counts`,
+            which overestimates coverage: every training word is covered at threshold 1).
+
+    Returns:
+        `{"threshold": [...], "size": [...], "coverage": [...]}`: `size` counts the special
+        tokens (as `len(Vocabulary)`); `coverage` is the fraction of `eval_counts` tokens that are
+        not `<unk>`, in [0, 1].
+    """
+    eval_counts = counts if eval_counts is None else eval_counts
+    total = sum(eval_counts.values())
+    curve = {"threshold": [], "size": [], "coverage": []}
+    for threshold in thresholds:
+        kept = {word for word, count in counts.items() if count >= threshold}
+        covered = sum(count for word, count in eval_counts.items() if word in kept)
+        curve["threshold"].append(int(threshold))
+        curve["size"].append(len(kept) + len(SPECIAL_TOKENS))
+        curve["coverage"].append(covered / total if total else float("nan"))
+    return curve
