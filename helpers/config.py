@@ -54,6 +54,24 @@ class Config:
     tag_loss_weight: float = 1.0          # weight of the tag BCE against the caption cross-entropy
     early_stopping_patience: int = 5      # epochs without val-loss improvement before stopping
     seed: int = 0
+    # (added by helpers.train / helpers.model)
+    warmup_epochs: float = 1.0            # epochs of linear learning-rate warmup before the cosine decay
+    clip_norm: float = 5.0                # global gradient-norm clipping (0: none)
+    strategy: str = "default"             # tf.distribute: "default", "mirrored" or "multi_worker" (TF_CONFIG)
+    caption_samples: int = 3              # fixed val images captioned (greedy) after every epoch
+
+    # --- encoder training (before features are cached; added by helpers.train) ---------------
+    encoder_epochs: int = 0               # epochs training the encoder on tags (end to end when weights is None)
+    encoder_learning_rate: float = 1e-3   # Adam, peak of the encoder-training schedule
+    encoder_batch_size: int = 32          # images per encoder-training step
+    fine_tune_layers: int = 0             # with pretrained weights: train the last N backbone layers (0: all)
+    encoder_word_targets: bool = False    # encoder training also predicts caption words (sizes, counts, relations)
+
+    # --- feature cache (added by helpers.features) -----------------------------------------
+    feature_batch_size: int = 32          # images per encoder call while caching
+    feature_shard_size: int = 1024        # images per shard file (one shard in memory)
+    augment_variants: int = 0             # augmented copies per training image in the cache (0: none)
+    augment_flip: bool = False            # horizontal flips in the augmentation (breaks "left of" captions)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

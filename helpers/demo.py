@@ -47,28 +47,35 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
     Args:
         data_dir: COCO-layout dataset folder (annotations/, train2017/, val2017/).
         run_name: folder name under `runs/` that notebook 2 writes and notebooks 3-4 read.
-        quick: short training (tests and real-photo plumbing checks), not the quality run.
-        album_dir: album folder notebook 4 tags (a copy, never the user's original).
+        quick: short training and evaluation (tests, plumbing checks), not the quality run.
+        album_dir: album folder notebook 4 tags in place (None: notebook 4 tags a copy of the
+            dataset's album in `outputs/`, never the original).
     """
     run_dir = str(RUNS_DIR / run_name)
-    is_sample = data_dir.resolve() == SAMPLE_DIR.resolve() or (data_dir / "album").is_dir()
-    training: dict = {"data_dir": str(data_dir), "run_name": run_name}
+    is_sample = (data_dir / "album" / "album.ini").is_file()
+    training: dict = {"data_dir": str(data_dir), "run_name": run_name, "restart": True}
     if not is_sample:
-        # Real photos without downloadable ImageNet weights: plumbing only.
-        training.update(backbone="mobilenet_v2", weights=None, epochs=1, image_size=128)
+        # Real photos without downloadable ImageNet weights: checks the plumbing, not the quality.
+        training.update(backbone="mobilenet_v2", weights=None, image_size=128, min_word_count=2)
     if quick:
         training.update(quick=True)
-    images_dir = str(data_dir / "val2017")
-    parameters = {
-        "0_Dataset_Exploration.ipynb": {"data_dir": str(data_dir)},
-        "1_Architecture.ipynb": {"data_dir": str(data_dir)},
-        "2_Training.ipynb": training,
-        "3_Inference.ipynb": {"run_dir": run_dir, "images_dir": images_dir},
-        "4_Album_Tagging.ipynb": {"run_dir": run_dir},
-    }
+    inference: dict = {"run_dir": run_dir}
+    if quick:
+        inference.update(eval_max_images=40, max_photos=4, review_count=4)
+    # Notebook 4 tags the sample's album; a real dataset without an album/ folder offers its
+    # validation photos as one.
+    album_source = data_dir / "album" if (data_dir / "album").is_dir() else data_dir / "val2017"
+    album: dict = {"run_dir": run_dir, "album_source": str(album_source)}
     if album_dir is not None:
-        parameters["4_Album_Tagging.ipynb"]["album_dir"] = str(album_dir)
-    return parameters
+        album["album_dir"] = str(album_dir)
+    return {
+        "0_Dataset_Exploration.ipynb": {"data_dir": str(data_dir)},
+        "1_Architecture.ipynb": {"data_dir": str(data_dir)} if is_sample else
+                                {"data_dir": str(data_dir), "backbone": "mobilenet_v2", "image_size": 128},
+        "2_Training.ipynb": training,
+        "3_Inference.ipynb": inference,
+        "4_Album_Tagging.ipynb": album,
+    }
 
 
 def save_figures(notebook_path: Path, figures_dir: Path) -> list[Path]:

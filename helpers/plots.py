@@ -141,7 +141,7 @@ def plot_image_grid(records, instances=None, columns: int = 4, max_images: int =
 
 
 def plot_predictions(predictions, images=None, columns: int = 4, max_captions: int = 3,
-                     max_tags: int = 5, axes=None, title: str | None = None):
+                     max_tags: int = 5, notes=None, axes=None, title: str | None = None):
     """Photos with their captions (with probabilities) and tags (with confidences) underneath.
 
     Args:
@@ -150,6 +150,7 @@ def plot_predictions(predictions, images=None, columns: int = 4, max_captions: i
             `prediction.path` as a thumbnail).
         columns: photos per row.
         max_captions, max_tags: how many captions and tags to print per photo.
+        notes: optional extra text per photo, printed last (e.g. a reference caption).
         axes: optional array of at least `len(predictions)` matplotlib axes (else a new figure).
         title: optional figure title.
 
@@ -167,7 +168,7 @@ def plot_predictions(predictions, images=None, columns: int = 4, max_captions: i
     if axes is None:
         rows = (count + columns - 1) // columns
         figure, axes = plt.subplots(rows, columns, squeeze=False,
-                                    figsize=(3.6 * columns, (3.4 + 0.45 * (max_captions + 1)) * rows))
+                                    figsize=(3.6 * columns, (3.6 + 0.3 * (2 * max_captions + 2 + 2 * bool(notes))) * rows))
     else:
         figure = np.asarray(axes).flat[0].figure
     axes = np.asarray(axes).ravel()
@@ -192,6 +193,8 @@ def plot_predictions(predictions, images=None, columns: int = 4, max_captions: i
         if prediction.tags:
             lines.append(textwrap.fill("tags: " + ", ".join(
                 f"{word} {p:.2f}" for _, word, p in prediction.tags[:max_tags]), 42))
+        if notes is not None and notes[index]:
+            lines.append(textwrap.fill(str(notes[index]), 42))
         ax.text(0.5, -0.03, "\n".join(lines), transform=ax.transAxes, ha="center", va="top", fontsize=7)
     if title:
         figure.suptitle(title)
@@ -374,5 +377,38 @@ def plot_objects_per_image(counts, ax=None, title: str = "Visual Genome objects 
     ax.set_ylabel("images")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def plot_preprocessing(images, preprocessed, titles=None, axes=None):
+    """Photos before and after the encoder's preprocessing, one column per photo (model agent).
+
+    Args:
+        images: uint8 `[N, H, W, 3]` photos as loaded.
+        preprocessed: float `[N, H, W, 3]` what the backbone receives (any range: each image is
+            rescaled to [0, 1] for display, and its value range is printed under it).
+        titles: optional caption per photo.
+        axes: optional 2 x N array of matplotlib axes.
+
+    Returns:
+        The `matplotlib.figure.Figure`.
+    """
+    images, preprocessed = np.asarray(images), np.asarray(preprocessed, dtype=np.float32)
+    count = len(images)
+    if axes is None:
+        figure, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.6), squeeze=False)
+    else:
+        figure = np.asarray(axes).flat[0].figure
+    for column in range(count):
+        top, bottom = axes[0][column], axes[1][column]
+        top.imshow(images[column])
+        top.set_title(titles[column] if titles else "as loaded", fontsize=8)
+        values = preprocessed[column]
+        low, high = float(values.min()), float(values.max())
+        bottom.imshow((values - low) / max(high - low, 1e-6))
+        bottom.set_title(f"model input [{low:.2f}, {high:.2f}]", fontsize=8)
+        for ax in (top, bottom):
+            ax.axis("off")
     figure.tight_layout()
     return figure

@@ -33,3 +33,28 @@ def sample_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sample")
     sample.make_sample(out, seed=0)
     return out
+
+
+# Small but real training run (model agent): a model trained on part of the sample, for the
+# inference, metrics and album tests. About a minute on 2 CPU cores.
+TRAINED_RUN_CONFIG = dict(
+    backbone="sample_cnn", weights=None, decoder="attention", max_train_images=600, max_val_images=60,
+    min_word_count=1, min_synset_images=3, embedding_dim=64, hidden_dim=128, attention_dim=64,
+    tagger_hidden_dim=64, dropout=0.1, batch_size=64, epochs=3, learning_rate=3e-3,
+    encoder_epochs=3, encoder_learning_rate=5e-3, caption_samples=0, early_stopping_patience=3,
+)
+
+
+@pytest.fixture(scope="session")
+def trained_run(sample_dir, tmp_path_factory) -> Path:
+    """A run folder trained on the sample (`<run>/bundle` loads with `helpers.model.load_bundle`).
+
+    Small and quick, not accurate: tests may check shapes, types and plumbing, not caption quality.
+    """
+    from helpers import train
+    from helpers.config import Config
+
+    run_dir = tmp_path_factory.mktemp("trained_run")
+    config = Config(data_dir=str(sample_dir), **TRAINED_RUN_CONFIG)
+    train.train_run(config, run_dir, live_plot=False, verbose=0)
+    return run_dir

@@ -1,0 +1,109 @@
+"""Feature-extraction speed: the cached tf.data pipeline vs the encoder alone vs a per-image loop.
+
+    python -m bench.features_speed            # the 159 real COCO val JPEGs of coco-mini-2017
+    python -m bench.features_speed --quick    # 48 of them
+
+MobileNetV2 at 224 px with `weights=None` (the time per image does not depend on the weights).
+Three measurements over the same photos:
+
+* **cached pipeline** (`helpers.features.extract_features`): parallel JPEG decoding overlapped
+  with the encoder through `tf.data` prefetching, shards written to disk. Everything counted.
+* **encoder alone**: the same encoder on already decoded, resized tensors in memory (the upper
+  bound). Target: pipeline >= 0.85 x this.
+* **per-image loop**: what mps_autotags did: for each photo, load it, resize, `model.predict` on a
+  batch of one. Target: pipeline >= 3 x this.
+
+Photos come from `$SHARED_DIR/data/coco-mini-2017/val2017` (default `../shared`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIZE = 224
+BATCH_SIZE = 32
+BACKBONE = "mobilenet_v2"
+
+
+def _photos(quick: bool) -> list[Path]:
+    project = Path(__file__).resolve().parent.parent
+    shared = Path(os.environ.get("SHARED_DIR", project.parent / "shared"))
+    folder = shared / "data" / "coco-mini-2017" / "val2017"
+    paths = sorted(folder.glob("*.jpg"))
+    if not paths:
+        raise FileNotFoundError(f"no JPEGs in {folder}; set SHARED_DIR to the folder holding data/")
+    return paths[:48] if quick else paths
+
+
+def run(quick: bool = False) -> dict:
+    """Measure the three ways; returns images/s of each and the two ratios."""
+    from helpers import features, model
+    from helpers.images import load_image
+
+    paths = _photos(quick)
+    ids = list(range(len(paths)))
+    encoder = model.build_encoder(BACKBONE, weights=None, image_size=IMAGE_SIZE)
+    encode = features.compiled_encoder(encoder)          # the function the pipeline uses
+    warm = np.zeros((BATCH_SIZE, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)
+    encode(warm)
+
+    # 1. encoder alone on decoded tensors
+    pixels = np.stack([load_image(path, size=IMAGE_SIZE) for path in paths]).astype(np.float32)
+    started = time.perf_counter()
+    for start in range(0, len(paths), BATCH_SIZE):
+        batch = pixels[start:start + BATCH_SIZE]
+        if len(batch) < BATCH_SIZE:     # padded like the pipeline's last batch
+            batch = np.concatenate([batch, np.zeros((BATCH_SIZE - len(batch), *batch.shape[1:]), np.float32)])
+        encode(batch)["grid"].numpy()
+    encoder_alone = len(paths) / (time.perf_counter() - started)
+
+    # 2. the cached pipeline (decode + encode + write shards), from files
+    with tempfile.TemporaryDirectory() as folder:
+        features.extract_features(encoder, paths[:BATCH_SIZE], ids[:BATCH_SIZE], Path(folder) / "warm",
+                                  batch_size=BATCH_SIZE)
+        started = time.perf_counter()
+        features.extract_features(encoder, paths, ids, Path(folder) / "cache", batch_size=BATCH_SIZE,
+                                  shard_size=1024, description="pipeline")
+        pipeline = len(paths) / (time.perf_counter() - started)
+
+    # 3. per-image load-and-predict loop (mps_autotags style)
+    loop_paths = paths[: min(len(paths), 24 if quick else 48)]
+    encoder.predict(pixels[:1], verbose=0)
+    started = time.perf_counter()
+    for path in loop_paths:
+        image = load_image(path, size=IMAGE_SIZE).astype(np.float32)
+        encoder.predict(image[None], verbose=0)
+    per_image = len(loop_paths) / (time.perf_counter() - started)
+
+    results = {
+        "images": len(paths), "backbone": BACKBONE, "image_size": IMAGE_SIZE, "batch_size": BATCH_SIZE,
+        "pipeline_images_per_s": round(pipeline, 2),
+        "encoder_alone_images_per_s": round(encoder_alone, 2),
+        "per_image_loop_images_per_s": round(per_image, 2),
+        "pipeline_vs_encoder_alone": round(pipeline / encoder_alone, 3),
+        "pipeline_vs_per_image_loop": round(pipeline / per_image, 2),
+        "targets": {"pipeline_vs_encoder_alone": ">= 0.85", "pipeline_vs_per_image_loop": ">= 3"},
+    }
+    print(f"feature extraction ({BACKBONE} {IMAGE_SIZE} px, {len(paths)} real JPEGs): pipeline "
+          f"{pipeline:.1f} img/s, encoder alone {encoder_alone:.1f} img/s "
+          f"(ratio {pipeline / encoder_alone:.2f}, target >= 0.85), per-image loop {per_image:.1f} img/s "
+          f"(pipeline {pipeline / per_image:.1f}x, target >= 3x)")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="48 photos instead of 159")
+    args = parser.parse_args()
+    print(json.dumps(run(args.quick), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,829 @@
+"""Caption and tag photos with a trained bundle: greedy decoding, batched beam search, tags.
+
+    photos (paths or uint8 arrays)
+        -> helpers.images (decoded in a thread pool while the model works on the previous batch)
+        -> encoder: pooled [B, D], grid [B, L, D]    -> tagger: synset probabilities [B, S]
+        -> beam search over the decoder's `step`      -> captions with log-probabilities
+    = one `Prediction` per photo (a photo that cannot be read gets `error` and the rest go on).
+
+Beam search (`beam_search`) follows the classic formulation (e.g. sgrvinod's "Show, Attend and
+Tell" tutorial, OpenNMT): every image keeps `beam_width` partial captions; at each step the
+`beam_width` best extensions over all (partial caption, next word) pairs are kept; an extension
+ending with the <end> token id is *finished* and takes its slot out of the beam, so the beam
+narrows until every slot has finished or the maximum length is reached (the partial captions then
+alive are returned as unfinished, so the result is never empty). Its batched form decodes every
+image and every beam together: each time step is one call of a `tf.function`-compiled step over
+all live (image, beam) rows (gather of the parent states and features, decoder step, per-row top-k
+words, top-k over beam x word per image), and the bookkeeping is vectorised numpy on
+`[B, beam_width]` arrays. Finished hypotheses free their rows, so the batch shrinks as captions
+end. For the attention decoder, the projection of the grid is computed once per image, not once
+per step and beam. With `beam_width=1` it is exactly greedy decoding.
+
+Hypotheses are ranked by `score = log P(caption) / lp(length)` with the length penalty of GNMT
+(Wu et al. 2016, eq. 14): `lp(n) = ((5 + n) / 6) ** alpha`, n = generated tokens (<end> included).
+`alpha = 0` (default, as im2txt) ranks by the plain log-probability, which favours short captions;
+`alpha` about 0.7 favours longer ones. The penalty only ranks finished hypotheses; the search
+itself keeps the most probable partial captions.
+
+<pad> and <start> are never generated (their log-probabilities are set to -inf after the softmax;
+the reported probabilities are the model's own).
+
+Command line: `python -m helpers caption --run runs/<name> IMAGE...` and
+`python -m helpers evaluate --run runs/<name> --split val`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import weakref
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from helpers.vocab import END_ID, PAD_ID, START_ID
+
+# --------------------------------------------------------------------------------------------
+# Decoding results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Hypothesis:
+    """One generated caption.
+
+    Attributes:
+        tokens: int32 `[n]` word ids, without <start> and <end>.
+        log_probability: natural-log probability of the generated tokens (<end> included when
+            `finished`) under the model: a sum over steps, <= 0.
+        score: `log_probability / lp(length)` (see module docstring); equals `log_probability`
+            when `alpha = 0`. Hypotheses are sorted by it, best first.
+        finished: True when the caption ended with <end>; False when cut at the maximum length.
+        attention: float32 `[steps, L]` attention weights over the L grid cells for each generated
+            token (row i for `tokens[i]`, the last row for <end> when finished); None for decoders
+            without attention.
+    """
+
+    tokens: np.ndarray
+    log_probability: float
+    score: float
+    finished: bool
+    attention: np.ndarray | None = None
+
+    @property
+    def probability(self) -> float:
+        """`exp(log_probability)`: probability of this exact caption, in [0, 1]."""
+        return float(np.exp(self.log_probability))
+
+    @property
+    def length(self) -> int:
+        """Generated tokens, <end> included when finished."""
+        return len(self.tokens) + int(self.finished)
+
+
+def length_penalty(length, alpha: float):
+    """GNMT length penalty `((5 + length) / 6) ** alpha` (Wu et al. 2016, eq. 14); 1 when alpha = 0."""
+    return ((5.0 + np.asarray(length, dtype=np.float64)) / 6.0) ** float(alpha)
+
+
+def _hypothesis(tokens, log_probability, finished, attention, alpha) -> Hypothesis:
+    tokens = np.asarray(tokens, dtype=np.int32)
+    length = len(tokens) + int(finished)
+    score = float(log_probability / length_penalty(length, alpha))
+    return Hypothesis(tokens, float(log_probability), score, bool(finished),
+                      None if attention is None else np.asarray(attention, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled decoder steps (one per decoder object, cached)
+# --------------------------------------------------------------------------------------------
+
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _top_words(logits, count: int):
+    """The `count` most probable words of each row, <pad> and <start> excluded (never generated).
+
+    Equivalent to `top_k(log_softmax(logits) with -inf at <pad>, <start>)` but without
+    materialising the masked `[R, V]` log-probabilities: top-(count + 2) of the raw logits, drop
+    the banned ids, subtract log-sum-exp.
+
+    Args:
+        logits: float `[R, V]`.
+        count: k, a Python int.
+
+    Returns:
+        `(log_probabilities float32 [R, k'], words int32 [R, k'])`, best first, k' = min(k, V);
+        -inf where fewer than k' words are allowed.
+    """
+    logits = tf.cast(logits, tf.float32)
+    vocabulary_size = tf.shape(logits)[-1]
+    log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)          # (R, 1)
+    values, words = tf.math.top_k(logits, k=tf.minimum(count + 2, vocabulary_size))  # (R, k + 2)
+    banned = tf.equal(words, PAD_ID) | tf.equal(words, START_ID)
+    values = tf.where(banned, tf.constant(-np.inf, tf.float32), values - log_normaliser)
+    values, order = tf.math.top_k(values, k=tf.minimum(count, vocabulary_size))    # (R, k')
+    return values, tf.gather(words, order, batch_dims=1)
+
+
+def _attention_or_empty(attention, rows):
+    return tf.zeros([rows, 0], tf.float32) if attention is None else tf.cast(attention, tf.float32)
+
+
+def _step_parts(decoder):
+    """`(prepare, step)` of a decoder: `prepare(pooled, grid)` -> per-image tensors computed once
+    (first dimension B), `step(tokens, state, prepared) -> (logits, state, attention | None)`.
+
+    For `helpers.model.AttentionDecoder`, the grid with its position embedding and its attention
+    projection W_a a_i are computed once per image instead of at every step and for every beam
+    (its public `step` recomputes them: about L * D * A multiply-adds per row and step, more than
+    the LSTM itself for a 7 x 7 x 1280 grid); `_step` is the very function its `step` and `call`
+    use. Every other decoder goes through its public `step(tokens, state, pooled, grid)`.
+    """
+    from helpers import model as model_module
+
+    attention_class = getattr(model_module, "AttentionDecoder", None)
+    if attention_class is not None and isinstance(decoder, attention_class) and all(
+            hasattr(decoder, name) for name in ("_features", "_step", "_embed", "feature_projection")):
+        def prepare(pooled, grid):
+            features = decoder._features(grid)                                    # (B, L, D)
+            return features, decoder.feature_projection(features)                # (B, L, A)
+
+        def step(tokens, state, prepared):
+            features, projected = prepared
+            logits, state, attention = decoder._step(decoder._embed(tokens), state, features, projected)
+            return logits, state, attention
+        return prepare, step
+
+    def prepare_plain(pooled, grid):
+        return pooled, grid
+
+    def step_plain(tokens, state, prepared):
+        return decoder.step(tokens, state, *prepared)
+    return prepare_plain, step_plain
+
+
+def _compiled_steps(decoder):
+    """`(prepare, beam_step, greedy_step)` tf.functions for `decoder`, built once and cached."""
+    cached = _COMPILED.get(decoder)
+    if cached is not None:
+        return cached
+    prepare_features, decoder_step = _step_parts(decoder)
+
+    @tf.function(reduce_retracing=True)
+    def prepare(pooled, grid):
+        """Initial state `[B, H]` parts and the prepared per-image features."""
+        return list(decoder.initial_state(pooled, grid)), prepare_features(pooled, grid)
+
+    @tf.function(reduce_retracing=True)
+    def beam_step(tokens, parent_rows, state, prepared, row_images, row_log_probs, row_slots, batch,
+                  beam_width):
+        """One step for the R live hypotheses (rows) of a batch of `batch` images.
+
+        tokens int32 [R] (each row's last word), parent_rows int32 [R] (the row of the previous
+        step each row continues), state: list of [R_previous, H], prepared: per-image features
+        [B, ...], row_images int32 [R], row_log_probs float32 [R], row_slots int32 [R]
+        (image * K + beam of each row). Returns the K best extensions of each image over its
+        rows x vocabulary: values [B, K] (total log-probabilities; -inf where there are none),
+        beams [B, K] (the beam each extends), words [B, K], the new state [R, H] and the
+        attention [R, L] (or [R, 0]).
+        """
+        state = [tf.gather(part, parent_rows) for part in state]
+        prepared = [tf.gather(part, row_images) for part in prepared]           # (R, ...)
+        logits, state, attention = decoder_step(tokens, state, prepared)
+        # The K best extensions of an image are among the K best words of each of its rows.
+        word_log_probs, words = _top_words(logits, beam_width)                   # (R, K')
+        candidates = tf.shape(words)[1]
+        total = row_log_probs[:, None] + word_log_probs                          # (R, K')
+        slots = tf.fill([batch * beam_width, candidates], tf.constant(-np.inf, tf.float32))
+        slots = tf.tensor_scatter_nd_update(slots, row_slots[:, None], total)     # (B * K, K')
+        slot_words = tf.scatter_nd(row_slots[:, None], words, [batch * beam_width, candidates])
+        values, indices = tf.math.top_k(tf.reshape(slots, [batch, -1]), k=beam_width)  # (B, K)
+        beams = indices // candidates
+        chosen_words = tf.gather(tf.reshape(slot_words, [batch, -1]), indices, batch_dims=1)
+        return values, beams, chosen_words, list(state), _attention_or_empty(attention, tf.shape(tokens)[0])
+
+    @tf.function(reduce_retracing=True)
+    def greedy_step(tokens, state, prepared, row_images):
+        """Most probable next word `[R]`, its log-probability `[R]`, new state, attention `[R, L]`
+        for the rows (images) `row_images` int32 [R] still decoding."""
+        prepared = [tf.gather(part, row_images) for part in prepared]           # (R, ...)
+        logits, state, attention = decoder_step(tokens, state, prepared)
+        word_log_probs, words = _top_words(logits, 1)                            # (R, 1)
+        return words[:, 0], word_log_probs[:, 0], list(state), _attention_or_empty(attention, tf.shape(tokens)[0])
+
+    _COMPILED[decoder] = (prepare, beam_step, greedy_step)
+    return _COMPILED[decoder]
+
+
+def _check_features(pooled, grid):
+    pooled = tf.convert_to_tensor(pooled, tf.float32)
+    grid = tf.convert_to_tensor(grid, tf.float32)
+    if pooled.shape.rank != 2 or grid.shape.rank != 3 or pooled.shape[0] != grid.shape[0]:
+        raise ValueError(f"expected pooled [batch, D] and grid [batch, L, D] with the same batch, "
+                         f"got {pooled.shape} and {grid.shape}")
+    return pooled, grid
+
+
+def _check_lengths(max_length: int, beam_width: int = 1) -> None:
+    if int(max_length) < 1:
+        raise ValueError(f"max_length must be >= 1 generated token, got {max_length}")
+    if int(beam_width) < 1:
+        raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+
+
+# --------------------------------------------------------------------------------------------
+# Greedy decoding and beam search
+# --------------------------------------------------------------------------------------------
+
+
+def greedy_decode(decoder, pooled, grid, max_length: int = 20,
+                  length_normalization: float = 0.0) -> list[Hypothesis]:
+    """The most probable word at every step, for a batch of images at once.
+
+    Args:
+        decoder: a `helpers.model` decoder (`initial_state(pooled, grid)`, `step(tokens, state,
+            pooled, grid) -> (logits [B, V], state, attention [B, L] | None)`).
+        pooled: float32 `[B, D]` pooled encoder features; grid: float32 `[B, L, D]` grid features.
+        max_length: maximum generated tokens per caption, <end> included.
+        length_normalization: alpha of the GNMT length penalty, only used for `score`.
+
+    Returns:
+        One `Hypothesis` per image (unfinished when <end> never came within `max_length`).
+
+    Raises:
+        ValueError: bad shapes or `max_length` < 1.
+    """
+    _check_lengths(max_length)
+    pooled, grid = _check_features(pooled, grid)
+    prepare, _, greedy_step = _compiled_steps(decoder)
+    batch = int(pooled.shape[0])
+    state, prepared = prepare(pooled, grid)                                       # (B, ...)
+    rows = np.arange(batch)                 # the images still decoding, one row each
+    tokens = np.full(batch, START_ID, np.int32)
+    words = np.zeros((batch, max_length), np.int32)                               # (B, T)
+    log_probs = np.zeros(batch, np.float64)                                       # (B,)
+    lengths = np.full(batch, max_length)                                          # tokens incl. <end>
+    finished = np.zeros(batch, bool)
+    attention_all = None                                                          # (B, T, L)
+    for t in range(max_length):
+        next_tokens, word_log_probs, state, attention = greedy_step(tokens, state, prepared,
+                                                                    rows.astype(np.int32))
+        ids = next_tokens.numpy()
+        words[rows, t] = ids
+        log_probs[rows] += word_log_probs.numpy()
+        attention = attention.numpy()
+        if attention.shape[-1]:
+            if attention_all is None:
+                attention_all = np.zeros((batch, max_length, attention.shape[-1]), np.float32)
+            attention_all[rows, t] = attention
+        ended = ids == END_ID
+        lengths[rows[ended]] = t + 1
+        finished[rows[ended]] = True
+        if ended.all():
+            break
+        tokens = ids
+        if ended.any():                     # finished images leave the batch
+            going = np.nonzero(~ended)[0]
+            rows, tokens = rows[going], ids[going]
+            state = [tf.gather(part, going) for part in state]
+    return [
+        _hypothesis(words[b, :lengths[b] - int(finished[b])], log_probs[b], finished[b],
+                    None if attention_all is None else attention_all[b, :lengths[b]], length_normalization)
+        for b in range(batch)
+    ]
+
+
+def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
+                length_normalization: float = 0.0, top_n: int | None = None) -> list[list[Hypothesis]]:
+    """Batched beam search over images and beams together (see the module docstring).
+
+    Args:
+        decoder: a `helpers.model` decoder (see `greedy_decode`).
+        pooled: float32 `[B, D]`; grid: float32 `[B, L, D]` encoder features of B images.
+        beam_width: K, partial captions kept per image.
+        max_length: maximum generated tokens per caption, <end> included: a finished caption has at
+            most `max_length - 1` words, an unfinished one exactly `max_length`.
+        length_normalization: alpha of the GNMT length penalty used to rank the hypotheses (0: rank
+            by log-probability).
+        top_n: hypotheses returned per image (default and maximum: `beam_width`).
+
+    Returns:
+        For each image, its hypotheses sorted by `score`, best first (`top_n` of them; fewer only
+        if the vocabulary offers fewer than `beam_width` finite continuations).
+
+    Raises:
+        ValueError: bad shapes, `beam_width` or `max_length` < 1, `top_n` outside [1, beam_width].
+    """
+    _check_lengths(max_length, beam_width)
+    top_n = beam_width if top_n is None else int(top_n)
+    if not 1 <= top_n <= beam_width:
+        raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
+    pooled, grid = _check_features(pooled, grid)
+    prepare, beam_step, _ = _compiled_steps(decoder)
+    batch, width = int(pooled.shape[0]), int(beam_width)
+    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    state, prepared = prepare(pooled, grid)                                       # (B, ...)
+
+    # Slots: K per image, `[B, K]` arrays; the live ones (a finite log-probability) are compacted
+    # to the front of each image's slots. Rows: the live slots only, image-major, so the decoder
+    # computes nothing for finished slots (the beam narrows as captions end). At the start each
+    # image has one live slot, the empty caption.
+    alive_log_probs = np.full((batch, width), -np.inf, np.float32)                # (B, K)
+    alive_log_probs[:, 0] = 0.0
+    open_slots = np.full(batch, width)      # per image: K minus its finished hypotheses
+    history = np.zeros((batch, width, max_length), np.int32)                      # (B, K, T) words
+    attention_history = None                                                      # (B, K, T, L)
+    row_images, row_beams = np.arange(batch), np.zeros(batch, np.int64)          # (R,) each
+    tokens = np.full(batch, START_ID, np.int32)                                   # (R,)
+    parent_rows = np.arange(batch, dtype=np.int32)                                # (R,)
+    image_index = np.arange(batch)[:, None]                                       # (B, 1)
+
+    def add(b, k, length, log_probability, finished):
+        attention = None if attention_history is None else attention_history[b, k, :length]
+        words = history[b, k, :length - int(finished)]
+        results[b].append(_hypothesis(words, log_probability, finished, attention, length_normalization))
+
+    for t in range(max_length):
+        row_slots = (row_images * width + row_beams).astype(np.int32)
+        values, beams, words, state, attention = beam_step(
+            tokens, parent_rows, state, prepared, row_images.astype(np.int32),
+            alive_log_probs[row_images, row_beams], row_slots, tf.constant(batch, tf.int32), width)
+        values, beams, words = values.numpy(), beams.numpy(), words.numpy()      # (B, K) each
+        # The first `open_slots` extensions of an image are its new beam (the rest are discarded).
+        valid = (np.arange(width)[None, :] < open_slots[:, None]) & np.isfinite(values)
+        ends = valid & (words == END_ID)
+        history = history[image_index, beams]                                     # follow the parents
+        history[:, :, t] = words
+        attention = attention.numpy()                                             # (R, L)
+        if attention.shape[-1]:
+            if attention_history is None:
+                attention_history = np.zeros((batch, width, max_length, attention.shape[-1]), np.float32)
+            by_slot = np.zeros((batch, width, attention.shape[-1]), np.float32)
+            by_slot[row_images, row_beams] = attention
+            attention_history = attention_history[image_index, beams]
+            attention_history[:, :, t] = by_slot[image_index, beams]
+        for b, k in zip(*np.nonzero(ends)):
+            add(b, k, t + 1, values[b, k], finished=True)
+        open_slots -= ends.sum(axis=1)
+        keep = valid & ~ends                                                      # (B, K)
+        # Compact the kept extensions to the front of each image's slots (order = score order).
+        order = np.argsort(~keep, axis=1, kind="stable")                          # (B, K)
+        kept = np.take_along_axis(keep, order, axis=1)
+        history = np.take_along_axis(history, order[..., None], axis=1)
+        if attention_history is not None:
+            attention_history = np.take_along_axis(attention_history, order[..., None, None], axis=1)
+        alive_log_probs = np.where(kept, np.take_along_axis(values, order, axis=1), -np.inf).astype(np.float32)
+        if t == max_length - 1 or not kept.any():
+            break
+        # Next rows: the kept slots; each continues the row of the beam it extends.
+        row_of_slot = np.full((batch, width), -1, np.int64)
+        row_of_slot[row_images, row_beams] = np.arange(len(row_images))
+        parents = np.take_along_axis(beams, order, axis=1)                        # (B, K)
+        next_words = np.take_along_axis(words, order, axis=1)                     # (B, K)
+        row_images, row_beams = np.nonzero(kept)
+        parent_rows = row_of_slot[row_images, parents[row_images, row_beams]].astype(np.int32)
+        tokens = next_words[row_images, row_beams].astype(np.int32)
+
+    # Captions still alive after `max_length` tokens are returned unfinished (never an empty result).
+    for b, k in zip(*np.nonzero(np.isfinite(alive_log_probs))):
+        add(b, k, max_length, alive_log_probs[b, k], finished=False)
+    return [sorted(hypotheses, key=lambda h: -h.score)[:top_n] for hypotheses in results]
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions for photos
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Prediction:
+    """What the model says about one photo.
+
+    Attributes:
+        path: the photo's path (or `"<array i>"` for an in-memory image).
+        captions: `[(text, log_probability)]`, best first (`top_n` of them).
+        synset_probabilities: every synset of the model -> probability in [0, 1].
+        tags: `[(synset, keyword, probability)]`, most probable first (see `Captioner.predict`).
+        attention: float32 `[steps, L]` attention of the best caption (attention decoder), else None.
+        error: why the photo could not be read (then everything else is empty), else None.
+        hypotheses: the `Hypothesis` of every caption (token ids, scores, attention).
+        grid_shape: `(h, w)` of the encoder grid, to draw `attention` over the photo (h * w = L).
+    """
+
+    path: str
+    captions: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+    synset_probabilities: dict[str, float] = dataclasses.field(default_factory=dict)
+    tags: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
+    attention: np.ndarray | None = None
+    error: str | None = None
+    hypotheses: list[Hypothesis] = dataclasses.field(default_factory=list)
+    grid_shape: tuple[int, int] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def caption(self) -> str:
+        """The best caption ("" for a failed photo)."""
+        return self.captions[0][0] if self.captions else ""
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the best caption (0 for a failed photo)."""
+        return float(np.exp(self.captions[0][1])) if self.captions else 0.0
+
+    def format(self, tags: bool = True) -> str:
+        """im2txt-style text: the path, `0) a man sitting on a bench (p=0.000005)` lines, tags."""
+        if self.error:
+            return f"{self.path}\n  error: {self.error}"
+        lines = [str(self.path)] + [f"  {format_caption(i, text, float(np.exp(lp)))}"
+                                    for i, (text, lp) in enumerate(self.captions)]
+        if tags and self.tags:
+            lines.append("  tags: " + ", ".join(f"{word} ({p:.2f})" for _, word, p in self.tags))
+        return "\n".join(lines)
+
+
+def format_caption(index: int, text: str, probability: float) -> str:
+    """`0) a man sitting on a bench (p=0.000005)`, as im2txt's run_inference prints."""
+    return f"{index}) {text} (p={probability:f})"
+
+
+def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: float = 0.0,
+                lang: str = "eng") -> list[tuple[str, str, float]]:
+    """Most probable synsets with a keyword in `lang`: `[(synset, keyword, probability)]`.
+
+    Same rule as the album tagger (`helpers.album.select_keywords`): synsets by decreasing
+    probability while >= `min_proba`, a synset without a lemma in `lang` passed over, duplicate
+    keywords counted once, at most `nb_keywords` (None: no limit; 0: none).
+    """
+    if nb_keywords == 0:
+        return []
+    from helpers.album import select_keywords
+
+    limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
+    return select_keywords(synset_probabilities, limit, min_proba, lang)
+
+
+def _pixels_of_array(array, size: int) -> np.ndarray:
+    """An in-memory image as uint8 `[size, size, 3]` (same resize policy as helpers.images)."""
+    from PIL import Image
+
+    from helpers.images import RESAMPLE
+
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"in-memory images must be uint8 arrays, got {array.dtype}")
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4)):
+        image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
+        image = image.convert("RGB")
+        if image.size != (size, size):
+            image = image.resize((size, size), RESAMPLE)
+        return np.asarray(image, dtype=np.uint8)
+    raise ValueError(f"in-memory images must be [height, width] or [height, width, 1|3|4], got {array.shape}")
+
+
+def resolve_bundle_dir(path) -> Path:
+    """A run folder (with `bundle/`) or a bundle folder -> the bundle folder."""
+    path = Path(path)
+    if (path / "bundle").is_dir():
+        return path / "bundle"
+    if (path / "bundle.json").is_file():
+        return path
+    raise FileNotFoundError(f"{path} is neither a run folder with bundle/ nor a bundle folder "
+                            f"(bundle.json); train one with `python -m helpers train`")
+
+
+class Captioner:
+    """A trained bundle ready to caption and tag photos.
+
+    Vocabularies and settings come from the bundle only (`helpers.model.load_bundle`).
+
+    Args:
+        bundle: a `helpers.model.Bundle`.
+        max_length: maximum generated tokens per caption, <end> included
+            (default: the run's `max_caption_length - 1`, i.e. without <start>).
+        length_normalization: alpha of the GNMT length penalty used to rank captions.
+        workers: photo-decoding threads (default `helpers.images.default_workers()`).
+    """
+
+    def __init__(self, bundle, max_length: int | None = None, length_normalization: float = 0.0,
+                 workers: int | None = None):
+        self.bundle = bundle
+        self.vocabulary = bundle.vocabulary
+        self.synset_names = list(bundle.synset_vocabulary.names)
+        self.max_length = int(max_length or max(1, bundle.config.max_caption_length - 1))
+        self.length_normalization = float(length_normalization)
+        self.workers = workers
+        self.image_size = int(bundle.image_size)
+        grid_cells = int(bundle.encoder.output["grid"].shape[1])
+        side = int(round(grid_cells ** 0.5))
+        self.grid_shape = (side, side) if side * side == grid_cells else (1, grid_cells)
+        encoder, tagger = bundle.encoder, bundle.tagger
+
+        @tf.function(reduce_retracing=True)
+        def features(pixels):
+            """uint8 [B, S, S, 3] -> pooled [B, D], grid [B, L, D], tag probabilities [B, S]."""
+            outputs = encoder(tf.cast(pixels, tf.float32), training=False)
+            return outputs["pooled"], outputs["grid"], tagger(outputs["pooled"], training=False)
+
+        self._features = features
+
+    @classmethod
+    def from_bundle(cls, path, **kwargs) -> "Captioner":
+        """Load `path` (a run folder with `bundle/`, or the bundle folder itself)."""
+        from helpers.model import load_bundle
+
+        return cls(load_bundle(resolve_bundle_dir(path)), **kwargs)
+
+    @property
+    def config(self):
+        return self.bundle.config
+
+    # -- loading ------------------------------------------------------------------------------
+    def _load_all(self, images: Sequence, batch_size: int) -> Iterator[tuple[int, np.ndarray | str]]:
+        """`(index, uint8 [S, S, 3] pixels or error reason)` in input order; files are decoded by
+        `helpers.images.load_images` threads up to two batches ahead of the model."""
+        from helpers import images as image_io
+
+        paths = [item for item in images if not isinstance(item, np.ndarray)]
+        decoded = image_io.load_images(paths, size=self.image_size, workers=self.workers,
+                                       prefetch=max(2 * batch_size, 1))
+        try:
+            for index, item in enumerate(images):
+                if isinstance(item, np.ndarray):
+                    try:
+                        yield index, _pixels_of_array(item, self.image_size)
+                    except ValueError as error:
+                        yield index, str(error)
+                    continue
+                _, pixels = next(decoded)
+                yield index, (pixels.reason if isinstance(pixels, image_io.ImageLoadError) else pixels)
+        finally:
+            decoded.close()
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict_batch(self, pixels: np.ndarray, beam_width: int = 3, top_n: int = 3) -> tuple[
+            np.ndarray, list[list[Hypothesis]]]:
+        """Tag probabilities float32 `[B, S]` and beam-search hypotheses of uint8 `[B, S, S, 3]` pixels."""
+        pooled, grid, probabilities = self._features(tf.convert_to_tensor(pixels))
+        hypotheses = beam_search(self.bundle.decoder, pooled, grid, beam_width=beam_width,
+                                 max_length=self.max_length,
+                                 length_normalization=self.length_normalization, top_n=top_n)
+        return probabilities.numpy(), hypotheses
+
+    def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 3, nb_keywords: int | None = 5,
+                min_proba: float = 0.0, lang: str = "eng", batch_size: int = 32,
+                progress: bool = True) -> list["Prediction"]:
+        """Caption and tag photos.
+
+        Args:
+            images: photo paths (str / Path) and/or uint8 arrays `[H, W, 3]`, in any mix.
+            beam_width: beam search width (1: greedy).
+            top_n: captions per photo (<= beam_width).
+            nb_keywords: tags per photo (None: every synset passing `min_proba`; 0: no tags, the
+                probabilities are still in `synset_probabilities`).
+            min_proba: minimum probability of a tag, in [0, 1].
+            lang: keyword language, an Open Multilingual Wordnet code ("eng", "fra", "spa", ...).
+            batch_size: photos per model batch.
+            progress: show a progress bar.
+
+        Returns:
+            One `Prediction` per input, in order; a photo that cannot be read comes back with
+            `error` set (the others are not affected).
+
+        Raises:
+            ValueError: bad `beam_width`, `top_n`, `batch_size` or `min_proba`.
+        """
+        images = list(images)
+        _check_lengths(self.max_length, beam_width)
+        if not 1 <= top_n <= beam_width:
+            raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0.0 <= min_proba <= 1.0:
+            raise ValueError(f"min_proba is a probability in [0, 1], got {min_proba}")
+        names = [str(item) if not isinstance(item, np.ndarray) else f"<array {i}>" for i, item in enumerate(images)]
+        predictions: list[Prediction | None] = [None] * len(images)
+        pending_index: list[int] = []
+        pending_pixels: list[np.ndarray] = []
+
+        def flush():
+            probabilities, hypotheses = self.predict_batch(np.stack(pending_pixels), beam_width, top_n)
+            for index, row, beams in zip(pending_index, probabilities, hypotheses):
+                synset_probabilities = dict(zip(self.synset_names, map(float, row)))
+                predictions[index] = Prediction(
+                    path=names[index],
+                    captions=[(self.vocabulary.decode(h.tokens), h.log_probability) for h in beams],
+                    synset_probabilities=synset_probabilities,
+                    tags=select_tags(synset_probabilities, nb_keywords, min_proba, lang),
+                    attention=beams[0].attention if beams else None,
+                    hypotheses=beams, grid_shape=self.grid_shape)
+            pending_index.clear()
+            pending_pixels.clear()
+
+        with tqdm(total=len(images), desc="captioning", unit="photo", disable=not progress) as bar:
+            for index, pixels in self._load_all(images, batch_size):
+                if isinstance(pixels, str):
+                    predictions[index] = Prediction(path=names[index], error=pixels)
+                    bar.update(1)
+                    continue
+                pending_index.append(index)
+                pending_pixels.append(pixels)
+                if len(pending_pixels) == batch_size:
+                    flush()
+                    bar.update(batch_size)
+            if pending_pixels:
+                done = len(pending_pixels)
+                flush()
+                bar.update(done)
+        return predictions  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation of a run on one of its splits
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A run scored on one split (see `evaluate_run`).
+
+    Attributes:
+        metrics: `{"captions": {metric: score}, "captions_unavailable": {metric: reason},
+            "tags": {metric: value}, "num_images", "failed", "split", "beam_width", "seconds", ...}`.
+        records: the split's `helpers.coco.ImageRecord`s that were captioned (in order).
+        predictions: one `Prediction` per record.
+        y_true: {0, 1} `[N, S]` ground-truth synsets (as training builds them) of the readable photos.
+        y_score: float32 `[N, S]` predicted synset probabilities of the same photos.
+        results_path: the COCO results JSON written; metrics_path: the metrics JSON written.
+    """
+
+    metrics: dict
+    records: list
+    predictions: list
+    y_true: np.ndarray
+    y_score: np.ndarray
+    results_path: Path
+    metrics_path: Path
+
+    def table(self) -> str:
+        """Caption and tag metrics as one aligned text table."""
+        from helpers.metrics import format_table
+
+        rows = {**self.metrics["captions"], **{f"tags {k}": v for k, v in self.metrics["tags"].items()}}
+        return format_table(rows, self.metrics.get("captions_unavailable"))
+
+    def least_confident(self, count: int = 8) -> list[tuple[object, Prediction]]:
+        """`(record, prediction)` of the `count` readable photos whose best caption is least probable
+        per word (geometric mean of its token probabilities), least confident first."""
+        scored = [(record, prediction) for record, prediction in zip(self.records, self.predictions)
+                  if prediction.ok and prediction.hypotheses]
+        scored.sort(key=lambda pair: pair[1].hypotheses[0].log_probability / max(1, pair[1].hypotheses[0].length))
+        return scored[:count]
+
+
+def _split_name(config, split: str) -> str:
+    return {"val": config.val_split, "train": config.train_split}.get(split, split)
+
+
+def evaluate_run(run_dir, split: str = "val", beam_width: int = 3, batch_size: int = 32,
+                 max_images: int | None = None, threshold: float = 0.5, ks: Sequence[int] = (1, 3, 5),
+                 out=None, nb_keywords: int | None = 5, lang: str = "eng", captioner: Captioner | None = None,
+                 progress: bool = True) -> Evaluation:
+    """Caption and tag a split of a run's dataset and score both.
+
+    Captions: a COCO results file `run_dir/captions_<split>_results.json` scored by
+    `helpers.metrics.evaluate_captions` against `<data_dir>/annotations/captions_<split>.json`.
+    Tags: predicted synset probabilities against each image's synsets built exactly as training
+    built its targets (`helpers.train.build_image_synsets`): mAP, micro/macro F1 at `threshold`, P@k.
+
+    Args:
+        run_dir: run folder (with `config.json` and `bundle/`) or a run name under `runs/`.
+        split: "val", "train" (the run's splits) or a split name ("val2017").
+        beam_width: beam search width.
+        batch_size: photos per model batch.
+        max_images: only the first N images of the split (default: the run's `max_val_images` for
+            the val split, else all).
+        threshold, ks: tag decision threshold and the k of precision@k.
+        out: metrics JSON path (default `run_dir/metrics.json` for the run's validation split,
+            `run_dir/metrics_<split>.json` for another split).
+        nb_keywords, lang: tags kept in each `Prediction.tags` (for display; the metrics use every
+            synset probability).
+        captioner: reuse an already loaded `Captioner` of this run.
+        progress: progress bar.
+
+    Returns:
+        An `Evaluation`.
+
+    Raises:
+        FileNotFoundError: no bundle / config in `run_dir`.
+        ValueError: no photo of the split could be read.
+    """
+    from helpers import metrics as metrics_module
+    from helpers import train
+    from helpers.coco import load_coco
+
+    started = time.perf_counter()
+    run_dir = train.resolve_run_dir(run_dir)
+    captioner = captioner or Captioner.from_bundle(run_dir)
+    config = captioner.config
+    split_name = _split_name(config, split)
+    if max_images is None and split_name == config.val_split:
+        max_images = config.max_val_images
+    records = load_coco(config.data_dir, split_name)[:max_images]
+    predictions = captioner.predict([record.path for record in records], beam_width=beam_width,
+                                    top_n=1, nb_keywords=nb_keywords, lang=lang, batch_size=batch_size,
+                                    progress=progress)
+    readable = [(record, prediction) for record, prediction in zip(records, predictions) if prediction.ok]
+    if not readable:
+        raise ValueError(f"none of the {len(records)} photos of {split_name} in {config.data_dir} could be "
+                         f"read (first error: {predictions[0].error if predictions else 'no images'})")
+
+    results = [{"image_id": record.image_id, "caption": prediction.caption} for record, prediction in readable]
+    results_path = run_dir / f"captions_{split_name}_results.json"
+    results_path.write_text(json.dumps(results) + "\n", encoding="utf-8")
+    annotations = Path(config.data_dir) / "annotations" / f"captions_{split_name}.json"
+    caption_scores = metrics_module.evaluate_captions(annotations, results)
+
+    synset_vocabulary = captioner.bundle.synset_vocabulary
+    image_synsets = train.build_image_synsets(config, [record for record, _ in readable])
+    y_true = np.stack([synset_vocabulary.encode(image_synsets[record.image_id]) for record, _ in readable])
+    y_score = np.array([[p.synset_probabilities[name] for name in captioner.synset_names]
+                        for _, p in readable], dtype=np.float32)
+    y_true = (y_true > 0).astype(np.int8)
+    if y_true.any():
+        tag_scores = metrics_module.tagging_metrics(y_true, y_score, threshold=threshold, ks=ks)
+    else:
+        tag_scores = {}
+    metrics = {
+        "run": str(run_dir), "split": split_name, "beam_width": beam_width,
+        "num_images": len(readable), "failed": {p.path: p.error for p in predictions if not p.ok},
+        "captions": caption_scores.scores, "captions_unavailable": caption_scores.unavailable,
+        "tags": tag_scores, "tag_threshold": threshold,
+        "tag_synsets_scored": int(y_true.any(axis=0).sum()),  # synsets with a positive image (mAP's classes)
+        "results_file": str(results_path),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    default_name = "metrics.json" if split_name == config.val_split else f"metrics_{split_name}.json"
+    metrics_path = Path(out) if out else run_dir / default_name
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(f"evaluated {len(readable)} {split_name} photos ({len(records) - len(readable)} unreadable) in "
+          f"{metrics['seconds']:.0f} s; results {results_path}, metrics {metrics_path}")
+    return Evaluation(metrics, [r for r, _ in readable], [p for _, p in readable], y_true, y_score,
+                      results_path, metrics_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def _run_caption(args) -> int:
+    from helpers import train
+
+    captioner = Captioner.from_bundle(train.resolve_run_dir(args.run))
+    predictions = captioner.predict(args.images, beam_width=args.beam_width, top_n=min(args.top_n, args.beam_width),
+                                    nb_keywords=args.nb_keywords, min_proba=args.min_proba, lang=args.lang,
+                                    batch_size=args.batch_size, progress=len(args.images) > 1)
+    for prediction in predictions:
+        print(prediction.format())
+    failed = sum(not p.ok for p in predictions)
+    return 1 if failed == len(predictions) else 0
+
+
+def _run_evaluate(args) -> int:
+    evaluation = evaluate_run(args.run, split=args.split, beam_width=args.beam_width,
+                              batch_size=args.batch_size, max_images=args.max_images, out=args.out)
+    print(evaluation.table())
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register `caption` (caption and tag photos) and `evaluate` (score a run on a split)."""
+    parser = subparsers.add_parser("caption", help="caption and tag photos with a trained run")
+    parser.add_argument("--run", required=True, help="run name (under runs/), run folder or bundle folder")
+    parser.add_argument("images", nargs="+", help="photo files")
+    parser.add_argument("--beam-width", type=int, default=3, help="beam search width (3; 1 = greedy)")
+    parser.add_argument("--top-n", type=int, default=3, help="captions per photo (3)")
+    parser.add_argument("--nb-keywords", type=int, default=5, help="tags per photo (5)")
+    parser.add_argument("--min-proba", type=float, default=0.0, help="minimum tag probability (0)")
+    parser.add_argument("--lang", default="eng", help="tag language, Open Multilingual Wordnet code (eng)")
+    parser.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
+    parser.set_defaults(func=_run_caption)
+
+    parser = subparsers.add_parser("evaluate", help="caption metrics and tag metrics of a run on a split")
+    parser.add_argument("--run", required=True, help="run name (under runs/) or run folder")
+    parser.add_argument("--split", default="val", help="'val', 'train' or a split name such as val2017")
+    parser.add_argument("--beam-width", type=int, default=3, help="beam search width (3)")
+    parser.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
+    parser.add_argument("--max-images", type=int, default=None, help="only the first N images")
+    parser.add_argument("--out", help="metrics JSON (default: <run>/metrics.json for the val split, "
+                                      "else <run>/metrics_<split>.json)")
+    parser.set_defaults(func=_run_evaluate)

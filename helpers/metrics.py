@@ -1,0 +1,537 @@
+"""Caption metrics (the COCO caption toolkit, pycocoevalcap) and tagging metrics (numpy).
+
+Caption metrics are computed the standard way, exactly as the coco-caption toolkit does
+(Chen et al. 2015, "Microsoft COCO Captions: Data Collection and Evaluation Server"):
+
+1. references and candidates are loaded with pycocotools (`COCO` + `COCO.loadRes`);
+2. every caption is tokenised by the Stanford PTBTokenizer (`stanford-corenlp-3.4.1.jar`, shipped
+   with pycocoevalcap, run with Java) and punctuation tokens are dropped;
+3. BLEU-1..4 (Papineni et al. 2002), METEOR 1.5 (Denkowski & Lavie 2014), ROUGE-L (Lin 2004) and
+   CIDEr-D as implemented in the toolkit (Vedantam et al. 2015) are computed by pycocoevalcap's own
+   scorers; SPICE (Anderson et al. 2016) only when its Stanford CoreNLP 3.6.0 jars are installed
+   next to `pycocoevalcap/spice/spice-1.0.jar` (they are a separate ~400 MB download; without them
+   SPICE is reported as unavailable, never downloaded).
+
+The only departure from `pycocoevalcap.eval.COCOEvalCap` is where temporary files go: the toolkit
+writes them next to its jars in site-packages, which fails when site-packages is read-only; here
+they go to the system temporary folder (same jar, same arguments, same output).
+
+Tagging metrics take multi-hot ground truth `y_true` {0, 1} `[num_images, num_synsets]` and scores
+`y_score` float `[num_images, num_synsets]` (probabilities or any monotone score):
+mean average precision (as scikit-learn's `average_precision_score`), micro/macro F1 at a threshold
+and precision@k.
+
+Command line: `python -m helpers score --annotations A.json --results R.json [--out metrics.json]`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+# Metric names as shown in tables and written to JSON, keyed by pycocoevalcap's names.
+CAPTION_METRICS = {
+    "Bleu_1": "BLEU-1",
+    "Bleu_2": "BLEU-2",
+    "Bleu_3": "BLEU-3",
+    "Bleu_4": "BLEU-4",
+    "METEOR": "METEOR",
+    "ROUGE_L": "ROUGE-L",
+    "CIDEr": "CIDEr",
+    "SPICE": "SPICE",
+}
+
+JAVA_TIMEOUT_S = 1800  # seconds one Java scorer call may take before it is considered hung
+
+
+class CaptionMetricsError(RuntimeError):
+    """A caption metric could not be computed (Java missing, a jar failed, bad input files)."""
+
+
+class MetricUnavailable(CaptionMetricsError):
+    """A metric was requested explicitly but what it needs is not installed (e.g. SPICE's jars)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# PTB tokenisation (same jar and arguments as pycocoevalcap, temporary file in a writable place)
+# ---------------------------------------------------------------------------------------------
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise CaptionMetricsError(
+            "caption metrics need Java (the PTB tokenizer, METEOR and SPICE are Java programs) but "
+            "`java` is not on PATH; install a Java runtime (e.g. `apt-get install default-jre-headless`)"
+        )
+    return java
+
+
+class PTBTokenizer:
+    """Stanford PTBTokenizer, as `pycocoevalcap.tokenizer.ptbtokenizer.PTBTokenizer` runs it.
+
+    Same jar (`stanford-corenlp-3.4.1.jar` inside pycocoevalcap), same command
+    (`java -cp JAR edu.stanford.nlp.process.PTBTokenizer -preserveLines -lowerCase FILE`), same
+    punctuation removal; the sentences file is written to the system temporary folder instead of
+    next to the jar, so a read-only site-packages works.
+    """
+
+    def __init__(self) -> None:
+        from pycocoevalcap.tokenizer import ptbtokenizer
+
+        self.jar = Path(ptbtokenizer.__file__).resolve().parent / ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR
+        self.punctuations = set(ptbtokenizer.PUNCTUATIONS)
+        if not self.jar.is_file():
+            raise CaptionMetricsError(f"the PTB tokenizer jar {self.jar} is missing; reinstall pycocoevalcap")
+
+    def tokenize(self, captions_for_image: Mapping[int, Sequence[Mapping]]) -> dict[int, list[str]]:
+        """Tokenise captions.
+
+        Args:
+            captions_for_image: `{image_id: [{"caption": str, ...}, ...]}` (pycocotools `imgToAnns`).
+
+        Returns:
+            `{image_id: [tokenised caption, ...]}`: lower-case tokens joined by single spaces,
+            punctuation removed, in input order.
+
+        Raises:
+            CaptionMetricsError: Java missing, the tokenizer failed, or it returned too few lines.
+        """
+        image_ids = [image_id for image_id, anns in captions_for_image.items() for _ in range(len(anns))]
+        sentences = "\n".join(
+            ann["caption"].replace("\n", " ") for anns in captions_for_image.values() for ann in anns
+        )
+        with tempfile.TemporaryDirectory(prefix="ptbtokenizer-") as tmp:
+            sentences_file = Path(tmp) / "sentences.txt"
+            sentences_file.write_bytes(sentences.encode())
+            command = [_java(), "-cp", str(self.jar), "edu.stanford.nlp.process.PTBTokenizer",
+                       "-preserveLines", "-lowerCase", str(sentences_file)]
+            try:
+                completed = subprocess.run(command, capture_output=True, timeout=JAVA_TIMEOUT_S, check=False)
+            except subprocess.TimeoutExpired as error:
+                raise CaptionMetricsError(f"the PTB tokenizer did not finish in {JAVA_TIMEOUT_S} s") from error
+        if completed.returncode != 0:
+            raise CaptionMetricsError(
+                f"the PTB tokenizer failed (exit {completed.returncode}): "
+                f"{completed.stderr.decode(errors='replace')[-2000:]}"
+            )
+        lines = completed.stdout.decode().split("\n")
+        if len(lines) < len(image_ids):
+            raise CaptionMetricsError(
+                f"the PTB tokenizer returned {len(lines)} lines for {len(image_ids)} captions"
+            )
+        tokenized: dict[int, list[str]] = {}
+        for image_id, line in zip(image_ids, lines):
+            words = [word for word in line.rstrip().split(" ") if word not in self.punctuations]
+            tokenized.setdefault(image_id, []).append(" ".join(words))
+        return tokenized
+
+
+# ---------------------------------------------------------------------------------------------
+# SPICE (only with its CoreNLP jars present; never downloads)
+# ---------------------------------------------------------------------------------------------
+
+
+def spice_status() -> tuple[bool, str]:
+    """Whether SPICE can run here: `(True, "")` or `(False, reason a person can act on)`."""
+    from pycocoevalcap.spice import get_stanford_models
+
+    spice_dir = Path(get_stanford_models.__file__).resolve().parent
+    lib = spice_dir / get_stanford_models.SPICELIB
+    needed = [lib / f"{get_stanford_models.JAR}.jar", lib / f"{get_stanford_models.JAR}-models.jar"]
+    missing = [path.name for path in needed if not path.is_file()]
+    if missing:
+        return False, (
+            f"SPICE needs Stanford CoreNLP jars {missing} in {lib} (not downloaded automatically); "
+            f"run `python -m pycocoevalcap.spice.get_stanford_models` where the network allows"
+        )
+    if shutil.which("java") is None:
+        return False, "SPICE needs Java, which is not on PATH"
+    return True, ""
+
+
+def _spice_score(gts: dict, res: dict) -> tuple[float, list]:
+    """SPICE as `pycocoevalcap.spice.spice.Spice.compute_score`, with temp/cache dirs writable."""
+    from pycocoevalcap.spice import spice as spice_module
+
+    spice_dir = Path(spice_module.__file__).resolve().parent
+    image_ids = sorted(gts)
+    input_data = [{"image_id": image_id, "test": res[image_id][0], "refs": gts[image_id]}
+                  for image_id in image_ids]
+    cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "helpers-spice"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="spice-") as tmp:
+        in_file, out_file = Path(tmp) / "input.json", Path(tmp) / "output.json"
+        in_file.write_text(json.dumps(input_data, indent=2))
+        command = [_java(), "-jar", "-Xmx8G", spice_module.SPICE_JAR, str(in_file), "-cache", str(cache_dir),
+                   "-out", str(out_file), "-subset", "-silent"]
+        completed = subprocess.run(command, cwd=spice_dir, capture_output=True, timeout=JAVA_TIMEOUT_S)
+        if completed.returncode != 0:
+            raise CaptionMetricsError(f"SPICE failed (exit {completed.returncode}): "
+                                      f"{completed.stderr.decode(errors='replace')[-2000:]}")
+        results = json.loads(out_file.read_text())
+
+    def to_float(value):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    by_image = {item["image_id"]: item["scores"] for item in results}
+    average = float(np.mean([to_float(by_image[i]["All"]["f"]) for i in image_ids]))
+    per_image = [{category: {k: to_float(v) for k, v in values.items()}
+                  for category, values in by_image[i].items()} for i in image_ids]
+    return average, per_image
+
+
+# ---------------------------------------------------------------------------------------------
+# Caption evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class CaptionEvaluation:
+    """Scores of one results set.
+
+    Attributes:
+        scores: corpus-level score per metric, keys from `CAPTION_METRICS` values
+            ("BLEU-1" ... "CIDEr", "SPICE" when it ran), floats in [0, 1] (CIDEr in [0, 10]).
+        per_image: `{image_id: {metric: score}}` as the toolkit's `imgToEval` (SPICE: a dict).
+        unavailable: `{metric: reason}` for metrics that could not run here (e.g. SPICE).
+        num_images: images scored (those in the results).
+        seconds: wall time of the evaluation.
+    """
+
+    scores: dict[str, float]
+    per_image: dict[int, dict]
+    unavailable: dict[str, str]
+    num_images: int
+    seconds: float
+
+    def to_dict(self, per_image: bool = False) -> dict:
+        out = {"scores": self.scores, "unavailable": self.unavailable,
+               "num_images": self.num_images, "seconds": round(self.seconds, 2)}
+        if per_image:
+            out["per_image"] = {str(k): v for k, v in self.per_image.items()}
+        return out
+
+    def table(self, digits: int = 3) -> str:
+        """The scores as an aligned two-column text table."""
+        return format_table(self.scores, self.unavailable, digits=digits)
+
+
+def format_table(scores: Mapping[str, float], unavailable: Mapping[str, str] | None = None,
+                 digits: int = 3) -> str:
+    """An aligned `metric  value` text table; unavailable metrics show `n/a (reason)`."""
+    rows = [(name, f"{value:.{digits}f}") for name, value in scores.items()]
+    rows += [(name, f"n/a ({reason})") for name, reason in (unavailable or {}).items()]
+    width = max((len(name) for name, _ in rows), default=0)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _load_annotations(annotations):
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        if isinstance(annotations, (str, Path)):
+            path = Path(annotations)
+            if not path.is_file():
+                raise FileNotFoundError(f"caption annotations file {path} does not exist")
+            return COCO(str(path))
+        if isinstance(annotations, COCO):
+            return annotations
+        if isinstance(annotations, Mapping):
+            coco = COCO()
+            coco.dataset = copy.deepcopy(dict(annotations))
+            coco.createIndex()
+            return coco
+    raise TypeError(f"annotations must be a path, a COCO-format dict or a pycocotools COCO, "
+                    f"not {type(annotations).__name__}")
+
+
+def _load_results(results) -> list[dict]:
+    if isinstance(results, (str, Path)):
+        path = Path(results)
+        if not path.is_file():
+            raise FileNotFoundError(f"caption results file {path} does not exist")
+        results = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(results, list) or not results:
+        raise ValueError('caption results must be a non-empty list of {"image_id": int, "caption": str}')
+    seen: set = set()
+    for index, result in enumerate(results):
+        if not isinstance(result, Mapping) or "image_id" not in result or "caption" not in result:
+            raise ValueError(f'caption result {index} is {result!r}; each must be {{"image_id", "caption"}}')
+        if result["image_id"] in seen:
+            raise ValueError(f"image {result['image_id']} has more than one caption in the results; "
+                             f"the COCO metrics score exactly one caption per image")
+        seen.add(result["image_id"])
+    return [dict(result) for result in results]  # loadRes writes "id" into each: keep the caller's intact
+
+
+def evaluate_captions(annotations, results, *, spice: bool | None = None,
+                      verbose: bool = False) -> CaptionEvaluation:
+    """Score candidate captions against COCO references, as the coco-caption toolkit does.
+
+    Args:
+        annotations: COCO caption annotations: a JSON path, a dict in COCO format (`images`,
+            `annotations` with `image_id`/`caption`) or a `pycocotools.coco.COCO`.
+        results: candidates, a JSON path or a list `[{"image_id": int, "caption": str}]`, one per image.
+            Only the images in the results are scored (as in the toolkit's demo).
+        spice: `None` to compute SPICE when its jars are installed (else reported unavailable),
+            `True` to require it, `False` to skip it.
+        verbose: print each metric as it is computed.
+
+    Returns:
+        A `CaptionEvaluation`.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: results are malformed, repeat an image, or name images not in the annotations.
+        MetricUnavailable: `spice=True` but SPICE cannot run here.
+        CaptionMetricsError: Java is missing or a Java scorer failed.
+    """
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    start = time.perf_counter()
+    coco = _load_annotations(annotations)
+    results = _load_results(results)
+    missing = sorted({r["image_id"] for r in results} - set(coco.getImgIds()))
+    if missing:
+        raise ValueError(f"{len(missing)} result image ids are not in the annotations "
+                         f"(first: {missing[:5]}); score against the matching annotations file")
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_results = coco.loadRes(results)
+    image_ids = coco_results.getImgIds()
+    no_references = [i for i in image_ids if not coco.imgToAnns[i]]
+    if no_references:
+        raise ValueError(f"{len(no_references)} images have no reference captions (first: {no_references[:5]})")
+
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: coco.imgToAnns[i] for i in image_ids})
+    res = tokenizer.tokenize({i: coco_results.imgToAnns[i] for i in image_ids})
+
+    unavailable: dict[str, str] = {}
+    spice_ok, spice_reason = spice_status() if spice is not False else (False, "")
+    if spice is True and not spice_ok:
+        raise MetricUnavailable(spice_reason)
+    if spice is None and not spice_ok:
+        unavailable["SPICE"] = spice_reason
+
+    _java()
+    scorers = [(Bleu(4), ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"]), (Meteor(), ["METEOR"]),
+               (Rouge(), ["ROUGE_L"]), (Cider(), ["CIDEr"])]
+    scores: dict[str, float] = {}
+    per_image: dict[int, dict] = {i: {} for i in gts}
+    for scorer, methods in scorers:
+        with contextlib.redirect_stdout(io.StringIO()):
+            if isinstance(scorer, Bleu):
+                corpus, per = scorer.compute_score(gts, res, verbose=0)
+            else:
+                corpus, per = scorer.compute_score(gts, res)
+        if len(methods) == 1:
+            corpus, per = [corpus], [per]
+        for value, values, method in zip(corpus, per, methods):
+            name = CAPTION_METRICS[method]
+            scores[name] = float(value)
+            for image_id, image_value in zip(gts.keys(), values):
+                per_image[image_id][name] = float(image_value)
+            if verbose:
+                print(f"{name}: {value:.3f}")
+        if isinstance(scorer, Meteor):  # stop its Java process now rather than at garbage collection
+            with scorer.lock:
+                scorer.meteor_p.stdin.close()
+                scorer.meteor_p.kill()
+                scorer.meteor_p.wait()
+            scorer.__class__ = _ClosedMeteor
+    if spice_ok and spice is not False:
+        value, values = _spice_score(gts, res)
+        scores["SPICE"] = value
+        for image_id, image_value in zip(sorted(gts), values):
+            per_image[image_id]["SPICE"] = image_value
+        if verbose:
+            print(f"SPICE: {value:.3f}")
+    return CaptionEvaluation(scores=scores, per_image=per_image, unavailable=unavailable,
+                             num_images=len(image_ids), seconds=time.perf_counter() - start)
+
+
+class _ClosedMeteor:
+    """What a `Meteor` scorer becomes once its Java process is stopped (its `__del__` is a no-op)."""
+
+    def __del__(self):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Tagging metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_tagging_inputs(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    if y_true.ndim != 2 or y_true.shape != y_score.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_score {y_score.shape} must both be "
+                         f"[num_images, num_synsets] with the same shape")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError("y_true must contain only 0 and 1 (multi-hot synset ground truth)")
+    if not np.isfinite(y_score).all():
+        raise ValueError("y_score contains NaN or infinite values")
+    return y_true.astype(bool), y_score
+
+
+def average_precision(y_true, y_score) -> np.ndarray:
+    """Average precision of each class (column), as scikit-learn's `average_precision_score`.
+
+    AP = sum_n (R_n - R_{n-1}) P_n over the distinct score thresholds taken in decreasing order,
+    where P_n and R_n are the precision and recall of predicting "positive" for every score
+    >= the n-th threshold (tied scores enter together); R_0 = 0. No interpolation.
+
+    Args:
+        y_true: {0, 1} `[num_images, num_synsets]`.
+        y_score: float `[num_images, num_synsets]`, higher means more likely.
+
+    Returns:
+        float64 `[num_synsets]`; NaN for classes without positives (AP is undefined there).
+
+    Raises:
+        ValueError: shapes differ or are not 2-D, `y_true` is not binary, scores are not finite.
+    """
+    y_true, y_score = _check_tagging_inputs(y_true, y_score)
+    num_images, num_classes = y_true.shape
+    order = np.argsort(-y_score, axis=0, kind="stable")                          # [N, S]
+    sorted_scores = np.take_along_axis(y_score, order, axis=0)                   # [N, S] descending
+    sorted_true = np.take_along_axis(y_true, order, axis=0)                      # [N, S]
+    true_positives = np.cumsum(sorted_true, axis=0, dtype=np.float64)            # [N, S]
+    predicted = np.arange(1, num_images + 1, dtype=np.float64)[:, None]          # [N, 1]
+    precision = true_positives / predicted                                       # [N, S]
+    positives = true_positives[-1]                                               # [S]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = true_positives / positives                                      # [N, S]
+    # Keep only the last row of each run of tied scores (a threshold admits all its ties at once).
+    last_of_tie = np.ones_like(sorted_true, dtype=bool)                          # [N, S]
+    last_of_tie[:-1] = sorted_scores[:-1] != sorted_scores[1:]
+    # Recall at the previous threshold: recall never decreases down the ranking, so it is the running
+    # maximum of the recalls at earlier thresholds (0 before the first threshold).
+    recall = np.nan_to_num(recall)                                                # classes without positives
+    running_max = np.maximum.accumulate(np.where(last_of_tie, recall, 0.0), axis=0)  # [N, S]
+    previous = np.vstack([np.zeros((1, num_classes)), running_max[:-1]])          # [N, S]
+    contributions = np.where(last_of_tie, (recall - previous) * precision, 0.0)
+    result = contributions.sum(axis=0)
+    result[positives == 0] = np.nan
+    return result
+
+
+def mean_average_precision(y_true, y_score) -> float:
+    """mAP: mean of `average_precision` over classes with at least one positive.
+
+    Raises:
+        ValueError: as `average_precision`, or no class has a positive.
+    """
+    per_class = average_precision(y_true, y_score)
+    if np.isnan(per_class).all():
+        raise ValueError("no class has a positive example; mean average precision is undefined")
+    return float(np.nanmean(per_class))
+
+
+def f1_scores(y_true, y_score, threshold: float = 0.5) -> dict[str, float]:
+    """Micro and macro F1 of the decisions `y_score >= threshold`.
+
+    Micro F1 pools true/false positives and false negatives over every (image, synset) pair.
+    Macro F1 averages the per-class F1 over the classes with at least one positive (the same classes
+    as `mean_average_precision`); a class with positives but no correct prediction counts 0.
+    (scikit-learn's `f1_score(average="macro")` also averages, as 0, classes without positives.)
+
+    Returns:
+        `{"micro_f1": float, "macro_f1": float, "micro_precision": float, "micro_recall": float}`;
+        a ratio with a zero denominator is 0.
+
+    Raises:
+        ValueError: as `average_precision`.
+    """
+    y_true, y_score = _check_tagging_inputs(y_true, y_score)
+    predicted = y_score >= threshold
+    true_positives = (predicted & y_true).sum(axis=0).astype(np.float64)         # [S]
+    false_positives = (predicted & ~y_true).sum(axis=0).astype(np.float64)       # [S]
+    false_negatives = (~predicted & y_true).sum(axis=0).astype(np.float64)       # [S]
+
+    def ratio(numerator, denominator):
+        return np.divide(numerator, denominator, out=np.zeros_like(np.asarray(numerator, dtype=np.float64)),
+                         where=np.asarray(denominator) > 0)
+
+    tp, fp, fn = true_positives.sum(), false_positives.sum(), false_negatives.sum()
+    micro_f1 = float(ratio(2 * tp, 2 * tp + fp + fn))
+    has_positive = y_true.any(axis=0)
+    per_class_f1 = ratio(2 * true_positives, 2 * true_positives + false_positives + false_negatives)
+    macro_f1 = float(per_class_f1[has_positive].mean()) if has_positive.any() else 0.0
+    return {"micro_f1": micro_f1, "macro_f1": macro_f1,
+            "micro_precision": float(ratio(tp, tp + fp)), "micro_recall": float(ratio(tp, tp + fn))}
+
+
+def precision_at_k(y_true, y_score, k: int) -> float:
+    """Mean over images of (ground-truth synsets among the k highest-scored) / k.
+
+    Ties are broken by column order (stable sort), so the result is deterministic.
+
+    Raises:
+        ValueError: as `average_precision`, or `k` not in [1, num_synsets].
+    """
+    y_true, y_score = _check_tagging_inputs(y_true, y_score)
+    if not 1 <= k <= y_true.shape[1]:
+        raise ValueError(f"k={k} must be between 1 and the number of synsets ({y_true.shape[1]})")
+    top = np.argsort(-y_score, axis=1, kind="stable")[:, :k]                     # [N, k]
+    return float(np.take_along_axis(y_true, top, axis=1).sum(axis=1).mean() / k)
+
+
+def tagging_metrics(y_true, y_score, threshold: float = 0.5, ks: Iterable[int] = (1, 3, 5)) -> dict[str, float]:
+    """All tagging metrics in one dict: `mAP`, `micro_f1`, `macro_f1`, `micro_precision`,
+    `micro_recall` (at `threshold`) and `P@k` for each k in `ks` (those <= num_synsets)."""
+    y_true_checked, _ = _check_tagging_inputs(y_true, y_score)
+    out = {"mAP": mean_average_precision(y_true, y_score)}
+    out.update(f1_scores(y_true, y_score, threshold))
+    for k in ks:
+        if k <= y_true_checked.shape[1]:
+            out[f"P@{k}"] = precision_at_k(y_true, y_score, k)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def _run_score(args) -> int:
+    evaluation = evaluate_captions(args.annotations, args.results, spice=False if args.no_spice else None)
+    print(f"{evaluation.num_images} images scored in {evaluation.seconds:.1f} s")
+    print(evaluation.table())
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"annotations": str(args.annotations), "results": str(args.results), **evaluation.to_dict()}
+        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        print(f"metrics written to {out}")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register `score`: COCO caption metrics of a results file against an annotations file."""
+    parser = subparsers.add_parser("score", help="COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr[, SPICE])")
+    parser.add_argument("--annotations", required=True, help="COCO captions JSON (references)")
+    parser.add_argument("--results", required=True, help='results JSON [{"image_id", "caption"}]')
+    parser.add_argument("--out", help="write the scores as JSON here")
+    parser.add_argument("--no-spice", action="store_true", help="skip SPICE even when its jars are installed")
+    parser.set_defaults(func=_run_score)

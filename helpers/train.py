@@ -1,0 +1,664 @@
+"""Training: prepare a run (vocabularies, encoder, feature cache), then train both heads on the cache.
+
+Everything a run produces lives in one folder, `runs/<name>/`:
+
+    config.json          the `Config` it was trained with
+    vocabulary.json      caption `Vocabulary`;   synsets.json: the tag `SynsetVocabulary`
+    encoder.weights.h5   the encoder after training on tags (only when it was trained)
+    features/<split>/    cached encoder features (`helpers.features`)
+    checkpoints/         best.weights.h5, last.weights.h5, backup/ (resume state)
+    logs/                TensorBoard (`tensorboard --logdir runs/<name>/logs`)
+    history.csv          losses and metrics per epoch
+    bundle/              the trained model for inference (`helpers.model.load_bundle`)
+
+`train_run(config, run_dir)` does it all; `prepare` and `fit` are its two halves. A stopped or
+killed run continues where it stopped: vocabularies, encoder and features are reused, and
+`keras.callbacks.BackupAndRestore` restores the heads' weights, the optimizer state (including
+`optimizer.iterations`, hence the learning-rate schedule) and the epoch counter.
+
+Command line: `python -m helpers prepare --run NAME ...` and `python -m helpers train --run NAME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from helpers import features as features_module
+from helpers import model as model_module
+from helpers.config import RUNS_DIR, Config
+
+
+# --- preparing a run ------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Prepared:
+    """What `prepare` built for a run (everything training needs).
+
+    Attributes:
+        config: the run's settings; run_dir: its folder.
+        train_records, val_records: `helpers.coco.ImageRecord`s of the two splits.
+        vocabulary: caption `Vocabulary`; synset_vocabulary: tag `SynsetVocabulary`.
+        image_synsets: image id -> its tag synsets (training targets), both splits.
+        encoder: the frozen encoder the features come from.
+        train_cache, val_cache: `helpers.features.FeatureCache`s.
+    """
+
+    config: Config
+    run_dir: Path
+    train_records: list
+    val_records: list
+    vocabulary: object
+    synset_vocabulary: object
+    image_synsets: dict
+    encoder: keras.Model
+    train_cache: features_module.FeatureCache
+    val_cache: features_module.FeatureCache
+
+
+def resolve_run_dir(run: str | Path) -> Path:
+    """A run name (`sample` -> `runs/sample`) or a path (anything with a `/`, or existing)."""
+    run = str(run)
+    if "/" in run or os.sep in run or Path(run).is_dir():
+        return Path(run)
+    return RUNS_DIR / run
+
+
+def load_records(config: Config) -> tuple[list, list]:
+    """Training and validation `ImageRecord`s of `config.data_dir` (capped by config)."""
+    from helpers.coco import load_coco
+
+    train = load_coco(config.data_dir, config.train_split)[: config.max_train_images]
+    val = load_coco(config.data_dir, config.val_split)[: config.max_val_images]
+    if not train or not val:
+        raise ValueError(f"{config.data_dir} has {len(train)} training and {len(val)} validation "
+                         f"images with captions; both splits need some")
+    return train, val
+
+
+def build_image_synsets(config: Config, records: Sequence) -> dict[int, set[str]]:
+    """Tag synsets of every image: synsets named in at least 2 of its captions, plus its COCO
+    categories' synsets and (when `<data_dir>/vgenome` or `config.vgenome_dir` exists) the
+    Visual Genome object synsets of the image."""
+    from helpers import synsets
+
+    mapper = synsets.SynsetMapper()
+    vgenome_dir = Path(config.vgenome_dir) if config.vgenome_dir else Path(config.data_dir) / "vgenome"
+    visual_genome: dict[int, set[str]] = {}
+    if vgenome_dir.is_dir():
+        from helpers import vgenome
+
+        visual_genome = vgenome.synsets_by_coco_id(vgenome_dir)
+    result = {}
+    for record in records:
+        categories = {mapper.map_word(name.replace(" ", "_")) for name in record.categories}
+        extra = {name for name in categories if name} | visual_genome.get(record.image_id, set())
+        result[record.image_id] = set(synsets.image_synsets(record.captions, mapper, extra=extra,
+                                                            min_votes=2))
+    return result
+
+
+def encoder_targets(records, image_synsets, synset_vocabulary, words: Sequence[str] = ()) -> np.ndarray:
+    """Multi-hot targets of encoder training, float32 `[N, num_synsets + len(words)]`: the image's
+    tag synsets, then each of `words` present in at least 2 of its captions."""
+    from helpers.vocab import tokenize
+
+    column = {word: index for index, word in enumerate(words)}
+    targets = np.zeros((len(records), len(synset_vocabulary) + len(words)), np.float32)
+    for row, record in enumerate(records):
+        targets[row, :len(synset_vocabulary)] = synset_vocabulary.encode(image_synsets[record.image_id])
+        if column:
+            votes: dict[str, int] = {}
+            for caption in record.captions:
+                for word in set(tokenize(caption)) & column.keys():
+                    votes[word] = votes.get(word, 0) + 1
+            for word, count in votes.items():
+                if count >= min(2, len(record.captions)):
+                    targets[row, len(synset_vocabulary) + column[word]] = 1.0
+    return targets
+
+
+def _image_dataset(records, targets, image_size, batch_size, shuffle: bool, seed: int,
+                   in_memory: bool) -> tf.data.Dataset:
+    """`(pixels float32 [B, S, S, 3], targets [B, K])` batches for encoder training."""
+    from helpers.images import load_image
+
+    paths = [str(record.path) for record in records]
+
+    def load(path):
+        return load_image(path.decode(), size=image_size)
+
+    def decode(path, target):
+        pixels = tf.numpy_function(load, [path], tf.uint8, stateful=False)
+        pixels.set_shape((image_size, image_size, 3))
+        return pixels, target
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, targets)).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if in_memory:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    return (dataset.batch(batch_size)
+            .map(lambda pixels, target: (tf.cast(pixels, tf.float32), target),
+                 num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def train_encoder(config: Config, encoder: keras.Model, train_records, val_records, image_synsets,
+                  synset_vocabulary, vocabulary=None, verbose: int = 1) -> dict:
+    """Train the encoder with a synset classifier on the images (multi-label BCE), end to end.
+
+    With `weights=None` the whole backbone trains from scratch (how the embedded sample gets a
+    useful encoder without ImageNet weights); with pretrained weights only the last
+    `config.fine_tune_layers` layers train (fine-tuning the top blocks). Afterwards the encoder is
+    frozen again. With `config.encoder_word_targets` (and a `vocabulary`) the classifier also
+    predicts which caption words (non-stopwords of the vocabulary) at least 2 captions use: words
+    such as "big", "tiny", "two" or "above" are no tags, yet the captions need the encoder to see
+    them. Returns the Keras history dict.
+    """
+    words: list[str] = []
+    if config.encoder_word_targets and vocabulary is not None:
+        from helpers.synsets import english_stopwords
+        from helpers.vocab import SPECIAL_TOKENS
+
+        stopwords = english_stopwords()
+        words = [w for w in vocabulary.id_to_word if w not in SPECIAL_TOKENS and w not in stopwords]
+    train_targets = encoder_targets(train_records, image_synsets, synset_vocabulary, words)
+    val_targets = encoder_targets(val_records, image_synsets, synset_vocabulary, words)
+    model_module.set_trainable_blocks(encoder, None if config.weights is None else config.fine_tune_layers)
+    tagger = model_module.SynsetClassifier(train_targets.shape[1], config.tagger_hidden_dim,
+                                           config.dropout, name="tagger")
+    images = keras.Input(encoder.input.shape[1:], name="images")
+    classifier = keras.Model(images, tagger(encoder(images)["pooled"]), name="encoder_tagger")
+    size = int(encoder.input.shape[1])
+    in_memory = len(train_records) * size * size * 3 < 2**31   # decoded photos cached under 2 GB
+    train = _image_dataset(train_records, train_targets, size, config.encoder_batch_size, True,
+                           config.seed, in_memory)
+    val = _image_dataset(val_records, val_targets, size, config.encoder_batch_size, False, config.seed,
+                         in_memory)
+    steps = math.ceil(len(train_records) / config.encoder_batch_size) * config.encoder_epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, steps - steps // 10), warmup_target=config.encoder_learning_rate,
+        warmup_steps=steps // 10, alpha=0.05)
+    classifier.compile(optimizer=keras.optimizers.Adam(schedule), loss=keras.losses.BinaryCrossentropy(),
+                       metrics=[keras.metrics.F1Score(average="micro", threshold=0.5, name="f1")],
+                       jit_compile=False)
+    started = time.perf_counter()
+    history = classifier.fit(train, validation_data=val, epochs=config.encoder_epochs, verbose=verbose)
+    encoder.trainable = False
+    logs = {key: values[-1] for key, values in history.history.items()}
+    print(f"encoder trained on {train_targets.shape[1]} targets ({len(words)} of them caption words): {config.encoder_epochs} epochs in {time.perf_counter() - started:.0f} s, "
+          f"val loss {logs.get('val_loss', float('nan')):.4f}, val micro-F1 {logs.get('val_f1', float('nan')):.3f}")
+    return history.history
+
+
+# Settings a run may change between a stop and its resumption (the others shape its files).
+RESUMABLE_FIELDS = frozenset({"epochs", "early_stopping_patience", "caption_samples", "strategy",
+                              "feature_batch_size"})
+
+
+def check_resumable(config: Config, run_dir: Path) -> None:
+    """Refuse to continue a run folder made with other settings.
+
+    Raises:
+        ValueError: `run_dir/config.json` differs from `config` in a field outside
+            `RESUMABLE_FIELDS` (names the fields; use another run name or delete the folder).
+    """
+    saved_path = Path(run_dir) / "config.json"
+    if not saved_path.is_file():
+        return
+    saved = Config.load(saved_path)
+    changed = sorted(field.name for field in dataclasses.fields(Config)
+                     if field.name not in RESUMABLE_FIELDS
+                     and getattr(saved, field.name) != getattr(config, field.name))
+    if changed:
+        details = ", ".join(f"{name}: {getattr(saved, name)!r} -> {getattr(config, name)!r}" for name in changed)
+        raise ValueError(f"run folder {run_dir} was made with other settings ({details}); use another "
+                         f"run name, or delete the folder (restart=True in 2_Training) to start again")
+
+
+def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
+    """Build (or reuse) everything training needs, in `run_dir`.
+
+    Steps: load records; build the vocabulary (`min_word_count`) and the synset vocabulary
+    (`min_synset_images`) unless the run already has them; save `config.json`; build the encoder
+    (training it on tags when `config.encoder_epochs > 0`, reused from `encoder.weights.h5` when
+    the run already has it); cache train and val features (resumable).
+
+    Raises:
+        helpers.coco.DatasetError: the data folder is not COCO's layout.
+        helpers.model.WeightsUnavailableError: ImageNet weights cannot be downloaded.
+    """
+    from helpers.synsets import SynsetVocabulary
+    from helpers.vocab import Vocabulary
+
+    run_dir = Path(run_dir)
+    check_resumable(config, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    started = time.perf_counter()
+    train_records, val_records = load_records(config)
+    image_synsets = build_image_synsets(config, train_records + val_records)
+    vocabulary_path, synsets_path = run_dir / "vocabulary.json", run_dir / "synsets.json"
+    if vocabulary_path.is_file() and synsets_path.is_file():
+        vocabulary, synset_vocabulary = Vocabulary.load(vocabulary_path), SynsetVocabulary.load(synsets_path)
+        print(f"reusing the run's vocabularies: {len(vocabulary)} words, {len(synset_vocabulary)} synsets")
+    else:
+        vocabulary = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_count)
+        synset_vocabulary = SynsetVocabulary.build(
+            (image_synsets[record.image_id] for record in train_records), min_images=config.min_synset_images)
+        vocabulary.save(vocabulary_path)
+        synset_vocabulary.save(synsets_path)
+    config.save(run_dir / "config.json")
+    print(f"data: {len(train_records)} training / {len(val_records)} validation images; vocabulary "
+          f"{len(vocabulary)} words, {len(synset_vocabulary)} synsets ({time.perf_counter() - started:.1f} s)")
+
+    encoder_path = run_dir / "encoder.weights.h5"
+    trains_encoder = config.encoder_epochs > 0 and (config.weights is None or config.fine_tune_layers > 0)
+    if trains_encoder and encoder_path.is_file():
+        encoder = model_module.build_encoder(config.backbone, str(encoder_path), config.image_size)
+        print(f"reusing the run's trained encoder {encoder_path}")
+    else:
+        encoder = model_module.build_encoder(config.backbone, config.weights, config.image_size)
+        if trains_encoder:
+            train_encoder(config, encoder, train_records, val_records, image_synsets, synset_vocabulary,
+                          vocabulary, verbose=verbose)
+            encoder.save_weights(encoder_path)
+    encoder.trainable = False
+
+    caches = []
+    for split, records, variants in ((config.train_split, train_records, config.augment_variants),
+                                     (config.val_split, val_records, 0)):
+        caches.append(features_module.extract_features(
+            encoder, [record.path for record in records], [record.image_id for record in records],
+            run_dir / "features" / split, batch_size=config.feature_batch_size,
+            shard_size=config.feature_shard_size, augment_variants=variants,
+            augment_flip=config.augment_flip, seed=config.seed, description=f"features {split}"))
+    return Prepared(config, run_dir, train_records, val_records, vocabulary, synset_vocabulary,
+                    image_synsets, encoder, caches[0], caches[1])
+
+
+# --- datasets over the feature cache --------------------------------------------------------------
+BUCKET_BOUNDARIES = (8, 12, 16, 20, 28)   # caption lengths in tokens (<start> and <end> included)
+
+
+def caption_dataset(cache: features_module.FeatureCache, records, vocabulary, synset_vocabulary,
+                    image_synsets, batch_size: int, max_length: int, shuffle: bool = True,
+                    seed: int = 0) -> tf.data.Dataset:
+    """Teacher-forcing batches from the feature cache, bucketed by caption length.
+
+    One example per (cached row, caption). Shards are read one at a time in random order, rows
+    shuffled within a shard and through a buffer, then `bucket_by_sequence_length` groups
+    captions of similar length so that batches carry little padding.
+
+    Yields:
+        `({"pooled": float32 [B, P], "grid": float16 [B, L, D], "tokens": int32 [B, T]},
+          {"caption": int32 [B, T], "tags": float32 [B, S]})`: tokens are the caption without its
+        last id, "caption" the caption without <start> (the next word at every step), 0-padded.
+    """
+    captions = {record.image_id: [vocabulary.encode(c, max_length) for c in record.captions]
+                for record in records}
+    targets = {record.image_id: synset_vocabulary.encode(image_synsets[record.image_id]).astype(np.float32)
+               for record in records}
+    cells, depth, num_synsets = cache.grid_cells, cache.feature_dim, len(synset_vocabulary)
+    pooled_dim = cache.pooled_dim
+    epoch = [0]
+
+    def examples():
+        rng = np.random.default_rng(seed + epoch[0])
+        epoch[0] += 1
+        order = rng.permutation(cache.num_shards) if shuffle else range(cache.num_shards)
+        for shard_index in order:
+            shard = cache.shard(int(shard_index))
+            rows = rng.permutation(len(shard["image_ids"])) if shuffle else range(len(shard["image_ids"]))
+            for row in rows:
+                image_id = int(shard["image_ids"][row])
+                if not shard["ok"][row] or image_id not in captions:
+                    continue
+                for tokens in captions[image_id]:
+                    yield shard["pooled"][row], shard["grid"][row], np.asarray(tokens, np.int32), targets[image_id]
+
+    signature = (tf.TensorSpec((pooled_dim,), tf.float32), tf.TensorSpec((cells, depth), tf.float16),
+                 tf.TensorSpec((None,), tf.int32), tf.TensorSpec((num_synsets,), tf.float32))
+    dataset = tf.data.Dataset.from_generator(examples, output_signature=signature)
+    if shuffle:
+        dataset = dataset.shuffle(4096, seed=seed)
+    boundaries = [b for b in BUCKET_BOUNDARIES if b < max_length] + [max_length + 1]
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda pooled, grid, tokens, tags: tf.shape(tokens)[0],
+        bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+
+    def split(pooled, grid, tokens, tags):
+        return ({"pooled": pooled, "grid": grid, "tokens": tokens[:, :-1]},
+                {"caption": tokens[:, 1:], "tags": tags})
+
+    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+# --- model, loss, metrics -------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="helpers")
+class Perplexity(keras.metrics.Metric):
+    """exp(mean cross-entropy per caption token), <pad> (id 0) ignored."""
+
+    def __init__(self, name="perplexity", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = keras.ops.cast(y_true, "int32")
+        mask = keras.ops.cast(keras.ops.not_equal(y_true, 0), "float32")
+        loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        self.total.assign_add(keras.ops.sum(loss * mask))
+        self.count.assign_add(keras.ops.sum(mask))
+
+    def result(self):
+        return keras.ops.exp(self.total / keras.ops.maximum(self.count, 1.0))
+
+
+def steps_per_epoch(cache: features_module.FeatureCache, records, batch_size: int) -> int:
+    """Approximate optimizer steps per epoch (bucketing adds up to one partial batch per bucket)."""
+    captions = sum(len(record.captions) for record in records)
+    rows_per_image = cache.num_rows / max(1, len(cache.image_ids))
+    return math.ceil(captions * rows_per_image / batch_size) + len(BUCKET_BOUNDARIES)
+
+
+def compile_heads(heads: model_module.CaptionTagger, config: Config, steps: int) -> None:
+    """Adam with linear warmup then cosine decay (per step), gradient clipping; masked caption
+    cross-entropy + `tag_loss_weight` x tag BCE; perplexity, token accuracy and tag micro-F1."""
+    total = max(1, steps * config.epochs)
+    warmup = min(int(config.warmup_epochs * steps), total // 2)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else config.learning_rate, decay_steps=max(1, total - warmup),
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup, alpha=0.02)
+    optimizer = keras.optimizers.Adam(schedule, global_clipnorm=config.clip_norm or None)
+    heads.compile(
+        optimizer=optimizer,
+        loss={"caption": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+              "tags": keras.losses.BinaryCrossentropy()},
+        loss_weights={"caption": 1.0, "tags": config.tag_loss_weight},
+        metrics={"caption": [Perplexity()],
+                 "tags": [keras.metrics.F1Score(average="micro", threshold=0.5, name="f1")]},
+        jit_compile=False,
+    )
+
+
+def get_strategy(name: str = "default") -> tf.distribute.Strategy:
+    """`tf.distribute` strategy by name: "default" (one device), "mirrored" (all local devices,
+    synchronous), "multi_worker" (several machines described by the TF_CONFIG variable)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy 'multi_worker' needs the TF_CONFIG environment variable "
+                             "(cluster and task of this worker); see tf.distribute.MultiWorkerMirroredStrategy")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; choose 'default', 'mirrored' or 'multi_worker'")
+
+
+# --- callbacks ------------------------------------------------------------------------------------
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class LiveLossPlot(keras.callbacks.Callback):
+    """Redraw training and validation loss curves after every epoch, in place, in a notebook
+    (one `IPython.display` handle updated); does nothing outside a notebook."""
+
+    def __init__(self, history_csv: Path | None = None):
+        super().__init__()
+        self.enabled = _in_notebook()
+        self.history: dict[str, list[float]] = {}
+        self.handle = None
+        # A resumed run: start from the epochs already logged (read now, before CSVLogger opens it).
+        if history_csv is not None and Path(history_csv).is_file() and Path(history_csv).stat().st_size:
+            import pandas
+
+            frame = pandas.read_csv(history_csv)
+            self.history = {column: frame[column].tolist() for column in frame.columns if column != "epoch"}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        if not self.enabled:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        from helpers import plots
+
+        figure = plots.plot_training_history(self.history)
+        if self.handle is None:
+            self.handle = display(figure, display_id=True)
+        else:
+            self.handle.update(figure)
+        plt.close(figure)
+
+
+class SampleCaptions(keras.callbacks.Callback):
+    """Caption a few fixed validation images (greedy) after every epoch and print them."""
+
+    def __init__(self, cache: features_module.FeatureCache, records, vocabulary, max_length: int,
+                 count: int = 3):
+        super().__init__()
+        self.records = list(records)[:count]
+        self.vocabulary, self.max_length = vocabulary, max_length
+        self.pooled, self.grid = (cache.features([r.image_id for r in self.records]) if self.records
+                                  else (None, None))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.records:
+            return
+        ids = self.model.decoder.greedy_decode(self.pooled, self.grid, self.max_length)
+        for record, row in zip(self.records, ids):
+            print(f"  [{record.image_id}] {self.vocabulary.decode(row)}   (ref: {record.captions[0]})")
+
+
+class _StateFile(keras.callbacks.Callback):
+    """Write `checkpoints/state.json` (epoch, optimizer step, time) after every epoch."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = {"epochs_done": epoch + 1, "optimizer_step": int(self.model.optimizer.iterations.numpy()),
+                 "logs": {key: float(value) for key, value in (logs or {}).items()}, "time": time.time()}
+        self.path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+
+def tensorboard_available() -> bool:
+    """Whether the `tensorboard` package (needed by tf.summary) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def training_callbacks(prepared: Prepared, live_plot: bool = True, extra: Sequence = ()) -> list:
+    """Backup/resume, best + last checkpoints, CSV history, TensorBoard, early stopping, the live
+    loss plot and greedy captions of fixed validation images."""
+    run_dir, config = prepared.run_dir, prepared.config
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(checkpoints / "backup"), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor="val_loss",
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "last.weights.h5"), save_weights_only=True),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience),
+        _StateFile(checkpoints / "state.json"),
+    ]
+    if tensorboard_available():
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0))
+    else:
+        print("TensorBoard is not installed: no logs/ for this run (pip install tensorboard to get them)")
+    if live_plot:
+        callbacks.append(LiveLossPlot(run_dir / "history.csv"))
+    if config.caption_samples:
+        callbacks.append(SampleCaptions(prepared.val_cache, prepared.val_records, prepared.vocabulary,
+                                        config.max_caption_length, config.caption_samples))
+    return [*callbacks, *extra]
+
+
+# --- training -------------------------------------------------------------------------------------
+def fit(prepared: Prepared, strategy: str | None = None, callbacks: Sequence = (), live_plot: bool = True,
+        verbose: int | str = "auto") -> tuple[model_module.CaptionTagger, dict]:
+    """Train the heads on the feature cache; resume from the run's backup when there is one.
+
+    Args:
+        prepared: from `prepare`.
+        strategy: tf.distribute strategy name (None: `config.strategy`); the model and optimizer
+            are built under its scope.
+        callbacks: extra Keras callbacks.
+        live_plot: redraw loss curves in a notebook.
+        verbose: Keras `fit` verbosity.
+
+    Returns:
+        `(heads, history)`: the `CaptionTagger` with the best validation-loss weights, and the
+        history of this call (`{metric: [value per epoch]}`).
+    """
+    config = prepared.config
+    distribution = get_strategy(strategy or config.strategy)
+    steps = steps_per_epoch(prepared.train_cache, prepared.train_records, config.batch_size)
+    with distribution.scope():
+        heads = model_module.build_heads(config, len(prepared.vocabulary), len(prepared.synset_vocabulary),
+                                         prepared.train_cache.grid_cells, prepared.train_cache.feature_dim,
+                                         prepared.train_cache.pooled_dim)
+        compile_heads(heads, config, steps)
+    train = caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
+                            prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
+                            config.max_caption_length, shuffle=True, seed=config.seed)
+    val = caption_dataset(prepared.val_cache, prepared.val_records, prepared.vocabulary,
+                          prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
+                          config.max_caption_length, shuffle=False)
+    started = time.perf_counter()
+    history = heads.fit(train, validation_data=val, epochs=config.epochs, verbose=verbose,
+                        callbacks=training_callbacks(prepared, live_plot, callbacks))
+    best = prepared.run_dir / "checkpoints" / "best.weights.h5"
+    if best.is_file():
+        heads.load_weights(best)
+    logs = history.history
+    if logs.get("loss"):
+        print(f"heads trained: epochs {history.epoch[0] + 1}-{history.epoch[-1] + 1} of {config.epochs} in "
+              f"{time.perf_counter() - started:.0f} s; last train loss {logs['loss'][-1]:.4f}, "
+              f"val loss {logs.get('val_loss', [float('nan')])[-1]:.4f} (bundle uses the best val loss)")
+    else:
+        print(f"heads: all {config.epochs} epochs were already done (run folder {prepared.run_dir})")
+    return heads, logs
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train_run` produced: the run folder, its bundle, this call's history, seconds."""
+
+    run_dir: Path
+    bundle_dir: Path
+    history: dict
+    seconds: float
+
+
+def train_run(config: Config, run_dir: str | Path, strategy: str | None = None, callbacks: Sequence = (),
+              live_plot: bool = True, verbose: int | str = "auto") -> TrainResult:
+    """Prepare (vocabularies, encoder, features), train both heads, save `run_dir/bundle`.
+
+    Resumes a stopped run. Returns a `TrainResult`.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    prepared = prepare(config, run_dir, verbose=verbose if verbose != "auto" else 1)
+    heads, history = fit(prepared, strategy, callbacks, live_plot, verbose)
+    bundle_dir = model_module.save_bundle(run_dir / "bundle", config, prepared.vocabulary,
+                                          prepared.synset_vocabulary, prepared.encoder, heads)
+    seconds = time.perf_counter() - started
+    print(f"run {run_dir}: bundle saved to {bundle_dir} ({seconds:.0f} s in all)")
+    return TrainResult(run_dir, bundle_dir, history, seconds)
+
+
+def read_history(run_dir: str | Path):
+    """`pandas.DataFrame` of `history.csv` (one row per epoch) of a run."""
+    import pandas
+
+    return pandas.read_csv(Path(run_dir) / "history.csv")
+
+
+# --- command line ---------------------------------------------------------------------------------
+_CLI_FIELDS = {  # option -> (Config field, type, help)
+    "--data-dir": ("data_dir", str, "COCO-layout dataset folder"),
+    "--backbone": ("backbone", str, "encoder backbone (helpers.model.ENCODERS)"),
+    "--weights": ("weights", str, "'imagenet', 'none' or a weights file"),
+    "--image-size": ("image_size", int, "encoder input side in pixels"),
+    "--decoder": ("decoder", str, "'lstm' or 'attention'"),
+    "--min-word-count": ("min_word_count", int, "vocabulary threshold"),
+    "--embedding-dim": ("embedding_dim", int, "word-embedding size"),
+    "--hidden-dim": ("hidden_dim", int, "LSTM units"),
+    "--batch-size": ("batch_size", int, "captions per step"),
+    "--epochs": ("epochs", int, "epochs of head training"),
+    "--learning-rate": ("learning_rate", float, "peak learning rate"),
+    "--tag-loss-weight": ("tag_loss_weight", float, "weight of the tag loss"),
+    "--encoder-epochs": ("encoder_epochs", int, "epochs training the encoder on tags first"),
+    "--max-train-images": ("max_train_images", int, "cap on training images"),
+    "--max-val-images": ("max_val_images", int, "cap on validation images"),
+    "--augment-variants": ("augment_variants", int, "augmented copies per training image"),
+    "--strategy": ("strategy", str, "'default', 'mirrored' or 'multi_worker'"),
+}
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The run's saved config.json (when it exists) updated by the options given."""
+    run_dir = resolve_run_dir(args.run)
+    config = Config.load(run_dir / "config.json") if (run_dir / "config.json").is_file() else Config()
+    for option, (field, _, _) in _CLI_FIELDS.items():
+        value = getattr(args, option[2:].replace("-", "_"), None)
+        if value is not None:
+            if field == "weights" and value.lower() == "none":
+                value = None
+            setattr(config, field, value)
+    return config
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run name (folder under runs/) or a path")
+    for option, (_, kind, text) in _CLI_FIELDS.items():
+        parser.add_argument(option, type=kind, default=None, help=text)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    run_dir = resolve_run_dir(args.run)
+    prepared = prepare(config_from_args(args), run_dir)
+    print(f"prepared {run_dir}: {len(prepared.vocabulary)} words, {len(prepared.synset_vocabulary)} synsets, "
+          f"{prepared.train_cache.num_rows} + {prepared.val_cache.num_rows} cached feature rows")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    result = train_run(config_from_args(args), resolve_run_dir(args.run), live_plot=False, verbose=2)
+    print(f"trained {result.run_dir}: bundle {result.bundle_dir} in {result.seconds:.0f} s")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register `prepare` (vocabularies + encoder training + feature cache) and `train`."""
+    parser = subparsers.add_parser("prepare", help="build a run's vocabularies, encoder and feature cache")
+    _add_options(parser)
+    parser.set_defaults(func=_run_prepare)
+    parser = subparsers.add_parser("train", help="train (or resume) a run and save its bundle")
+    _add_options(parser)
+    parser.set_defaults(func=_run_train)

@@ -1,0 +1,184 @@
+"""Tests of helpers/train.py: run preparation, bucketed datasets, resume after a kill, bundles,
+MirroredStrategy on two logical CPU devices (in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import model, train
+from helpers.config import Config
+from helpers.vocab import PAD_ID, START_ID, Vocabulary
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+TINY = dict(backbone="sample_cnn", weights=None, image_size=32, decoder="attention", max_train_images=24,
+            max_val_images=8, min_word_count=1, min_synset_images=1, embedding_dim=8, hidden_dim=16,
+            attention_dim=8, tagger_hidden_dim=8, batch_size=16, epochs=2, encoder_epochs=1,
+            encoder_batch_size=8, caption_samples=1, feature_shard_size=16)
+
+
+def tiny_config(sample_dir, **changes) -> Config:
+    return Config(data_dir=str(sample_dir), **{**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def prepared(sample_dir, tmp_path_factory):
+    return train.prepare(tiny_config(sample_dir), tmp_path_factory.mktemp("run"), verbose=0)
+
+
+def test_prepare_writes_vocabularies_encoder_and_features(prepared):
+    run_dir = prepared.run_dir
+    for name in ("config.json", "vocabulary.json", "synsets.json", "encoder.weights.h5"):
+        assert (run_dir / name).is_file(), name
+    assert Config.load(run_dir / "config.json") == prepared.config
+    assert "red" in prepared.vocabulary and "circle" in prepared.vocabulary
+    # tags of the sample: its colours and shapes
+    assert {"circle.n.01", "red.n.01"} <= set(prepared.synset_vocabulary.names)
+    assert prepared.train_cache.num_rows == 24 and prepared.val_cache.num_rows == 8
+    assert prepared.train_cache.grid_cells == 4 and prepared.train_cache.feature_dim == 128
+    first = prepared.train_records[0]
+    assert set(prepared.image_synsets[first.image_id]) & {"circle.n.01", "square.n.01", "triangle.n.01",
+                                                          "rectangle.n.01", "ellipse.n.01", "hexagon.n.01"}
+
+
+def test_prepare_again_reuses_everything(prepared):
+    vocabulary_file = prepared.run_dir / "vocabulary.json"
+    modified = vocabulary_file.stat().st_mtime_ns
+    again = train.prepare(prepared.config, prepared.run_dir, verbose=0)
+    assert again.vocabulary == prepared.vocabulary and vocabulary_file.stat().st_mtime_ns == modified
+    np.testing.assert_array_equal(again.train_cache.load()["pooled"], prepared.train_cache.load()["pooled"])
+
+
+def test_caption_dataset_batches_are_bucketed_and_shifted(prepared):
+    dataset = train.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
+                                    prepared.synset_vocabulary, prepared.image_synsets, batch_size=8,
+                                    max_length=24, shuffle=True, seed=1)
+    examples = 0
+    for inputs, targets in dataset:
+        tokens, caption = inputs["tokens"].numpy(), targets["caption"].numpy()
+        assert (tokens[:, 0] == START_ID).all()
+        assert inputs["pooled"].shape == (len(tokens), 256) and inputs["grid"].shape == (len(tokens), 4, 128)
+        assert targets["tags"].shape == (len(tokens), len(prepared.synset_vocabulary))
+        # targets are the tokens shifted by one; every caption ends in the last column or is padded
+        np.testing.assert_array_equal(caption[:, :-1][tokens[:, 1:] != PAD_ID], tokens[:, 1:][tokens[:, 1:] != PAD_ID])
+        lengths = (tokens != PAD_ID).sum(axis=1)
+        assert lengths.max() - lengths.min() <= 8      # one length bucket per batch
+        examples += len(tokens)
+    assert examples == sum(len(record.captions) for record in prepared.train_records)
+
+
+class _StopAfterFirstEpoch(Exception):
+    pass
+
+
+class _Stop(train.keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise _StopAfterFirstEpoch()
+
+
+class _Probe(train.keras.callbacks.Callback):
+    """Records the optimizer step and the epochs this call trained."""
+
+    def __init__(self):
+        super().__init__()
+        self.start_step, self.epochs = None, []
+
+    def on_train_begin(self, logs=None):
+        self.start_step = int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_killed_run_resumes_at_its_next_epoch(prepared, tmp_path):
+    config = prepared.config
+    run_dir = tmp_path / "run"
+    shutil.copytree(prepared.run_dir, run_dir)       # vocabularies, encoder and features reused
+    with pytest.raises(_StopAfterFirstEpoch):
+        train.train_run(config, run_dir, callbacks=[_Stop()], live_plot=False, verbose=0)
+    state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
+    assert state["epochs_done"] == 1 and state["optimizer_step"] > 0
+    vocabulary = (run_dir / "vocabulary.json").read_text()
+    synsets = (run_dir / "synsets.json").read_text()
+    assert not (run_dir / "bundle").exists()
+
+    probe = _Probe()
+    result = train.train_run(config, run_dir, callbacks=[probe], live_plot=False, verbose=0)
+    assert probe.epochs == [1]                                 # only the second epoch ran
+    assert probe.start_step == state["optimizer_step"]        # optimizer state restored
+    assert (run_dir / "vocabulary.json").read_text() == vocabulary
+    assert (run_dir / "synsets.json").read_text() == synsets
+    history = train.read_history(run_dir)
+    assert history["epoch"].tolist() == [0, 1] and np.isfinite(history["val_loss"]).all()
+    for name in ("best.weights.h5", "last.weights.h5"):
+        assert (run_dir / "checkpoints" / name).is_file()
+    assert any((run_dir / "logs").rglob("*tfevents*")) or not train.tensorboard_available()
+
+    bundle = model.load_bundle(result.bundle_dir)
+    assert bundle.vocabulary == Vocabulary.load(run_dir / "vocabulary.json")
+    pooled, grid = bundle.encode(np.zeros((2, 32, 32, 3), np.uint8))
+    assert bundle.decoder.greedy_decode(pooled, grid, 5).shape[0] == 2
+
+
+def test_losses_fall_on_the_sample(sample_dir, tmp_path):
+    config = tiny_config(sample_dir, decoder="lstm", max_train_images=64, epochs=3, learning_rate=1e-2,
+                         encoder_epochs=0, caption_samples=0)
+    result = train.train_run(config, tmp_path / "run", live_plot=False, verbose=0)
+    losses, val_losses = result.history["loss"], result.history["val_loss"]
+    assert losses[-1] < losses[0] and val_losses[-1] < val_losses[0]
+
+
+def test_unknown_strategy_and_multi_worker_without_tf_config(monkeypatch):
+    with pytest.raises(ValueError, match="unknown strategy"):
+        train.get_strategy("tpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        train.get_strategy("multi_worker")
+
+
+def test_mirrored_strategy_on_two_logical_cpus(sample_dir, tmp_path):
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+        from helpers import train
+        from helpers.config import Config
+        config = Config(data_dir={str(sample_dir)!r}, **{dict(TINY, decoder="lstm", epochs=1, encoder_epochs=0, caption_samples=0)!r})
+        strategy = train.get_strategy("mirrored")
+        print("replicas", strategy.num_replicas_in_sync)
+        result = train.train_run(config, {str(tmp_path / 'run')!r}, strategy="mirrored", live_plot=False, verbose=0)
+        print("loss", result.history["loss"][-1])
+    """)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    completed = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                               text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "replicas 2" in completed.stdout
+    loss = float(completed.stdout.split("loss")[-1])
+    assert np.isfinite(loss)
+    assert (tmp_path / "run" / "bundle" / "heads.weights.h5").is_file()
+
+
+def test_cli_prepare_and_train(sample_dir, tmp_path):
+    from helpers.__main__ import main
+
+    run = str(tmp_path / "cli-run")
+    common = ["--run", run, "--data-dir", str(sample_dir), "--backbone", "sample_cnn", "--weights", "none",
+              "--image-size", "32", "--max-train-images", "16", "--max-val-images", "4", "--min-word-count", "1",
+              "--embedding-dim", "8", "--hidden-dim", "16", "--encoder-epochs", "0", "--decoder", "lstm"]
+    assert main(["prepare", *common]) == 0
+    config = Config.load(Path(run) / "config.json")
+    assert config.weights is None and config.image_size == 32 and config.max_train_images == 16
+    assert main(["train", "--run", run, "--epochs", "1"]) == 0
+    assert (Path(run) / "bundle" / "bundle.json").is_file()
+    assert Config.load(Path(run) / "config.json").epochs == 1
