@@ -62,6 +62,15 @@ def describe_machine() -> dict:
     }
 
 
+def _flatten(values: dict, prefix: str = ""):
+    """`(dotted key, value)` pairs of a nested result dict, in order."""
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "targets":
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
 def to_markdown(report: dict) -> str:
     lines = ["# Benchmark report", ""]
     machine = report["machine"]
@@ -77,8 +86,8 @@ def to_markdown(report: dict) -> str:
             lines += [f"failed: `{result['error']}`", ""]
             continue
         lines += ["| measure | value |", "|---|---|"]
-        for key, value in result.items():
-            shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+        for key, value in _flatten(result):
+            shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, ensure_ascii=False)
             lines.append(f"| {key} | {shown} |")
         lines.append("")
     return "\n".join(lines)
@@ -91,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     report = {"machine": describe_machine(), "quick": args.quick, "benchmarks": {}}
+    previous = RESULTS_DIR / "report.json"
+    if args.only and previous.is_file():  # re-running some: keep the others' last numbers
+        old = json.loads(previous.read_text())
+        if old.get("quick") == args.quick:
+            report["benchmarks"] = old.get("benchmarks", {})
     failures = 0
     for name, title in BENCHMARKS:
         if args.only and name not in args.only:
