@@ -147,7 +147,7 @@ def print_summary(runs: list[NotebookRun], run_dir: Path, out_dir: Path) -> None
             if isinstance(values, dict):
                 for key, value in values.items():
                     if isinstance(value, (int, float)):
-                        print(f"  {group}/{key:<20} {value:.3f}")
+                        print(f"  {group + '/' + key:<28} {value:.3f}")
     print(f"\nExecuted notebooks and figures: {out_dir.relative_to(PROJECT_ROOT)}/")
     print(f"Trained model bundle:           {(run_dir / 'bundle').relative_to(PROJECT_ROOT)}/")
 

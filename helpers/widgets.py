@@ -79,15 +79,17 @@ class AlbumTaggingPanel:
         self.scan: album.AlbumScan | None = None
         self.result: album.AlbumResult | None = None
 
+        labelled = {"style": {"description_width": "initial"}}   # labels shown in full
         self.folder = ipywidgets.Text(value=str(album_dir), description="Album folder",
-                                      layout=ipywidgets.Layout(width="60%"))
+                                      layout=ipywidgets.Layout(width="60%"), **labelled)
         self.load_button = ipywidgets.Button(description="Tag photos", icon="tags")
         self.language = ipywidgets.Dropdown(options=language_options(lang), value=lang,
-                                            description="Language")
+                                            description="Language", **labelled)
         self.min_proba = ipywidgets.FloatSlider(value=min_proba, min=0.0, max=1.0, step=0.01,
-                                                description="Confidence ≥", readout_format=".2f")
+                                                description="Confidence ≥", readout_format=".2f",
+                                                **labelled)
         self.nb_keywords = ipywidgets.IntSlider(value=nb_keywords, min=1, max=15,
-                                                description="Keywords")
+                                                description="Keywords", **labelled)
         self.captions = ipywidgets.Checkbox(value=captions, description="captions → description")
         self.merge_into_tags = ipywidgets.Checkbox(value=merge_into_tags,
                                                    description="add keywords to tags")
