@@ -160,7 +160,8 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
         for width in (batch, 1):
             captioner.predict(paths[:width], beam_width=3, top_n=1, nb_keywords=5,
                               batch_size=width, progress=False)
-            album.predict_tags(captioner, paths[:width], batch_size=width, progress=False)
+            captioner.predict(paths[:width], nb_keywords=0, batch_size=width, progress=False,
+                              captions=False)
 
         # -- the limit: draft decoding alone + the encoder alone on pre-decoded tensors -----------
         pixels = np.stack([images.load_image(path, size=size) for path in paths])
@@ -184,7 +185,6 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
         def mps_style(captions):
             config = configparser.ConfigParser(allow_no_value=True)
             config.read(folder / "album.ini", encoding="utf-8")
-            tagger = album._compiled_tagger(captioner)
             for path in paths:
                 image = np.asarray(keras.utils.load_img(path, target_size=(size, size)))
                 if captions:
@@ -192,8 +192,8 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
                         [image], beam_width=3, top_n=1, nb_keywords=0, batch_size=1,
                         progress=False)[0].synset_probabilities
                 else:
-                    probabilities = dict(zip(captioner.synset_names,
-                                             tagger(image[None]).numpy()[0].tolist()))
+                    row = captioner.predict_batch(image[None], captions=False)[0][0]
+                    probabilities = dict(zip(captioner.synset_names, map(float, row)))
                 words = [word for _, word, _ in album.select_keywords(probabilities, 5)]
                 if not config.has_section(path.name):
                     config.add_section(path.name)

@@ -41,12 +41,10 @@ import difflib
 import os
 import tempfile
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from configupdater import ConfigUpdater
-from tqdm.auto import tqdm
 
 from helpers import images
 
@@ -769,9 +767,9 @@ def predict_pictures(
 ) -> list:
     """Score every synset (and caption, when `captions`) of the photos `paths`.
 
-    With `captions`, one `captioner.predict` call (photo decoding overlaps the model across
-    batches). Without, only the encoder and the tag classifier run (`predict_tags`): no beam
-    search, which is most of the model's time when only `auto_tags` is written.
+    One `captioner.predict` call (photo decoding overlaps the model across batches). Without
+    `captions`, only the encoder and the tag classifier run: no beam search, which is most of the
+    model's time when only `auto_tags` is written.
 
     Keywords are chosen later from `synset_probabilities` (`select_keywords`), so changing the
     language or the threshold never needs the model again.
@@ -782,80 +780,9 @@ def predict_pictures(
     """
     if not paths:
         return []
-    if not captions:
-        return predict_tags(captioner, paths, batch_size, progress)
     return captioner.predict(list(paths), beam_width=beam_width, top_n=top_n, nb_keywords=0,
-                             min_proba=0.0, lang="eng", batch_size=batch_size, progress=progress)
-
-
-_TAGGERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _compiled_tagger(captioner):
-    """`uint8 [B, S, S, 3] -> synset probabilities [B, num_synsets]`, compiled once per captioner."""
-    tagger = _TAGGERS.get(captioner)
-    if tagger is None:
-        import tensorflow as tf
-
-        encoder, classifier = captioner.bundle.encoder, captioner.bundle.tagger
-
-        @tf.function(reduce_retracing=True)
-        def tagger(pixels):
-            outputs = encoder(tf.cast(pixels, tf.float32), training=False)
-            return classifier(outputs["pooled"], training=False)
-
-        _TAGGERS[captioner] = tagger
-    return tagger
-
-
-def predict_tags(captioner, paths: Sequence[Path], batch_size: int = 32,
-                 progress: bool = True) -> list:
-    """Synset probabilities of photos without captions: decode (thread pool, draft mode, ahead of
-    the model) -> encoder -> tag classifier, in batches.
-
-    Args:
-        captioner: a `helpers.inference.Captioner` (its bundle's encoder and tagger are used).
-        paths: photo files.
-        batch_size: photos per model batch.
-        progress: progress bar.
-
-    Returns:
-        One `helpers.inference.Prediction` per path (`captions` empty; `.error` for a photo that
-        cannot be read).
-    """
-    import numpy as np
-
-    from helpers.inference import Prediction
-
-    tagger = _compiled_tagger(captioner)
-    names = list(captioner.synset_names)
-    predictions: list = [None] * len(paths)
-    pending: list[tuple[int, object]] = []
-
-    def flush():
-        probabilities = tagger(np.stack([pixels for _, pixels in pending])).numpy()
-        for (index, _), row in zip(pending, probabilities):
-            predictions[index] = Prediction(path=str(paths[index]),
-                                            synset_probabilities=dict(zip(names, map(float, row))))
-        pending.clear()
-
-    with tqdm(total=len(paths), desc="tagging", unit="photo", disable=not progress) as bar:
-        for index, pixels in images.load_images(paths, size=captioner.image_size,
-                                                workers=getattr(captioner, "workers", None),
-                                                prefetch=2 * batch_size):
-            if isinstance(pixels, images.ImageLoadError):
-                predictions[index] = Prediction(path=str(paths[index]), error=pixels.reason)
-                bar.update(1)
-                continue
-            pending.append((index, pixels))
-            if len(pending) == batch_size:
-                flush()
-                bar.update(batch_size)
-        if pending:
-            done = len(pending)
-            flush()
-            bar.update(done)
-    return predictions
+                             min_proba=0.0, lang="eng", batch_size=batch_size, progress=progress,
+                             captions=captions)
 
 
 def tag_album(

@@ -568,10 +568,13 @@ class Captioner:
             decoded.close()
 
     # -- prediction ---------------------------------------------------------------------------
-    def predict_batch(self, pixels: np.ndarray, beam_width: int = 3, top_n: int = 3) -> tuple[
-            np.ndarray, list[list[Hypothesis]]]:
-        """Tag probabilities float32 `[B, S]` and beam-search hypotheses of uint8 `[B, S, S, 3]` pixels."""
+    def predict_batch(self, pixels: np.ndarray, beam_width: int = 3, top_n: int = 3,
+                      captions: bool = True) -> tuple[np.ndarray, list[list[Hypothesis]]]:
+        """Tag probabilities float32 `[B, S]` and beam-search hypotheses of uint8 `[B, S, S, 3]`
+        pixels (empty hypothesis lists without `captions`: the encoder and tagger only)."""
         pooled, grid, probabilities = self._features(tf.convert_to_tensor(pixels))
+        if not captions:
+            return probabilities.numpy(), [[] for _ in range(len(pixels))]
         hypotheses = beam_search(self.bundle.decoder, pooled, grid, beam_width=beam_width,
                                  max_length=self.max_length,
                                  length_normalization=self.length_normalization, top_n=top_n)
@@ -579,7 +582,7 @@ class Captioner:
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 3, nb_keywords: int | None = 5,
                 min_proba: float = 0.0, lang: str = "eng", batch_size: int = 32,
-                progress: bool = True) -> list["Prediction"]:
+                progress: bool = True, captions: bool = True) -> list["Prediction"]:
         """Caption and tag photos.
 
         Args:
@@ -592,6 +595,8 @@ class Captioner:
             lang: keyword language, an Open Multilingual Wordnet code ("eng", "fra", "spa", ...).
             batch_size: photos per model batch.
             progress: show a progress bar.
+            captions: run the caption decoder; False skips beam search (tags only, most of the
+                model's time saved) and leaves `captions` empty.
 
         Returns:
             One `Prediction` per input, in order; a photo that cannot be read comes back with
@@ -614,7 +619,8 @@ class Captioner:
         pending_pixels: list[np.ndarray] = []
 
         def flush():
-            probabilities, hypotheses = self.predict_batch(np.stack(pending_pixels), beam_width, top_n)
+            probabilities, hypotheses = self.predict_batch(np.stack(pending_pixels), beam_width, top_n,
+                                                           captions)
             for index, row, beams in zip(pending_index, probabilities, hypotheses):
                 synset_probabilities = dict(zip(self.synset_names, map(float, row)))
                 predictions[index] = Prediction(
@@ -627,7 +633,8 @@ class Captioner:
             pending_index.clear()
             pending_pixels.clear()
 
-        with tqdm(total=len(images), desc="captioning", unit="photo", disable=not progress) as bar:
+        description = "captioning" if captions else "tagging"
+        with tqdm(total=len(images), desc=description, unit="photo", disable=not progress) as bar:
             for index, pixels in self._load_all(images, batch_size):
                 if isinstance(pixels, str):
                     predictions[index] = Prediction(path=names[index], error=pixels)
