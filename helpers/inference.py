@@ -12,12 +12,20 @@ Tell" tutorial, OpenNMT): every image keeps `beam_width` partial captions; at ea
 ending with the <end> token id is *finished* and takes its slot out of the beam, so the beam
 narrows until every slot has finished or the maximum length is reached (the partial captions then
 alive are returned as unfinished, so the result is never empty). Its batched form decodes every
-image and every beam together: each time step is one call of a `tf.function`-compiled step over
-all live (image, beam) rows (gather of the parent states and features, decoder step, per-row top-k
-words, top-k over beam x word per image), and the bookkeeping is vectorised numpy on
-`[B, beam_width]` arrays. Finished hypotheses free their rows, so the batch shrinks as captions
-end. For the attention decoder, the projection of the grid is computed once per image, not once
-per step and beam. With `beam_width=1` it is exactly greedy decoding.
+image and every beam together, and the whole search is one compiled `tf.while_loop`: at each
+step the live (image, beam) hypotheses are gathered into rows, the decoder steps once over all of
+them, each row proposes its `beam_width` best words, and a top-k over beam x word per image picks
+the new beam; no Python runs between steps. Finished and pruned hypotheses free their rows, so the
+batch shrinks as captions end. Words are traced back through the parent pointers once at the end
+(as `tf.contrib.seq2seq.gather_tree` did). For the attention decoder the projection of the grid
+is computed once per image, and attention runs over `[B, beam_width]` against each image's cells
+without copying them per hypothesis. With `beam_width=1` it is exactly greedy decoding.
+
+When fewer captions than the beam width are asked for (`top_n`), the search also stops early,
+exactly: once an image has `top_n` finished captions, a live hypothesis whose best reachable
+score (its log-probability, which can only decrease, over the largest length penalty it can
+still get) is below the `top_n`-th of them is dropped; the result equals the first `top_n` of the
+complete search.
 
 Hypotheses are ranked by `score = log P(caption) / lp(length)` with the length penalty of GNMT
 (Wu et al. 2016, eq. 14): `lp(n) = ((5 + n) / 6) ** alpha`, n = generated tokens (<end> included).
@@ -99,7 +107,7 @@ def _hypothesis(tokens, log_probability, finished, attention, alpha) -> Hypothes
 
 
 # --------------------------------------------------------------------------------------------
-# Compiled decoder steps (one per decoder object, cached)
+# Compiled decoding loops (one per decoder object and beam width, cached)
 # --------------------------------------------------------------------------------------------
 
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -130,94 +138,200 @@ def _top_words(logits, count: int):
     return values, tf.gather(words, order, batch_dims=1)
 
 
-def _attention_or_empty(attention, rows):
-    return tf.zeros([rows, 0], tf.float32) if attention is None else tf.cast(attention, tf.float32)
+def _decoder_parts(decoder):
+    """`(prepare, slot_step)`: how the decoding loops drive `decoder`.
 
+    `prepare(pooled, grid) -> (initial state [B, H] parts, per-image tensors)` runs once per
+    batch. `slot_step(tokens, state, slot_state, prepared, rows, width)` runs one step for the R
+    live hypotheses: `tokens` int32 `[R]`, `state` their `[R, H]` parts, `slot_state` the state of
+    every slot `[B * width, H]`, `rows` int32 `[R]` their slot numbers (image * width + beam);
+    it returns `(logits [R, V], new state [R, H] parts, attention [R, L] or [R, 0])`.
 
-def _step_parts(decoder):
-    """`(prepare, step)` of a decoder: `prepare(pooled, grid)` -> per-image tensors computed once
-    (first dimension B), `step(tokens, state, prepared) -> (logits, state, attention | None)`.
-
-    For `helpers.model.AttentionDecoder`, the grid with its position embedding and its attention
-    projection W_a a_i are computed once per image instead of at every step and for every beam
-    (its public `step` recomputes them: about L * D * A multiply-adds per row and step, more than
-    the LSTM itself for a 7 x 7 x 1280 grid); `_step` is the very function its `step` and `call`
-    use. Every other decoder goes through its public `step(tokens, state, pooled, grid)`.
+    - `helpers.model.AttentionDecoder`: the grid with its position embedding and its projection
+      W_a a_i are computed once per image (its public `step` recomputes them: about L * D * A
+      multiply-adds per hypothesis and step, more than the LSTM itself for a 7 x 7 x 1280 grid),
+      and attention runs over the `[B, width]` slots against each image's cells, which are never
+      copied per hypothesis; only the LSTM and the output layer run on the live rows.
+    - `helpers.model.ShowAndTellDecoder`: its step needs no image features.
+    - any other decoder: its public `step(tokens, state, pooled, grid)` on the rows' images.
     """
     from helpers import model as model_module
 
-    attention_class = getattr(model_module, "AttentionDecoder", None)
-    if attention_class is not None and isinstance(decoder, attention_class) and all(
-            hasattr(decoder, name) for name in ("_features", "_step", "_embed", "feature_projection")):
+    if isinstance(decoder, model_module.AttentionDecoder):
         def prepare(pooled, grid):
             features = decoder._features(grid)                                    # (B, L, D)
-            return features, decoder.feature_projection(features)                # (B, L, A)
+            return list(decoder.initial_state(pooled, grid)), (features, decoder.feature_projection(features))
 
-        def step(tokens, state, prepared):
+        def slot_step(tokens, state, slot_state, prepared, rows, width):
             features, projected = prepared
-            logits, state, attention = decoder._step(decoder._embed(tokens), state, features, projected)
-            return logits, state, attention
-        return prepare, step
+            hidden = tf.reshape(slot_state[0], [-1, width, decoder.hidden_dim])   # (B, K, H)
+            context, alpha = decoder.attend(features, projected, hidden)          # (B, K, D), (B, K, L)
+            context = tf.gather(tf.reshape(context, [-1, tf.shape(context)[-1]]), rows)  # (R, D)
+            alpha = tf.gather(tf.reshape(alpha, [-1, tf.shape(alpha)[-1]]), rows)        # (R, L)
+            logits, state = decoder.advance(decoder._embed(tokens), state, context)
+            return logits, state, alpha
+        return prepare, slot_step
+
+    if isinstance(decoder, model_module.ShowAndTellDecoder):
+        def prepare_lstm(pooled, grid):
+            return list(decoder.initial_state(pooled, grid)), ()
+
+        def slot_step_lstm(tokens, state, slot_state, prepared, rows, width):
+            logits, state, _ = decoder.step(tokens, state)
+            return logits, state, tf.zeros([tf.shape(tokens)[0], 0], tf.float32)
+        return prepare_lstm, slot_step_lstm
 
     def prepare_plain(pooled, grid):
-        return pooled, grid
+        return list(decoder.initial_state(pooled, grid)), (pooled, grid)
 
-    def step_plain(tokens, state, prepared):
-        return decoder.step(tokens, state, *prepared)
-    return prepare_plain, step_plain
+    def slot_step_plain(tokens, state, slot_state, prepared, rows, width):
+        images = rows // width
+        logits, state, attention = decoder.step(tokens, state, *[tf.gather(part, images) for part in prepared])
+        if attention is None:
+            attention = tf.zeros([tf.shape(tokens)[0], 0], tf.float32)
+        return logits, state, tf.cast(attention, tf.float32)
+    return prepare_plain, slot_step_plain
 
 
-def _compiled_steps(decoder):
-    """`(prepare, beam_step, greedy_step)` tf.functions for `decoder`, built once and cached."""
-    cached = _COMPILED.get(decoder)
-    if cached is not None:
-        return cached
-    prepare_features, decoder_step = _step_parts(decoder)
+def _same_shapes(new, old):
+    """`new` loop variables with the static shapes of `old` (what tf.while_loop requires; scatters
+    and gathers with a dynamic batch size lose them)."""
+    for new_tensor, old_tensor in zip(tf.nest.flatten(new), tf.nest.flatten(old)):
+        if isinstance(new_tensor, tf.Tensor):
+            new_tensor.set_shape(old_tensor.shape)
+    return new
 
-    @tf.function(reduce_retracing=True)
-    def prepare(pooled, grid):
-        """Initial state `[B, H]` parts and the prepared per-image features."""
-        return list(decoder.initial_state(pooled, grid)), prepare_features(pooled, grid)
 
-    @tf.function(reduce_retracing=True)
-    def beam_step(tokens, parent_rows, state, prepared, row_images, row_log_probs, row_slots, batch,
-                  beam_width):
-        """One step for the R live hypotheses (rows) of a batch of `batch` images.
+def _length_penalty_tf(length, alpha):
+    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
 
-        tokens int32 [R] (each row's last word), parent_rows int32 [R] (the row of the previous
-        step each row continues), state: list of [R_previous, H], prepared: per-image features
-        [B, ...], row_images int32 [R], row_log_probs float32 [R], row_slots int32 [R]
-        (image * K + beam of each row). Returns the K best extensions of each image over its
-        rows x vocabulary: values [B, K] (total log-probabilities; -inf where there are none),
-        beams [B, K] (the beam each extends), words [B, K], the new state [R, H] and the
-        attention [R, L] (or [R, 0]).
-        """
-        state = [tf.gather(part, parent_rows) for part in state]
-        prepared = [tf.gather(part, row_images) for part in prepared]           # (R, ...)
-        logits, state, attention = decoder_step(tokens, state, prepared)
-        # The K best extensions of an image are among the K best words of each of its rows.
-        word_log_probs, words = _top_words(logits, beam_width)                   # (R, K')
-        candidates = tf.shape(words)[1]
-        total = row_log_probs[:, None] + word_log_probs                          # (R, K')
-        slots = tf.fill([batch * beam_width, candidates], tf.constant(-np.inf, tf.float32))
-        slots = tf.tensor_scatter_nd_update(slots, row_slots[:, None], total)     # (B * K, K')
-        slot_words = tf.scatter_nd(row_slots[:, None], words, [batch * beam_width, candidates])
-        values, indices = tf.math.top_k(tf.reshape(slots, [batch, -1]), k=beam_width)  # (B, K)
-        beams = indices // candidates
-        chosen_words = tf.gather(tf.reshape(slot_words, [batch, -1]), indices, batch_dims=1)
-        return values, beams, chosen_words, list(state), _attention_or_empty(attention, tf.shape(tokens)[0])
+
+def _compiled_search(decoder, width: int):
+    """The compiled beam search of `decoder` for beam width `width` (built once, cached).
+
+    `search(pooled [B, D], grid [B, L, D], max_length, top_n, alpha)` runs the whole search in one
+    `tf.while_loop` and returns, stacked over the T steps taken, `[T, B, K]` parents (the slot
+    each extension continues), words, ends (the extension is <end> and finished a hypothesis),
+    values (total log-probabilities), `[T, B, K, L]` attention of each extension's last step, and
+    the final `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
+    """
+    cached = _COMPILED.setdefault(decoder, {})
+    if width in cached:
+        return cached[width]
+    prepare, slot_step = _decoder_parts(decoder)
+    minus_infinity = tf.constant(-np.inf, tf.float32)
 
     @tf.function(reduce_retracing=True)
-    def greedy_step(tokens, state, prepared, row_images):
-        """Most probable next word `[R]`, its log-probability `[R]`, new state, attention `[R, L]`
-        for the rows (images) `row_images` int32 [R] still decoding."""
-        prepared = [tf.gather(part, row_images) for part in prepared]           # (R, ...)
-        logits, state, attention = decoder_step(tokens, state, prepared)
-        word_log_probs, words = _top_words(logits, 1)                            # (R, 1)
-        return words[:, 0], word_log_probs[:, 0], list(state), _attention_or_empty(attention, tf.shape(tokens)[0])
+    def search(pooled, grid, max_length, top_n, alpha):
+        batch = tf.shape(pooled)[0]
+        slots = batch * width
+        initial_state, prepared = prepare(pooled, grid)
+        state = [tf.repeat(part, width, axis=0) for part in initial_state]       # (B * K, H)
+        # One live slot per image at the start (the empty caption), K - 1 empty ones.
+        log_probs = tf.concat([tf.zeros([batch, 1]), tf.fill([batch, width - 1], minus_infinity)], axis=1)
+        tokens = tf.fill([batch, width], START_ID)                                # (B, K)
+        open_slots = tf.fill([batch], width)      # per image: K minus its finished hypotheses
+        finished_scores = tf.fill([batch, width], minus_infinity)   # best first, per image
+        # Largest length penalty a hypothesis can still get: bounds the score of its extensions.
+        max_penalty = tf.maximum(_length_penalty_tf(max_length, alpha), _length_penalty_tf(1, alpha))
+        first_slots = tf.range(batch)[:, None] * width                            # (B, 1)
+        arrays = [tf.TensorArray(dtype, size=0, dynamic_size=True)
+                  for dtype in (tf.int32, tf.int32, tf.bool, tf.float32, tf.float32)]
 
-    _COMPILED[decoder] = (prepare, beam_step, greedy_step)
-    return _COMPILED[decoder]
+        def running(t, log_probs, *_):
+            return (t < max_length) & tf.reduce_any(tf.math.is_finite(log_probs))
+
+        def step(t, log_probs, tokens, state, open_slots, finished_scores, arrays):
+            state_before, open_before, finished_before = state, open_slots, finished_scores
+            slot_log_probs = tf.reshape(log_probs, [-1])                          # (B * K,)
+            rows = tf.cast(tf.where(tf.math.is_finite(slot_log_probs))[:, 0], tf.int32)  # (R,)
+            row_state = [tf.gather(part, rows) for part in state]
+            logits, row_state, attention = slot_step(
+                tf.gather(tf.reshape(tokens, [-1]), rows), row_state, state, prepared, rows, width)
+            # The K best extensions of an image are among the K best words of each of its rows.
+            word_log_probs, words = _top_words(logits, width)                     # (R, C)
+            candidates = tf.shape(words)[1]
+            total = tf.gather(slot_log_probs, rows)[:, None] + word_log_probs      # (R, C)
+            scattered = tf.tensor_scatter_nd_update(
+                tf.fill([slots, candidates], minus_infinity), rows[:, None], total)
+            scattered_words = tf.scatter_nd(rows[:, None], words, [slots, candidates])
+            values, chosen = tf.math.top_k(tf.reshape(scattered, [batch, -1]), k=width)  # (B, K)
+            parents = chosen // candidates
+            words = tf.gather(tf.reshape(scattered_words, [batch, -1]), chosen, batch_dims=1)
+            # The first `open_slots` extensions of an image are its new beam; <end> finishes one.
+            valid = (tf.range(width)[None, :] < open_slots[:, None]) & tf.math.is_finite(values)
+            ends = valid & tf.equal(words, END_ID)
+            open_slots -= tf.reduce_sum(tf.cast(ends, tf.int32), axis=1)
+            scores = tf.where(ends, values / _length_penalty_tf(t + 1, alpha), minus_infinity)
+            finished_scores = tf.math.top_k(tf.concat([finished_scores, scores], axis=1), k=width).values
+            # Exact pruning: once `top_n` hypotheses finished, one whose best reachable score is
+            # below the top_n-th finished score can no longer be returned (log P only decreases).
+            threshold = tf.gather(finished_scores, top_n - 1, axis=1)[:, None]    # (B, 1)
+            keep = valid & ~ends & (values / max_penalty >= threshold)
+            parent_slots = tf.reshape(first_slots + parents, [-1])                # (B * K,)
+            state = [tf.gather(tf.tensor_scatter_nd_update(part, rows[:, None], new), parent_slots)
+                     for part, new in zip(state, row_state)]
+            if attention.shape[1] == 0:          # a decoder without attention (scatter refuses empty)
+                attention = tf.zeros([batch, width, 0])
+            else:
+                attention = tf.scatter_nd(rows[:, None], attention, [slots, tf.shape(attention)[1]])
+                attention = tf.reshape(tf.gather(attention, parent_slots), [batch, width, -1])
+            arrays = [array.write(t, value) for array, value in
+                      zip(arrays, (parents, words, ends, values, attention))]
+            return (t + 1, *_same_shapes((tf.where(keep, values, minus_infinity), words, state, open_slots,
+                                          finished_scores), (log_probs, tokens, state_before, open_before,
+                                                             finished_before)), arrays)
+
+        loop = tf.while_loop(running, step, (tf.constant(0), log_probs, tokens, state, open_slots,
+                                           finished_scores, arrays))
+        return [array.stack() for array in loop[-1]] + [loop[1]]
+
+    cached[width] = search
+    return search
+
+
+def _compiled_greedy(decoder):
+    """The compiled greedy decoding of `decoder` (built once, cached).
+
+    `greedy(pooled [B, D], grid [B, L, D], max_length)` returns, stacked over the T steps taken,
+    `[T, B]` words (<pad> for images already finished), their log-probabilities (0 there) and
+    `[T, B, L]` attention. Images leave the batch when they emit <end>.
+    """
+    cached = _COMPILED.setdefault(decoder, {})
+    if "greedy" in cached:
+        return cached["greedy"]
+    prepare, slot_step = _decoder_parts(decoder)
+
+    @tf.function(reduce_retracing=True)
+    def greedy(pooled, grid, max_length):
+        batch = tf.shape(pooled)[0]
+        state, prepared = prepare(pooled, grid)                                   # (B, H)
+        arrays = [tf.TensorArray(dtype, size=0, dynamic_size=True) for dtype in (tf.int32, tf.float32, tf.float32)]
+
+        def going(t, decoding, *_):
+            return (t < max_length) & tf.reduce_any(decoding)
+
+        def step(t, decoding, tokens, state, arrays):
+            state_before = state
+            rows = tf.cast(tf.where(decoding)[:, 0], tf.int32)                    # (R,)
+            logits, row_state, attention = slot_step(
+                tf.gather(tokens, rows), [tf.gather(part, rows) for part in state], state, prepared, rows, 1)
+            word_log_probs, words = _top_words(logits, 1)                         # (R, 1)
+            words = tf.scatter_nd(rows[:, None], words[:, 0], [batch])            # (B,) <pad> = 0 elsewhere
+            state = [tf.tensor_scatter_nd_update(part, rows[:, None], new) for part, new in zip(state, row_state)]
+            attention = (tf.zeros([batch, 0]) if attention.shape[1] == 0 else
+                         tf.scatter_nd(rows[:, None], attention, [batch, tf.shape(attention)[1]]))
+            outputs = (words, tf.scatter_nd(rows[:, None], word_log_probs[:, 0], [batch]), attention)
+            arrays = [array.write(t, value) for array, value in zip(arrays, outputs)]
+            return (t + 1, *_same_shapes((decoding & tf.not_equal(words, END_ID), words, state),
+                                         (decoding, tokens, state_before)), arrays)
+
+        loop = tf.while_loop(going, step, (tf.constant(0), tf.ones([batch], tf.bool),
+                                           tf.fill([batch], START_ID), state, arrays))
+        return [array.stack() for array in loop[-1]]
+
+    cached["greedy"] = greedy
+    return greedy
 
 
 def _check_features(pooled, grid):
@@ -245,6 +359,8 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
                   length_normalization: float = 0.0) -> list[Hypothesis]:
     """The most probable word at every step, for a batch of images at once.
 
+    The whole loop is one compiled `tf.while_loop`; an image leaves the batch when it emits <end>.
+
     Args:
         decoder: a `helpers.model` decoder (`initial_state(pooled, grid)`, `step(tokens, state,
             pooled, grid) -> (logits [B, V], state, attention [B, L] | None)`).
@@ -260,42 +376,20 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
     """
     _check_lengths(max_length)
     pooled, grid = _check_features(pooled, grid)
-    prepare, _, greedy_step = _compiled_steps(decoder)
-    batch = int(pooled.shape[0])
-    state, prepared = prepare(pooled, grid)                                       # (B, ...)
-    rows = np.arange(batch)                 # the images still decoding, one row each
-    tokens = np.full(batch, START_ID, np.int32)
-    words = np.zeros((batch, max_length), np.int32)                               # (B, T)
-    log_probs = np.zeros(batch, np.float64)                                       # (B,)
-    lengths = np.full(batch, max_length)                                          # tokens incl. <end>
-    finished = np.zeros(batch, bool)
-    attention_all = None                                                          # (B, T, L)
-    for t in range(max_length):
-        next_tokens, word_log_probs, state, attention = greedy_step(tokens, state, prepared,
-                                                                    rows.astype(np.int32))
-        ids = next_tokens.numpy()
-        words[rows, t] = ids
-        log_probs[rows] += word_log_probs.numpy()
-        attention = attention.numpy()
-        if attention.shape[-1]:
-            if attention_all is None:
-                attention_all = np.zeros((batch, max_length, attention.shape[-1]), np.float32)
-            attention_all[rows, t] = attention
-        ended = ids == END_ID
-        lengths[rows[ended]] = t + 1
-        finished[rows[ended]] = True
-        if ended.all():
-            break
-        tokens = ids
-        if ended.any():                     # finished images leave the batch
-            going = np.nonzero(~ended)[0]
-            rows, tokens = rows[going], ids[going]
-            state = [tf.gather(part, going) for part in state]
-    return [
-        _hypothesis(words[b, :lengths[b] - int(finished[b])], log_probs[b], finished[b],
-                    None if attention_all is None else attention_all[b, :lengths[b]], length_normalization)
-        for b in range(batch)
-    ]
+    if pooled.shape[0] == 0:
+        return []
+    words, log_probs, attention = (array.numpy() for array in _compiled_greedy(decoder)(
+        pooled, grid, tf.constant(int(max_length))))                            # (T, B), (T, B), (T, B, L)
+    has_attention = attention.shape[-1] > 0
+    hypotheses = []
+    for b in range(words.shape[1]):
+        ends = np.flatnonzero(words[:, b] == END_ID)
+        finished = len(ends) > 0
+        length = int(ends[0]) + 1 if finished else words.shape[0]               # tokens incl. <end>
+        hypotheses.append(_hypothesis(
+            words[:length - int(finished), b], float(log_probs[:length, b].astype(np.float64).sum()),
+            finished, attention[:length, b] if has_attention else None, length_normalization))
+    return hypotheses
 
 
 def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
@@ -310,7 +404,8 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
             most `max_length - 1` words, an unfinished one exactly `max_length`.
         length_normalization: alpha of the GNMT length penalty used to rank the hypotheses (0: rank
             by log-probability).
-        top_n: hypotheses returned per image (default and maximum: `beam_width`).
+        top_n: hypotheses returned per image (default and maximum: `beam_width`). With fewer than
+            `beam_width`, the search stops early where the `top_n` best are already certain.
 
     Returns:
         For each image, its hypotheses sorted by `score`, best first (`top_n` of them; fewer only
@@ -324,74 +419,38 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
     if not 1 <= top_n <= beam_width:
         raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
     pooled, grid = _check_features(pooled, grid)
-    prepare, beam_step, _ = _compiled_steps(decoder)
-    batch, width = int(pooled.shape[0]), int(beam_width)
+    if pooled.shape[0] == 0:
+        return []
+    search = _compiled_search(decoder, int(beam_width))
+    parents, words, ends, values, attention, alive = (x.numpy() for x in search(
+        pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization))))
+    steps, batch = words.shape[0], words.shape[1]                                # parents etc. (T, B, K)
+
+    # Every returned hypothesis: the finished ones (step, image, slot) in step order, then those
+    # still alive after the last step; their words and attention are traced back through `parents`.
+    finished_t, finished_b, finished_k = np.nonzero(ends)
+    alive_b, alive_k = np.nonzero(np.isfinite(alive))
+    entry_t = np.concatenate([finished_t, np.full(len(alive_b), steps - 1)])
+    entry_b = np.concatenate([finished_b, alive_b])
+    slot = np.concatenate([finished_k, alive_k])
+    entry_log_probs = np.concatenate([values[finished_t, finished_b, finished_k], alive[alive_b, alive_k]])
+    count = len(entry_t)
+    paths = np.zeros((count, steps), np.int32)
+    path_attention = np.zeros((count, steps, attention.shape[-1]), np.float32)
+    for t in range(steps - 1, -1, -1):
+        on = np.flatnonzero(entry_t >= t)
+        paths[on, t] = words[t, entry_b[on], slot[on]]
+        path_attention[on, t] = attention[t, entry_b[on], slot[on]]
+        slot[on] = parents[t, entry_b[on], slot[on]]
+
+    has_attention = attention.shape[-1] > 0
     results: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    state, prepared = prepare(pooled, grid)                                       # (B, ...)
-
-    # Slots: K per image, `[B, K]` arrays; the live ones (a finite log-probability) are compacted
-    # to the front of each image's slots. Rows: the live slots only, image-major, so the decoder
-    # computes nothing for finished slots (the beam narrows as captions end). At the start each
-    # image has one live slot, the empty caption.
-    alive_log_probs = np.full((batch, width), -np.inf, np.float32)                # (B, K)
-    alive_log_probs[:, 0] = 0.0
-    open_slots = np.full(batch, width)      # per image: K minus its finished hypotheses
-    history = np.zeros((batch, width, max_length), np.int32)                      # (B, K, T) words
-    attention_history = None                                                      # (B, K, T, L)
-    row_images, row_beams = np.arange(batch), np.zeros(batch, np.int64)          # (R,) each
-    tokens = np.full(batch, START_ID, np.int32)                                   # (R,)
-    parent_rows = np.arange(batch, dtype=np.int32)                                # (R,)
-    image_index = np.arange(batch)[:, None]                                       # (B, 1)
-
-    def add(b, k, length, log_probability, finished):
-        attention = None if attention_history is None else attention_history[b, k, :length]
-        words = history[b, k, :length - int(finished)]
-        results[b].append(_hypothesis(words, log_probability, finished, attention, length_normalization))
-
-    for t in range(max_length):
-        row_slots = (row_images * width + row_beams).astype(np.int32)
-        values, beams, words, state, attention = beam_step(
-            tokens, parent_rows, state, prepared, row_images.astype(np.int32),
-            alive_log_probs[row_images, row_beams], row_slots, tf.constant(batch, tf.int32), width)
-        values, beams, words = values.numpy(), beams.numpy(), words.numpy()      # (B, K) each
-        # The first `open_slots` extensions of an image are its new beam (the rest are discarded).
-        valid = (np.arange(width)[None, :] < open_slots[:, None]) & np.isfinite(values)
-        ends = valid & (words == END_ID)
-        history = history[image_index, beams]                                     # follow the parents
-        history[:, :, t] = words
-        attention = attention.numpy()                                             # (R, L)
-        if attention.shape[-1]:
-            if attention_history is None:
-                attention_history = np.zeros((batch, width, max_length, attention.shape[-1]), np.float32)
-            by_slot = np.zeros((batch, width, attention.shape[-1]), np.float32)
-            by_slot[row_images, row_beams] = attention
-            attention_history = attention_history[image_index, beams]
-            attention_history[:, :, t] = by_slot[image_index, beams]
-        for b, k in zip(*np.nonzero(ends)):
-            add(b, k, t + 1, values[b, k], finished=True)
-        open_slots -= ends.sum(axis=1)
-        keep = valid & ~ends                                                      # (B, K)
-        # Compact the kept extensions to the front of each image's slots (order = score order).
-        order = np.argsort(~keep, axis=1, kind="stable")                          # (B, K)
-        kept = np.take_along_axis(keep, order, axis=1)
-        history = np.take_along_axis(history, order[..., None], axis=1)
-        if attention_history is not None:
-            attention_history = np.take_along_axis(attention_history, order[..., None, None], axis=1)
-        alive_log_probs = np.where(kept, np.take_along_axis(values, order, axis=1), -np.inf).astype(np.float32)
-        if t == max_length - 1 or not kept.any():
-            break
-        # Next rows: the kept slots; each continues the row of the beam it extends.
-        row_of_slot = np.full((batch, width), -1, np.int64)
-        row_of_slot[row_images, row_beams] = np.arange(len(row_images))
-        parents = np.take_along_axis(beams, order, axis=1)                        # (B, K)
-        next_words = np.take_along_axis(words, order, axis=1)                     # (B, K)
-        row_images, row_beams = np.nonzero(kept)
-        parent_rows = row_of_slot[row_images, parents[row_images, row_beams]].astype(np.int32)
-        tokens = next_words[row_images, row_beams].astype(np.int32)
-
-    # Captions still alive after `max_length` tokens are returned unfinished (never an empty result).
-    for b, k in zip(*np.nonzero(np.isfinite(alive_log_probs))):
-        add(b, k, max_length, alive_log_probs[b, k], finished=False)
+    for e in range(count):
+        finished = e < len(finished_t)
+        length = int(entry_t[e]) + 1                                              # tokens incl. <end>
+        results[entry_b[e]].append(_hypothesis(
+            paths[e, :length - int(finished)], entry_log_probs[e], finished,
+            path_attention[e, :length] if has_attention else None, length_normalization))
     return [sorted(hypotheses, key=lambda h: -h.score)[:top_n] for hypotheses in results]
 
 

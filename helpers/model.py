@@ -485,26 +485,55 @@ class AttentionDecoder(_Decoder):
         mean = keras.ops.mean(self._features(grid), axis=1)               # (B, D)
         return [self.init_h(mean), self.init_c(mean)]
 
-    def _attend(self, features, projected, hidden):
-        """Context `[B, D]` and weights `[B, L]` of additive attention given `h_{t-1}` `[B, H]`."""
-        scores = self.attention_score(keras.ops.tanh(
-            projected + self.hidden_projection(hidden)[:, None, :]))      # (B, L, 1)
-        alpha = keras.ops.softmax(scores[..., 0], axis=-1)                # (B, L)
-        context = keras.ops.sum(alpha[..., None] * features, axis=1)      # (B, D)
+    def attend(self, features, projected, hidden):
+        """Soft attention over the grid cells given the previous hidden state h_{t-1}.
+
+        Args:
+            features: float32 `[B, L, D]`, the cells with their position (`_features(grid)`).
+            projected: float32 `[B, L, A]`, their projection W_a a_i (`feature_projection(features)`).
+            hidden: float32 `[B, H]`, or `[B, K, H]` for K hypotheses of each image (beam search:
+                the image's cells are shared by its K hypotheses, never copied for each of them).
+
+        Returns:
+            `(context, alpha)`: the gated context z_t float32 `[B, D]` (`[B, K, D]`) and the
+            attention weights alpha_t `[B, L]` (`[B, K, L]`), summing to 1 over the L cells.
+        """
+        if len(hidden.shape) == 3:
+            query = self.hidden_projection(hidden)                        # (B, K, A)
+            scores = self.attention_score(keras.ops.tanh(
+                projected[:, None, :, :] + query[:, :, None, :]))         # (B, K, L, 1)
+            alpha = keras.ops.softmax(scores[..., 0], axis=-1)            # (B, K, L)
+            context = keras.ops.einsum("bkl,bld->bkd", alpha, features)   # (B, K, D)
+        else:
+            scores = self.attention_score(keras.ops.tanh(
+                projected + self.hidden_projection(hidden)[:, None, :]))  # (B, L, 1)
+            alpha = keras.ops.softmax(scores[..., 0], axis=-1)            # (B, L)
+            context = keras.ops.sum(alpha[..., None] * features, axis=1)  # (B, D)
         if self.gate_layer is not None:
-            context = self.gate_layer(hidden) * context                   # beta_t (B, 1)
+            context = self.gate_layer(hidden) * context                   # beta_t (B, [K,] 1)
         return context, alpha
+
+    def advance(self, words, state, context, training=False):
+        """The LSTM step and the word logits once the context is known.
+
+        Args:
+            words: float32 `[R, E]` embedded previous words; state: `[h [R, H], c [R, H]]`;
+            context: float32 `[R, D]` from `attend`.
+
+        Returns:
+            `(logits [R, V], [h_t, c_t])`.
+        """
+        x = keras.ops.concatenate([words, context], axis=-1)              # (R, E + D)
+        x = self.input_dropout(x, training=training)
+        output, new_state = self.cell(x, list(state), training=training)
+        output = keras.ops.concatenate([output, context], axis=-1)        # (R, H + D)
+        return self.output_layer(self.output_dropout(output, training=training)), list(new_state)
 
     def _step(self, words, state, features, projected, training=False):
         """One step from embedded words `[B, E]`: logits `[B, V]`, state, alpha `[B, L]`."""
-        hidden, memory = state
-        context, alpha = self._attend(features, projected, hidden)
-        x = keras.ops.concatenate([words, context], axis=-1)              # (B, E + D)
-        x = self.input_dropout(x, training=training)
-        output, new_state = self.cell(x, [hidden, memory], training=training)
-        output = keras.ops.concatenate([output, context], axis=-1)        # (B, H + D)
-        logits = self.output_layer(self.output_dropout(output, training=training))
-        return logits, list(new_state), alpha
+        context, alpha = self.attend(features, projected, state[0])
+        logits, new_state = self.advance(words, state, context, training=training)
+        return logits, new_state, alpha
 
     def step(self, tokens, state, pooled, grid):
         """One decoding step.

@@ -228,6 +228,32 @@ def test_captioner_captions_and_tags_in_french_and_survives_a_corrupt_photo(capt
     assert alone.captions[0][1] == pytest.approx(predictions[2].captions[0][1], abs=1e-3)
 
 
+def test_early_stopping_for_fewer_captions_returns_the_same_best_ones(captioner, trained_run):
+    """With top_n < beam_width the search drops hypotheses that can no longer be among the top_n
+    and stops early; it must return exactly the first top_n of the complete search. Checked on the
+    trained decoder (whose captions end at varied lengths) and 24 val photos."""
+    from helpers.images import load_images
+
+    config = json.loads((Path(trained_run) / "config.json").read_text())
+    photos = sorted((Path(config["data_dir"]) / config["val_split"]).glob("*.jpg"))[:24]
+    pixels = np.stack([p for _, p in load_images(photos, size=captioner.image_size)])
+    pooled, grid, _ = captioner._features(pixels)
+    decoder = captioner.bundle.decoder
+    for alpha in (0.0, 0.7, 2.0):
+        complete = inference.beam_search(decoder, pooled, grid, beam_width=4, max_length=16,
+                                         length_normalization=alpha)
+        lengths = {h.length for hypotheses in complete for h in hypotheses if h.finished}
+        assert len(lengths) >= 3                                       # captions end at varied lengths
+        for top_n in (1, 2):
+            pruned = inference.beam_search(decoder, pooled, grid, beam_width=4, max_length=16,
+                                           length_normalization=alpha, top_n=top_n)
+            for found, expected in zip(pruned, complete):
+                assert [h.tokens.tolist() for h in found] == [h.tokens.tolist() for h in expected[:top_n]]
+                assert [h.score for h in found] == pytest.approx([h.score for h in expected[:top_n]], abs=1e-5)
+                if expected[0].attention is not None:
+                    np.testing.assert_allclose(found[0].attention, expected[0].attention, atol=1e-5)
+
+
 def test_captioner_accepts_uint8_arrays(captioner, val_photos):
     from helpers.images import load_image
 
