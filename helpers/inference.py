@@ -46,6 +46,7 @@ import dataclasses
 import json
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -676,11 +677,13 @@ class Captioner:
         predictions: list[Prediction | None] = [None] * len(images)
         pending_index: list[int] = []
         pending_pixels: list[np.ndarray] = []
+        # Beam search of a batch runs in a background thread while the next batch is encoded:
+        # TensorFlow releases the GIL, and the encoder alone does not keep every core busy.
+        captioning = ThreadPoolExecutor(1, "beam-search") if captions else None
+        previous: list = []                 # the batch whose captions are being computed
 
-        def flush():
-            probabilities, hypotheses = self.predict_batch(np.stack(pending_pixels), beam_width, top_n,
-                                                           captions)
-            for index, row, beams in zip(pending_index, probabilities, hypotheses):
+        def finish(indices, probabilities, hypotheses):
+            for index, row, beams in zip(indices, probabilities, hypotheses):
                 synset_probabilities = dict(zip(self.synset_names, map(float, row)))
                 predictions[index] = Prediction(
                     path=names[index],
@@ -689,25 +692,46 @@ class Captioner:
                     tags=select_tags(synset_probabilities, nb_keywords, min_proba, lang),
                     attention=beams[0].attention if beams else None,
                     hypotheses=beams, grid_shape=self.grid_shape)
+
+        def finish_previous(bar):
+            if previous:
+                indices, probabilities, future = previous.pop()
+                finish(indices, probabilities, future.result())
+                bar.update(len(indices))
+
+        def flush(bar):
+            pooled, grid, probabilities = self._features(tf.convert_to_tensor(np.stack(pending_pixels)))
+            indices, probabilities = list(pending_index), probabilities.numpy()
             pending_index.clear()
             pending_pixels.clear()
+            if captioning is None:
+                finish(indices, probabilities, [[] for _ in indices])
+                bar.update(len(indices))
+                return
+            future = captioning.submit(beam_search, self.bundle.decoder, pooled, grid, beam_width=beam_width,
+                                       max_length=self.max_length,
+                                       length_normalization=self.length_normalization, top_n=top_n)
+            finish_previous(bar)
+            previous.append((indices, probabilities, future))
 
         description = "captioning" if captions else "tagging"
-        with tqdm(total=len(images), desc=description, unit="photo", disable=not progress) as bar:
-            for index, pixels in self._load_all(images, batch_size):
-                if isinstance(pixels, str):
-                    predictions[index] = Prediction(path=names[index], error=pixels)
-                    bar.update(1)
-                    continue
-                pending_index.append(index)
-                pending_pixels.append(pixels)
-                if len(pending_pixels) == batch_size:
-                    flush()
-                    bar.update(batch_size)
-            if pending_pixels:
-                done = len(pending_pixels)
-                flush()
-                bar.update(done)
+        try:
+            with tqdm(total=len(images), desc=description, unit="photo", disable=not progress) as bar:
+                for index, pixels in self._load_all(images, batch_size):
+                    if isinstance(pixels, str):
+                        predictions[index] = Prediction(path=names[index], error=pixels)
+                        bar.update(1)
+                        continue
+                    pending_index.append(index)
+                    pending_pixels.append(pixels)
+                    if len(pending_pixels) == batch_size:
+                        flush(bar)
+                if pending_pixels:
+                    flush(bar)
+                finish_previous(bar)
+        finally:
+            if captioning is not None:
+                captioning.shutdown(wait=True, cancel_futures=True)
         return predictions  # type: ignore[return-value]
 
 
