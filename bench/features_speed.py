@@ -54,24 +54,34 @@ def run(quick: bool = False) -> dict:
     warm = np.zeros((BATCH_SIZE, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)
     encode(warm)
 
-    # 1. encoder alone on decoded tensors
+    # 1. encoder alone on decoded tensors; 2. the cached pipeline (decode + encode + write shards),
+    # from files. Best of 3 rounds, taking turns (a slow spell of a shared machine hits both alike).
     pixels = np.stack([load_image(path, size=IMAGE_SIZE) for path in paths]).astype(np.float32)
-    started = time.perf_counter()
-    for start in range(0, len(paths), BATCH_SIZE):
-        batch = pixels[start:start + BATCH_SIZE]
-        if len(batch) < BATCH_SIZE:     # padded like the pipeline's last batch
-            batch = np.concatenate([batch, np.zeros((BATCH_SIZE - len(batch), *batch.shape[1:]), np.float32)])
-        encode(batch)["grid"].numpy()
-    encoder_alone = len(paths) / (time.perf_counter() - started)
 
-    # 2. the cached pipeline (decode + encode + write shards), from files
+    def encoder_alone_seconds() -> float:
+        started = time.perf_counter()
+        for start in range(0, len(paths), BATCH_SIZE):
+            batch = pixels[start:start + BATCH_SIZE]
+            if len(batch) < BATCH_SIZE:     # padded like the pipeline's last batch
+                batch = np.concatenate([batch, np.zeros((BATCH_SIZE - len(batch), *batch.shape[1:]), np.float32)])
+            encode(batch)["grid"].numpy()
+        return time.perf_counter() - started
+
+    def pipeline_seconds(folder: Path, verbose: bool) -> float:
+        started = time.perf_counter()
+        features.extract_features(encoder, paths, ids, folder, batch_size=BATCH_SIZE, shard_size=1024,
+                                  description="pipeline" if verbose else "pipeline (again)")
+        return time.perf_counter() - started
+
     with tempfile.TemporaryDirectory() as folder:
         features.extract_features(encoder, paths[:BATCH_SIZE], ids[:BATCH_SIZE], Path(folder) / "warm",
                                   batch_size=BATCH_SIZE)
-        started = time.perf_counter()
-        features.extract_features(encoder, paths, ids, Path(folder) / "cache", batch_size=BATCH_SIZE,
-                                  shard_size=1024, description="pipeline")
-        pipeline = len(paths) / (time.perf_counter() - started)
+        alone_best = pipeline_best = float("inf")
+        for round_ in range(3):
+            alone_best = min(alone_best, encoder_alone_seconds())
+            pipeline_best = min(pipeline_best, pipeline_seconds(Path(folder) / f"cache{round_}", round_ == 0))
+    encoder_alone = len(paths) / alone_best
+    pipeline = len(paths) / pipeline_best
 
     # 3. per-image load-and-predict loop (mps_autotags style)
     loop_paths = paths[: min(len(paths), 24 if quick else 48)]
