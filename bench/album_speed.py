@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.timing import interleaved_best
 from helpers import album, images
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -105,26 +106,6 @@ def mean_caption_tokens() -> int:
         "*.json"))))
     captions = [item["caption"] for item in json.loads(caption_file.read_text())["annotations"]]
     return round(sum(len(tokenize(caption)) for caption in captions) / len(captions))
-
-
-def interleaved_best(measurements: dict, repeats: int) -> dict:
-    """Time every measurement `repeats` times, in rounds (one of each per round), and keep each
-    one's fastest wall-clock time in seconds (the least disturbed by other processes, as
-    `timeit` recommends). Interleaving gives every measurement the same chances on a shared
-    machine, so their ratios stay fair even when the load changes during the run.
-
-    Args:
-        measurements: name -> `(function, setup or None)`; `setup()` runs untimed before each.
-    """
-    best = {name: float("inf") for name in measurements}
-    for _ in range(repeats):
-        for name, (function, setup) in measurements.items():
-            if setup is not None:
-                setup()
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:

@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from bench.timing import interleaved_best
+
 VOCABULARY_SIZE, EMBEDDING_DIM, HIDDEN_DIM, ATTENTION_DIM = 10_000, 256, 512, 256
 GRID_CELLS, FEATURE_DIM = 49, 1280       # MobileNetV2 at 224 px: 7 x 7 x 1280
 MAX_LENGTH = 20                          # generated tokens per caption, <end> included
@@ -112,16 +114,6 @@ def _time(function, repeats: int = 1) -> float:
     return best
 
 
-def _interleaved(functions: dict, rounds: int = 3) -> dict:
-    """Best wall time (s) of each function over `rounds` rounds, the functions taking turns within
-    a round (so a slow spell of a shared machine hits all of them alike)."""
-    best = dict.fromkeys(functions, float("inf"))
-    for _ in range(rounds):
-        for name, function in functions.items():
-            best[name] = min(best[name], _time(function))
-    return best
-
-
 def _decoders_and_features(kind: str, images: int):
     decoder = build_decoder(kind)
     rng = np.random.default_rng(0)
@@ -153,7 +145,7 @@ def measure(kind: str, images: int, loop_images: int) -> dict:
         return per_image_beam_search(decoder, pooled[:loop_images], grid[:loop_images], BEAM_WIDTH, MAX_LENGTH)
 
     batched_beam(), batched_greedy()                     # warm-up: trace the compiled loops
-    seconds = _interleaved({"beam": batched_beam, "greedy": batched_greedy})
+    seconds = interleaved_best({"beam": batched_beam, "greedy": batched_greedy})
     beam_seconds, greedy_seconds = seconds["beam"], seconds["greedy"]
     loop_seconds = _time(loop) * images / loop_images    # extrapolated to all images
 
@@ -193,7 +185,7 @@ def batch_sweep(kind: str, images: int, batch_sizes) -> dict:
     for batch_size in batch_sizes:
         beam, greedy = _batched(decoder, pooled, grid, batch_size)
         beam(), greedy()
-        seconds = _interleaved({"beam": beam, "greedy": greedy})
+        seconds = interleaved_best({"beam": beam, "greedy": greedy})
         ratios[batch_size] = round(seconds["beam"] / seconds["greedy"], 2)
     return ratios
 

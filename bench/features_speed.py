@@ -19,6 +19,7 @@ Photos come from `$SHARED_DIR/data/coco-mini-2017/val2017` (default `../shared`)
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import tempfile
@@ -26,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.timing import interleaved_best
 
 IMAGE_SIZE = 224
 BATCH_SIZE = 32
@@ -58,30 +61,27 @@ def run(quick: bool = False) -> dict:
     # from files. Best of 3 rounds, taking turns (a slow spell of a shared machine hits both alike).
     pixels = np.stack([load_image(path, size=IMAGE_SIZE) for path in paths]).astype(np.float32)
 
-    def encoder_alone_seconds() -> float:
-        started = time.perf_counter()
+    def encoder_alone_seconds() -> None:
         for start in range(0, len(paths), BATCH_SIZE):
             batch = pixels[start:start + BATCH_SIZE]
             if len(batch) < BATCH_SIZE:     # padded like the pipeline's last batch
                 batch = np.concatenate([batch, np.zeros((BATCH_SIZE - len(batch), *batch.shape[1:]), np.float32)])
             encode(batch)["grid"].numpy()
-        return time.perf_counter() - started
 
-    def pipeline_seconds(folder: Path, verbose: bool) -> float:
-        started = time.perf_counter()
+    def pipeline_seconds(folder: Path) -> None:
         features.extract_features(encoder, paths, ids, folder, batch_size=BATCH_SIZE, shard_size=1024,
-                                  description="pipeline" if verbose else "pipeline (again)")
-        return time.perf_counter() - started
+                                  description="pipeline")
 
     with tempfile.TemporaryDirectory() as folder:
         features.extract_features(encoder, paths[:BATCH_SIZE], ids[:BATCH_SIZE], Path(folder) / "warm",
                                   batch_size=BATCH_SIZE)
-        alone_best = pipeline_best = float("inf")
-        for round_ in range(3):
-            alone_best = min(alone_best, encoder_alone_seconds())
-            pipeline_best = min(pipeline_best, pipeline_seconds(Path(folder) / f"cache{round_}", round_ == 0))
-    encoder_alone = len(paths) / alone_best
-    pipeline = len(paths) / pipeline_best
+        rounds = itertools.count()
+        seconds = interleaved_best({
+            "encoder_alone": encoder_alone_seconds,
+            "pipeline": lambda: pipeline_seconds(Path(folder) / f"cache{next(rounds)}"),
+        })
+    encoder_alone = len(paths) / seconds["encoder_alone"]
+    pipeline = len(paths) / seconds["pipeline"]
 
     # 3. per-image load-and-predict loop (mps_autotags style)
     loop_paths = paths[: min(len(paths), 24 if quick else 48)]

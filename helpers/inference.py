@@ -635,10 +635,12 @@ class Captioner:
         pooled, grid, probabilities = self._features(tf.convert_to_tensor(pixels))
         if not captions:
             return probabilities.numpy(), [[] for _ in range(len(pixels))]
-        hypotheses = beam_search(self.bundle.decoder, pooled, grid, beam_width=beam_width,
-                                 max_length=self.max_length,
-                                 length_normalization=self.length_normalization, top_n=top_n)
-        return probabilities.numpy(), hypotheses
+        return probabilities.numpy(), self._captions(pooled, grid, beam_width, top_n)
+
+    def _captions(self, pooled, grid, beam_width: int, top_n: int) -> list[list[Hypothesis]]:
+        """Beam search with this captioner's decoder, maximum length and length normalisation."""
+        return beam_search(self.bundle.decoder, pooled, grid, beam_width=beam_width, max_length=self.max_length,
+                           length_normalization=self.length_normalization, top_n=top_n)
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 3, nb_keywords: int | None = 5,
                 min_proba: float = 0.0, lang: str = "eng", batch_size: int = 32,
@@ -708,9 +710,7 @@ class Captioner:
                 finish(indices, probabilities, [[] for _ in indices])
                 bar.update(len(indices))
                 return
-            future = captioning.submit(beam_search, self.bundle.decoder, pooled, grid, beam_width=beam_width,
-                                       max_length=self.max_length,
-                                       length_normalization=self.length_normalization, top_n=top_n)
+            future = captioning.submit(self._captions, pooled, grid, beam_width, top_n)
             finish_previous(bar)
             previous.append((indices, probabilities, future))
 

@@ -321,6 +321,8 @@ class _Decoder(keras.layers.Layer):
     def greedy_decode(self, pooled, grid, max_length: int = 24):
         """Most likely word at every step (no beam), for quick looks during training.
 
+        `helpers.inference.greedy_decode` (one compiled loop) with its result as a plain array.
+
         Args:
             pooled: float32 `[B, D]`; grid: float32 `[B, L, D]`.
             max_length: maximum number of generated tokens (<end> included).
@@ -328,23 +330,14 @@ class _Decoder(keras.layers.Layer):
         Returns:
             int32 numpy array `[B, max_length]` of token ids after <start>, <pad> after <end>.
         """
-        from helpers.vocab import END_ID, PAD_ID, START_ID
+        from helpers.inference import greedy_decode
+        from helpers.vocab import END_ID, PAD_ID
 
-        pooled = tf.convert_to_tensor(pooled, tf.float32)
-        grid = tf.convert_to_tensor(grid, tf.float32)
-        batch = int(pooled.shape[0])
-        state = self.initial_state(pooled, grid)
-        tokens = tf.fill([batch], START_ID)
-        finished = np.zeros(batch, bool)
-        output = np.full((batch, max_length), PAD_ID, np.int32)
-        for t in range(max_length):
-            logits, state, _ = self.step(tokens, state, pooled, grid)
-            tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            ids = tokens.numpy()
-            output[:, t] = np.where(finished, PAD_ID, ids)
-            finished |= ids == END_ID
-            if finished.all():
-                break
+        hypotheses = greedy_decode(self, pooled, grid, max_length=max_length)
+        output = np.full((len(hypotheses), max_length), PAD_ID, np.int32)
+        for row, hypothesis in zip(output, hypotheses):
+            tokens = list(hypothesis.tokens) + ([END_ID] if hypothesis.finished else [])
+            row[:len(tokens)] = tokens
         return output
 
 
