@@ -137,7 +137,7 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
         # lookups, and tracing the tf.functions for the batch shapes used below.
         start = time.perf_counter()
         for name in captioner.synset_names:
-            synsets.keyword(name, "eng")
+            keywords.keyword(name, "eng")
         wordnet_seconds = time.perf_counter() - start
         for width in (batch, 1):
             captioner.predict(paths[:width], beam_width=3, top_n=1, nb_keywords=5,
@@ -176,7 +176,7 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
                 else:
                     row = captioner.predict_batch(image[None], captions=False)[0][0]
                     probabilities = dict(zip(captioner.synset_names, map(float, row)))
-                words = [word for _, word, _ in album.select_keywords(probabilities, 5)]
+                words = [word for _, word, _ in keywords.select_keywords(probabilities, 5)]
                 if not config.has_section(path.name):
                     config.add_section(path.name)
                 config.set(path.name, "auto_tags", ",".join(words).replace("%", "%%"))

@@ -47,6 +47,7 @@ from pathlib import Path
 from configupdater import ConfigUpdater
 
 from helpers import images
+from helpers.keywords import available_languages, select_keywords
 
 ALBUM_INI = "album.ini"
 BACKUP_SUFFIX = ".bak"                   # album.ini.bak: the previous version of album.ini
@@ -292,46 +293,6 @@ def find_album_dirs(root: str | os.PathLike, recursive: bool = False) -> list[Pa
 # --------------------------------------------------------------------------------------------
 # Keywords from predictions
 # --------------------------------------------------------------------------------------------
-
-def select_keywords(
-    synset_probabilities: Mapping[str, float],
-    nb_keywords: int = 5,
-    min_proba: float = 0.0,
-    lang: str = "eng",
-    translate: Callable[[str, str], str | None] | None = None,
-) -> list[tuple[str, str, float]]:
-    """The most probable synsets with a keyword in `lang`, as `(synset, keyword, probability)`.
-
-    Synsets are taken by decreasing probability (ties by name) while probability >= `min_proba`;
-    a synset without a lemma in `lang` is passed over, and two synsets with the same keyword count
-    once, so up to `nb_keywords` distinct keywords come back. Commas (the tags separator) become
-    spaces.
-
-    Args:
-        synset_probabilities: synset name ("dog.n.01") -> probability in [0, 1].
-        nb_keywords: at most this many keywords.
-        min_proba: confidence threshold in [0, 1].
-        lang: Open Multilingual Wordnet code ("eng", "fra", "spa", ...).
-        translate: `(synset, lang) -> keyword or None`; default `helpers.synsets.keyword`.
-    """
-    if translate is None:
-        from helpers import synsets
-        translate = synsets.keyword
-    chosen: list[tuple[str, str, float]] = []
-    seen: set[str] = set()
-    for synset, probability in sorted(synset_probabilities.items(), key=lambda kv: (-kv[1], kv[0])):
-        if len(chosen) >= nb_keywords or probability < min_proba:
-            break
-        word = translate(synset, lang)
-        if not word:
-            continue
-        word = " ".join(word.replace(",", " ").split())
-        if word.casefold() in seen:
-            continue
-        seen.add(word.casefold())
-        chosen.append((synset, word, float(probability)))
-    return chosen
-
 
 def caption_to_description(caption: str) -> str:
     """"a dog on a sofa" -> "A dog on a sofa." (one line)."""
@@ -748,9 +709,7 @@ class TaggingSummary:
 
 def _check_language(lang: str) -> None:
     """Raise `ValueError` (before any model work) for a keyword language not installed."""
-    from helpers import synsets
-
-    languages = synsets.available_languages()
+    languages = available_languages()
     if lang not in languages:
         raise ValueError(f"keyword language {lang!r} is not installed; choose one of "
                          f"{', '.join(sorted(languages))}")
@@ -808,7 +767,7 @@ def tag_album(
         album_dir: album folder (or give `album_ini`).
         album_ini: an album.ini file; its folder is the album (not with `recursive`).
         lang: keyword language (Open Multilingual Wordnet code, see
-            `helpers.synsets.available_languages()`).
+            `helpers.keywords.available_languages()`).
         nb_keywords: keywords per picture (at most).
         min_proba: confidence threshold in [0, 1] for a keyword.
         captions: write the best caption as `description` where a picture has none. Without

@@ -518,13 +518,13 @@ def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: fl
                 lang: str = "eng") -> list[tuple[str, str, float]]:
     """Most probable synsets with a keyword in `lang`: `[(synset, keyword, probability)]`.
 
-    Same rule as the album tagger (`helpers.album.select_keywords`): synsets by decreasing
+    Same rule as the album tagger (`helpers.keywords.select_keywords`): synsets by decreasing
     probability while >= `min_proba`, a synset without a lemma in `lang` passed over, duplicate
     keywords counted once, at most `nb_keywords` (None: no limit; 0: none).
     """
     if nb_keywords == 0:
         return []
-    from helpers.album import select_keywords
+    from helpers.keywords import select_keywords
 
     limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
     return select_keywords(synset_probabilities, limit, min_proba, lang)

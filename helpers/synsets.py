@@ -1,8 +1,8 @@
-"""Words -> WordNet synsets, the `SynsetVocabulary` of image tags, and multilingual keywords.
+"""Words -> WordNet synsets and the `SynsetVocabulary` of image tags (keywords: `helpers.keywords`).
 
 A photo's tags are WordNet noun synsets ("dog.n.01"), not words: synonyms share one tag
 ("couch" and "sofa" are both `sofa.n.01`), a tag can be shown in any Open Multilingual Wordnet
-language (`keyword("dog.n.01", "fra") == "chien"`), and tags can be generalised along WordNet's
+language (`helpers.keywords.keyword("dog.n.01", "fra") == "chien"`), and tags can be generalised along WordNet's
 hypernyms (dog -> canine -> carnivore -> ... -> animal).
 
 Word -> synset (`SynsetMapper.map_word`), in this order:
@@ -550,8 +550,6 @@ def with_hypernyms(synset_names: Iterable[str], depth: int = 1) -> set[str]:
     return rolled
 
 
-roll_up = with_hypernyms
-
 
 # --- the synset vocabulary ------------------------------------------------------------------
 FORMAT_NAME = "helpers.synsets.SynsetVocabulary"
@@ -719,154 +717,3 @@ class SynsetVocabulary:
             raise ValueError(f"{path} is not valid JSON ({error}); was it written by "
                              f"SynsetVocabulary.save?") from error
         return cls.from_dict(data)
-
-
-# --- multilingual keywords ------------------------------------------------------------------
-# English names of the Open Multilingual Wordnet language codes NLTK may report.
-LANGUAGE_NAMES: dict[str, str] = {
-    "als": "Albanian", "arb": "Arabic", "bul": "Bulgarian", "cat": "Catalan",
-    "cmn": "Chinese (simplified)", "dan": "Danish", "ell": "Greek", "eng": "English",
-    "eus": "Basque", "fas": "Persian", "fin": "Finnish", "fra": "French", "glg": "Galician",
-    "heb": "Hebrew", "hrv": "Croatian", "ind": "Indonesian", "isl": "Icelandic", "ita": "Italian",
-    "ita_iwn": "Italian (IWN)", "jpn": "Japanese", "lit": "Lithuanian", "nld": "Dutch",
-    "nno": "Norwegian Nynorsk", "nob": "Norwegian Bokmål", "pol": "Polish", "por": "Portuguese",
-    "qcn": "Chinese (traditional)", "ron": "Romanian", "slk": "Slovak", "slv": "Slovenian",
-    "spa": "Spanish", "swe": "Swedish", "tha": "Thai", "zsm": "Malay",
-}
-FALLBACKS = ("hypernym", "none", "english")
-_HYPERNYM_LEVELS = 3   # how far up `fallback="hypernym"` looks
-
-
-@functools.cache
-def available_languages() -> dict[str, str]:
-    """`{code: English name}` of the WordNet languages installed (always "eng"), sorted by code."""
-    reader = wordnet()
-    if getattr(reader, "_omw_reader", None) is not None and not getattr(reader, "omw_langs", None):
-        reader.add_omw()   # NLTK lists the OMW languages only once it has looked at them
-    return {code: LANGUAGE_NAMES.get(code, code) for code in sorted(reader.langs())}
-
-
-def _repair(lemma: str) -> str:
-    """Undo a cp1252 mojibake in OMW data: C1 control characters are the cp1252 byte
-    (OMW French has 'c\\x9cur' for 'cœur': \\x9c -> œ, \\x8c -> Œ)."""
-    if not any("\x80" <= character <= "\x9f" for character in lemma):
-        return lemma
-    repaired = []
-    for character in lemma:
-        if "\x80" <= character <= "\x9f":
-            try:
-                character = bytes([ord(character)]).decode("cp1252")
-            except UnicodeDecodeError:   # 0x81, 0x8d, 0x8f, 0x90, 0x9d: undefined in cp1252
-                pass
-        repaired.append(character)
-    return "".join(repaired)
-
-
-@functools.cache
-def _lemma_names(synset_name: str, lang: str) -> tuple[str, ...]:
-    """Repaired, de-duplicated lemma names of a synset in a language (OMW order)."""
-    names = get_synset(synset_name).lemma_names(lang)
-    return tuple(dict.fromkeys(_repair(name) for name in names))
-
-
-@functools.cache
-def _english_keyword(synset_name: str) -> str:
-    """WordNet's head lemma, unless it has several words and a one-word lemma is tagged more
-    often in SemCor (then the most tagged one-word lemma): `male_child.n.01` -> "boy",
-    `greenish_blue.n.01` stays, `ellipse.n.01` stays (not "oval")."""
-    lemmas = get_synset(synset_name).lemmas()
-    head = lemmas[0]
-    single = [lemma for lemma in lemmas if "_" not in lemma.name()]
-    if "_" in head.name() and single:
-        best = max(single, key=lambda lemma: lemma.count())  # first of the most tagged
-        if best.count() > head.count():
-            return best.name()
-    return head.name()
-
-
-@functools.cache
-def _best_lemma(synset_name: str, lang: str) -> str | None:
-    """Best lemma of a synset in `lang` (None if it has none): see `keyword`."""
-    if lang == "eng":
-        return _english_keyword(synset_name)
-    candidates = _lemma_names(synset_name, lang)
-    if len(candidates) <= 1:
-        return candidates[0] if candidates else None
-    head = _english_keyword(synset_name)
-    translations = collections.Counter()
-    for sibling in wordnet().synsets(head):
-        translations.update(set(candidates) & set(_lemma_names(sibling.name(), lang)))
-
-    reader = wordnet()
-
-    def rank(item):
-        position, lemma = item
-        looks_like_a_word = lemma[:1].islower() and len(lemma) > 1   # not "Paris", "GSM", "g"
-        return (-translations[lemma], not looks_like_a_word, "_" in lemma,
-                -len(reader.synsets(lemma, lang=lang)), position)
-
-    return min(enumerate(candidates), key=rank)[1]
-
-
-@functools.cache
-def _keyword(synset_name: str, lang: str, fallback: str) -> str | None:
-    lemma = _best_lemma(synset_name, lang)
-    if lemma is None and fallback == "hypernym":
-        level = [get_synset(synset_name)]
-        for _ in range(_HYPERNYM_LEVELS):  # breadth first, nearest level first
-            level = [parent for synset in level
-                     for parent in synset.hypernyms() + synset.instance_hypernyms()]
-            lemma = next((found for parent in level
-                          if (found := _best_lemma(parent.name(), lang)) is not None), None)
-            if lemma is not None:
-                break
-    elif lemma is None and fallback == "english":
-        lemma = _english_keyword(synset_name)
-    return None if lemma is None else lemma.replace("_", " ")
-
-
-def keyword(synset_name: str, lang: str = "eng", fallback: str = "hypernym") -> str | None:
-    """The word showing a synset to people, in a WordNet language.
-
-    Best-lemma rule: in English, WordNet's head lemma, unless the head has several words and a
-    one-word lemma of the synset is tagged more often in SemCor (`male_child.n.01` -> "boy"). In another language, among the synset's lemmas
-    there (`synset.lemma_names(lang)`, encoding glitches repaired and duplicates dropped), prefer
-
-    1. the lemma that also translates the most synsets sharing the synset's English keyword
-       (OMW entries contain errors and rare synonyms: `red.n.01` in French has "bureaucratie",
-       "paperasserie" and "rouge", and only "rouge" also translates the other "red" synsets),
-    2. then a lowercase-initial lemma of two or more letters over proper nouns, abbreviations
-       and single letters ("GSM", "g"),
-    3. then one word over several ("mujer" over "hembra_adulta", "girafe" over
-       "giraffa_camelopardalis"),
-    4. then the lemma naming more synsets in that language (the commoner word: Spanish
-       `dog.n.01` has "can" and "perro"; "perro" names 2 synsets, "can" 1),
-    5. then OMW's order;
-
-    underscores become spaces.
-
-    Args:
-        synset_name: e.g. "dog.n.01".
-        lang: a code of `available_languages()` ("fra", "spa", "cmn", ...).
-        fallback: when the synset has no lemma in `lang`: "hypernym" uses the nearest hypernym
-            (breadth first, up to 3 levels) that has one; "none" gives None; "english" gives the
-            English keyword (only when asked: never silently English for another language).
-
-    Returns:
-        The keyword, or None (no lemma and no usable fallback).
-
-    Raises:
-        ValueError: unknown synset, language or fallback.
-    """
-    if fallback not in FALLBACKS:
-        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
-    if lang not in available_languages():
-        raise ValueError(f"WordNet language {lang!r} is not installed; available: "
-                         f"{', '.join(available_languages())}")
-    return _keyword(synset_name, lang, fallback)
-
-
-def keywords(synset_names: Iterable[str], lang: str = "eng", fallback: str = "hypernym") -> list[str]:
-    """Keywords of several synsets (`keyword` each), skipping those without one, without repeats."""
-    found = (keyword(name, lang, fallback) for name in synset_names)
-    return list(dict.fromkeys(word for word in found if word is not None))

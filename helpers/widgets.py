@@ -21,17 +21,15 @@ from pathlib import Path
 import ipywidgets
 from PIL import Image
 
-from helpers import album, images
+from helpers import album, images, keywords
 
 
 def language_options(default: str = "eng") -> list[tuple[str, str]]:
     """Dropdown options `("French (fra)", "fra")` for every keyword language, sorted by name.
 
-    Uses `helpers.synsets.available_languages()`; `default` is always included.
+    Uses `helpers.keywords.available_languages()`; `default` is always included.
     """
-    from helpers import synsets
-
-    names = dict(synsets.available_languages())
+    names = dict(keywords.available_languages())
     names.setdefault(default, default)
     return sorted(((f"{name} ({code})", code) for code, name in names.items()),
                   key=lambda option: option[0].casefold())
@@ -68,12 +66,10 @@ class AlbumTaggingPanel:
                  min_proba: float = 0.0, nb_keywords: int = 5, captions: bool = False,
                  merge_into_tags: bool = False, beam_width: int = 3, thumbnail_side: int = 160,
                  columns: int = 4, load: bool = True):
-        from helpers import synsets
-
         self.captioner = captioner
         self.beam_width = beam_width
         self.thumbnail_side = thumbnail_side
-        self._translate = functools.lru_cache(maxsize=None)(synsets.keyword)
+        self._translate = functools.lru_cache(maxsize=None)(keywords.keyword)
         self._predictions: dict[str, object] = {}
         self._labels: dict[str, ipywidgets.HTML] = {}
         self.scan: album.AlbumScan | None = None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import album
+from helpers import album, keywords
 from helpers.album import AlbumError, update_ini_text
 from test_images import BAD_FILES, write_photo_corpus
 
@@ -144,16 +144,6 @@ def test_invalid_ini_is_refused():
         album.parse_like_myphotoshare("[a.jpg]\ntitle = 1\n[a.jpg]\ntitle = 2\n")
 
 
-def test_select_keywords_threshold_translation_and_duplicates():
-    probabilities = {"dog.n.01": 0.9, "cat.n.01": 0.2, "hound.n.01": 0.8, "x.n.01": 0.7,
-                     "car.n.01": 0.05}
-    words = {"dog.n.01": "chien", "hound.n.01": "Chien", "cat.n.01": "chat", "car.n.01": "voiture"}
-    chosen = album.select_keywords(probabilities, 5, 0.1, "fra", lambda s, lang: words.get(s))
-    assert [word for _, word, _ in chosen] == ["chien", "chat"]  # duplicate and untranslated gone
-    assert album.select_keywords(probabilities, 1, 0.0, "fra",
-                                 lambda s, lang: words.get(s)) == [("dog.n.01", "chien", 0.9)]
-
-
 # ---------------------------------------------------------------------- scanning and writing
 
 @pytest.fixture()
@@ -268,7 +258,7 @@ def test_tag_album_end_to_end(captioner, user_album):
         assert name in reasons
     # The keywords are the model's, chosen by the documented rule.
     [prediction] = captioner.predict([user_album / "Orchidée.jpg"], top_n=1, progress=False)
-    expected = [word for _, word, _ in album.select_keywords(
+    expected = [word for _, word, _ in keywords.select_keywords(
         prediction.synset_probabilities, 3, 0.0, "fra")]
     assert result.keywords["Orchidée.jpg"] == expected
     # No user byte lost; new sections only for pictures that had none; a backup of the original.

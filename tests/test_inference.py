@@ -217,10 +217,10 @@ def test_captioner_captions_and_tags_in_french_and_survives_a_corrupt_photo(capt
         assert all(text.strip() and all(w in vocabulary for w in text.split()) for text, _ in prediction.captions)
         assert set(prediction.synset_probabilities) == set(captioner.synset_names)
         assert 1 <= len(prediction.tags) <= 3
-        from helpers import synsets
+        from helpers import keywords
 
         for synset, keyword, probability in prediction.tags:
-            assert keyword == synsets.keyword(synset, "fra")
+            assert keyword == keywords.keyword(synset, "fra")
             assert probability == prediction.synset_probabilities[synset]
     # The same photos one at a time give the same captions (batching does not change results).
     (alone,) = captioner.predict([val_photos[1]], beam_width=3, top_n=3, nb_keywords=3, lang="fra", progress=False)

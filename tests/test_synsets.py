@@ -1,4 +1,4 @@
-"""helpers.synsets: word -> synset mapping, the SynsetVocabulary, hypernyms and keywords,
+"""helpers.synsets: word -> synset mapping, the SynsetVocabulary and hypernyms,
 checked against real WordNet / OMW data and real COCO captions."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 
 from helpers import synsets
 from helpers.synsets import (COCO_CATEGORY_SYNSETS, SENSE_OVERRIDES, SynsetMapper,
-                             SynsetVocabulary, image_synsets, keyword, keywords)
+                             SynsetVocabulary, image_synsets)
+from helpers.keywords import keyword
 from helpers.vocab import tokenize
 
 SAMPLE_WORDS = ["red", "green", "black", "purple", "pink", "aqua",
@@ -189,7 +190,7 @@ def test_hypernym_roll_up():
     assert synsets.hypernyms("dog.n.01", 1) == {"canine.n.02", "domestic_animal.n.01"}
     assert {"carnivore.n.01", "animal.n.01"} <= synsets.hypernyms("dog.n.01", 2)
     assert synsets.with_hypernyms({"dog.n.01"}, depth=0) == {"dog.n.01"}
-    rolled = synsets.roll_up({"dog.n.01", "cat.n.01"}, depth=1)
+    rolled = synsets.with_hypernyms({"dog.n.01", "cat.n.01"}, depth=1)
     assert rolled == {"dog.n.01", "cat.n.01", "canine.n.02", "domestic_animal.n.01", "feline.n.01"}
     assert SynsetVocabulary.build([{"dog.n.01"}, {"cat.n.01"}], min_images=2).names == []
     vocabulary = SynsetVocabulary.build([{"dog.n.01"}, {"cat.n.01"}], min_images=2, hypernym_depth=2)
@@ -230,47 +231,3 @@ def test_synset_vocabulary_order_encode_decode(tmp_path):
         SynsetVocabulary.load(path)
     with pytest.raises(ValueError, match="min_images"):
         SynsetVocabulary.build(per_image, min_images=0)
-
-
-# --- keywords -------------------------------------------------------------------------------
-def test_keywords_best_lemma():
-    assert keyword("dog.n.01", "fra") == "chien"
-    assert keyword("dog.n.01", "spa") == "perro"          # not "can"
-    assert keyword("red.n.01", "fra") == "rouge"          # not "bureaucratie"
-    assert keyword("black.n.01", "fra") == "noir"         # not "galeux"
-    assert keyword("heart.n.01", "fra") == "cœur"         # repaired from OMW's "c\x9cur"
-    assert keyword("male_child.n.01") == "boy"
-    assert keyword("television_receiver.n.01") == "television"
-    assert keyword("dog.n.01") == "dog"
-    assert keyword("ellipse.n.01") == "ellipse"            # one-word head kept (not "oval")
-    assert keywords(["dog.n.01", "cat.n.01", "dog.n.01"], "fra") == ["chien", "chat"]
-    assert " " in keyword("cellular_telephone.n.01")      # underscores -> spaces
-
-
-def test_omw_encoding_repair():
-    assert synsets._repair("c\x9cur") == "cœur" and synsets._repair("\x8cuvre") == "Œuvre"
-    names = synsets._lemma_names("heart.n.01", "fra")
-    assert "cœur" in names and not any("\x80" <= ch <= "\x9f" for name in names for ch in name)
-    assert len(names) == len(set(names))
-
-
-def test_keyword_fallbacks():
-    # street_sign.n.01 has no French lemma; its hypernym sign.n.02 has
-    assert keyword("street_sign.n.01", "fra", fallback="none") is None
-    assert keyword("street_sign.n.01", "fra") == keyword("sign.n.02", "fra") is not None
-    assert keyword("street_sign.n.01", "fra", fallback="english") == "street sign"
-    with pytest.raises(ValueError, match="fallback"):
-        keyword("dog.n.01", "fra", fallback="guess")
-    with pytest.raises(ValueError, match="not installed"):
-        keyword("dog.n.01", "xx")
-    with pytest.raises(ValueError, match="not a WordNet synset"):
-        keyword("no_such_thing.n.01", "fra")
-
-
-def test_available_languages():
-    languages = synsets.available_languages()
-    assert languages["eng"] == "English" and languages["fra"] == "French"
-    assert languages["spa"] == "Spanish" and languages["cmn"] == "Chinese (simplified)"
-    assert languages["qcn"] == "Chinese (traditional)" and languages["nob"] == "Norwegian Bokmål"
-    assert len(languages) >= 20
-    assert all(name != code for code, name in languages.items())   # every code has a name

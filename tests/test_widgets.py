@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import album
+from helpers import album, keywords
 from test_images import write_photo_corpus
 
 
@@ -44,7 +44,7 @@ def small_album(tmp_path, shared_data) -> Path:
 
 
 def expected_keywords(panel, nb_keywords, min_proba, lang):
-    return {name: [word for _, word, _ in album.select_keywords(
+    return {name: [word for _, word, _ in keywords.select_keywords(
         panel.predictions[name].synset_probabilities, nb_keywords, min_proba, lang)]
         for name in panel.predictions if panel.predictions[name].error is None}
 
