@@ -592,7 +592,7 @@ def plan_album(
 
     Args:
         scan: from `scan_album`.
-        predictions: picture name -> `helpers.inference.Prediction` (uses `.error`,
+        predictions: picture name -> `helpers.prediction.Prediction` (uses `.error`,
             `.synset_probabilities`, `.captions`); a missing name is reported as not predicted.
         nb_keywords, min_proba, lang, translate: as `select_keywords`.
         captions: write the best caption as description where the picture has none.
@@ -734,7 +734,7 @@ def predict_pictures(
     language or the threshold never needs the model again.
 
     Returns:
-        One `helpers.inference.Prediction` per path, in order (failed photos carry `.error`;
+        One `helpers.prediction.Prediction` per path, in order (failed photos carry `.error`;
         `captions` is empty when not asked for).
     """
     if not paths:

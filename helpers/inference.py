@@ -43,6 +43,8 @@ Command line: `python -m helpers caption --run runs/<name> IMAGE...` and
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import time
 import weakref
@@ -54,6 +56,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from helpers.keywords import select_keywords
+from helpers.prediction import Prediction, format_caption
 from helpers.vocab import END_ID, PAD_ID, START_ID
 
 # --------------------------------------------------------------------------------------------
@@ -460,60 +464,6 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Prediction:
-    """What the model says about one photo.
-
-    Attributes:
-        path: the photo's path (or `"<array i>"` for an in-memory image).
-        captions: `[(text, log_probability)]`, best first (`top_n` of them).
-        synset_probabilities: every synset of the model -> probability in [0, 1].
-        tags: `[(synset, keyword, probability)]`, most probable first (see `Captioner.predict`).
-        attention: float32 `[steps, L]` attention of the best caption (attention decoder), else None.
-        error: why the photo could not be read (then everything else is empty), else None.
-        hypotheses: the `Hypothesis` of every caption (token ids, scores, attention).
-        grid_shape: `(h, w)` of the encoder grid, to draw `attention` over the photo (h * w = L).
-    """
-
-    path: str
-    captions: list[tuple[str, float]] = dataclasses.field(default_factory=list)
-    synset_probabilities: dict[str, float] = dataclasses.field(default_factory=dict)
-    tags: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
-    attention: np.ndarray | None = None
-    error: str | None = None
-    hypotheses: list[Hypothesis] = dataclasses.field(default_factory=list)
-    grid_shape: tuple[int, int] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def caption(self) -> str:
-        """The best caption ("" for a failed photo)."""
-        return self.captions[0][0] if self.captions else ""
-
-    @property
-    def confidence(self) -> float:
-        """Probability of the best caption (0 for a failed photo)."""
-        return float(np.exp(self.captions[0][1])) if self.captions else 0.0
-
-    def format(self, tags: bool = True) -> str:
-        """im2txt-style text: the path, `0) a man sitting on a bench (p=0.000005)` lines, tags."""
-        if self.error:
-            return f"{self.path}\n  error: {self.error}"
-        lines = [str(self.path)] + [f"  {format_caption(i, text, float(np.exp(lp)))}"
-                                    for i, (text, lp) in enumerate(self.captions)]
-        if tags and self.tags:
-            lines.append("  tags: " + ", ".join(f"{word} ({p:.2f})" for _, word, p in self.tags))
-        return "\n".join(lines)
-
-
-def format_caption(index: int, text: str, probability: float) -> str:
-    """`0) a man sitting on a bench (p=0.000005)`, as im2txt's run_inference prints."""
-    return f"{index}) {text} (p={probability:f})"
-
-
 def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: float = 0.0,
                 lang: str = "eng") -> list[tuple[str, str, float]]:
     """Most probable synsets with a keyword in `lang`: `[(synset, keyword, probability)]`.
@@ -524,8 +474,6 @@ def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: fl
     """
     if nb_keywords == 0:
         return []
-    from helpers.keywords import select_keywords
-
     limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
     return select_keywords(synset_probabilities, limit, min_proba, lang)
 
@@ -604,6 +552,23 @@ class Captioner:
     @property
     def config(self):
         return self.bundle.config
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the bundle's files: two captioners with the same fingerprint give the
+        same predictions (the prediction cache keys on it); "" for a bundle never saved."""
+        if self.bundle.path is None:
+            return ""
+        digest = hashlib.sha256()
+        for name in sorted(p.name for p in Path(self.bundle.path).iterdir() if p.is_file()):
+            digest.update(name.encode() + b"\0" + (Path(self.bundle.path) / name).read_bytes())
+        digest.update(f"max_length={self.max_length};alpha={self.length_normalization}".encode())
+        return digest.hexdigest()
+
+    def select_keywords(self, synset_probabilities, nb_keywords: int = 5, min_proba: float = 0.0,
+                        lang: str = "eng") -> list[tuple[str, str, float]]:
+        """This model's keyword rule: `helpers.keywords.select_keywords` (top-k over its synsets)."""
+        return select_keywords(synset_probabilities, nb_keywords, min_proba, lang)
 
     # -- loading ------------------------------------------------------------------------------
     def _load_all(self, images: Sequence, batch_size: int) -> Iterator[tuple[int, np.ndarray | str]]:

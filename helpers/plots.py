@@ -145,7 +145,7 @@ def plot_predictions(predictions, images=None, columns: int = 4, max_captions: i
     """Photos with their captions (with probabilities) and tags (with confidences) underneath.
 
     Args:
-        predictions: `helpers.inference.Prediction`s (a failed one shows its error).
+        predictions: `helpers.prediction.Prediction`s (a failed one shows its error).
         images: optional pixels uint8 `[h, w, 3]` per prediction (default: read from
             `prediction.path` as a thumbnail).
         columns: photos per row.

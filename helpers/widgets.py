@@ -198,7 +198,7 @@ class AlbumTaggingPanel:
 
     @property
     def predictions(self) -> dict[str, object]:
-        """Picture name -> the cached `helpers.inference.Prediction` (the model ran once)."""
+        """Picture name -> the cached `helpers.prediction.Prediction` (the model ran once)."""
         return dict(self._predictions)
 
     @property
