@@ -73,7 +73,8 @@ def make_camera_album(folder: Path, count: int, source_dir: Path) -> list[Path]:
 def bench_bundle(out_dir: Path, run_dir: Path | None = None) -> Path:
     """The bundle to time: `run_dir`'s when it is MobileNetV2, else a random-weight MobileNetV2
     224 px bundle at COCO sizes (see the module docstring). Returns the bundle folder."""
-    from helpers import model
+    from helpers import encoders, model
+    from helpers.bundle import save_bundle
     from helpers.config import Config
     from helpers.synsets import COCO_CATEGORY_SYNSETS, SynsetVocabulary
     from helpers.vocab import Vocabulary
@@ -90,11 +91,11 @@ def bench_bundle(out_dir: Path, run_dir: Path | None = None) -> Path:
     vocabulary = Vocabulary.build(captions, min_count=5)
     synset_vocabulary = SynsetVocabulary(sorted(set(COCO_CATEGORY_SYNSETS.values())))
     config = Config(backbone="mobilenet_v2", weights=None, image_size=224, decoder="attention")
-    encoder = model.build_encoder("mobilenet_v2", weights=None, image_size=224)
-    cells, depth, pooled_dim = model.encoder_output_shapes(encoder)
+    encoder = encoders.build_encoder("mobilenet_v2", weights=None, image_size=224)
+    cells, depth, pooled_dim = encoders.encoder_output_shapes(encoder)
     heads = model.build_heads(config, len(vocabulary), len(synset_vocabulary), cells, depth,
                               pooled_dim)
-    return model.save_bundle(out_dir / "bundle", config, vocabulary, synset_vocabulary, encoder,
+    return save_bundle(out_dir / "bundle", config, vocabulary, synset_vocabulary, encoder,
                              heads)
 
 

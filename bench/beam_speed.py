@@ -11,12 +11,12 @@ vocabulary 10,000, word embedding 256, LSTM 512; the attention decoder over a 7 
 
 Three measurements, same decoder, same features, all decoding every image:
 
-* **batched beam search** (`helpers.inference.beam_search`, width 3): all images and beams in one
+* **batched beam search** (`helpers.decoding.beam_search`, width 3): all images and beams in one
   batch, one compiled step per time step.
 * **per-image loop**: the textbook implementation: one image at a time, one eager
   `decoder.step` call per time step over that image's beams, Python bookkeeping (it gives the same
   captions; checked below). Target: batched >= 5x faster.
-* **batched greedy** (`helpers.inference.greedy_decode`): the cheapest decoding there is.
+* **batched greedy** (`helpers.decoding.greedy_decode`): the cheapest decoding there is.
   Target: beam search (width 3) costs <= 2x greedy.
 
 Beam and greedy are timed in interleaved rounds (best of 3 each). Beam search computes about 3x the
@@ -60,50 +60,6 @@ def build_decoder(kind: str):
     return decoder
 
 
-def per_image_beam_search(decoder, pooled, grid, beam_width: int, max_length: int) -> list[list]:
-    """The per-image, per-step Python loop: same algorithm as `helpers.inference.beam_search`
-    (keep the best `beam_width - finished` extensions; <end> finishes one and narrows the beam),
-    eager calls.
-
-    Returns, per image, `(tokens, log_probability)` of its hypotheses, best first.
-    """
-    import tensorflow as tf
-
-    from helpers.vocab import END_ID, PAD_ID, START_ID
-
-    results = []
-    for index in range(len(pooled)):
-        image_pooled, image_grid = pooled[index:index + 1], grid[index:index + 1]
-        state = decoder.initial_state(tf.constant(image_pooled), tf.constant(image_grid))
-        beams = [([], 0.0, [part for part in state])]       # (words, log-probability, state [1, H])
-        finished = []
-        for _ in range(max_length):
-            count = len(beams)
-            tokens = tf.constant([words[-1] if words else START_ID for words, _, _ in beams], tf.int32)
-            states = [tf.concat([beam[2][j] for beam in beams], axis=0) for j in range(len(state))]
-            logits, new_states, _ = decoder.step(tokens, states, tf.repeat(image_pooled, count, axis=0),
-                                                 tf.repeat(image_grid, count, axis=0))
-            log_probs = tf.nn.log_softmax(logits).numpy()   # (count, V)
-            log_probs[:, [PAD_ID, START_ID]] = -np.inf
-            totals = (np.array([log_p for _, log_p, _ in beams])[:, None] + log_probs).ravel()
-            best = np.argsort(-totals, kind="stable")[:beam_width - len(finished)]
-            next_beams = []
-            for flat in best:
-                beam, word = divmod(int(flat), log_probs.shape[1])
-                words = beams[beam][0]
-                if word == END_ID:
-                    finished.append((words, float(totals[flat])))
-                else:
-                    next_beams.append((words + [word], float(totals[flat]),
-                                       [part[beam:beam + 1] for part in new_states]))
-            beams = next_beams
-            if not beams:
-                break
-        finished += [(words, log_p) for words, log_p, _ in beams]
-        results.append(sorted(finished, key=lambda item: -item[1]))
-    return results
-
-
 def _time(function, repeats: int = 1) -> float:
     """Best wall time of `repeats` calls, seconds."""
     best = float("inf")
@@ -123,16 +79,16 @@ def _decoders_and_features(kind: str, images: int):
 
 def _batched(decoder, pooled, grid, batch_size: int):
     """`(beam, greedy)`: functions decoding every image in batches of `batch_size`."""
-    from helpers import inference
+    from helpers import decoding
 
     batches = [(pooled[i:i + batch_size], grid[i:i + batch_size]) for i in range(0, len(pooled), batch_size)]
 
     def beam():
-        return [h for p, g in batches for h in inference.beam_search(
+        return [h for p, g in batches for h in decoding.beam_search(
             decoder, p, g, beam_width=BEAM_WIDTH, max_length=MAX_LENGTH)]
 
     def greedy():
-        return [h for p, g in batches for h in inference.greedy_decode(decoder, p, g, max_length=MAX_LENGTH)]
+        return [h for p, g in batches for h in decoding.greedy_decode(decoder, p, g, max_length=MAX_LENGTH)]
     return beam, greedy
 
 
@@ -142,7 +98,10 @@ def measure(kind: str, images: int, loop_images: int) -> dict:
     batched_beam, batched_greedy = _batched(decoder, pooled, grid, BATCH_SIZE)
 
     def loop():
-        return per_image_beam_search(decoder, pooled[:loop_images], grid[:loop_images], BEAM_WIDTH, MAX_LENGTH)
+        from helpers import decoding
+
+        return decoding.reference_beam_search(decoder, pooled[:loop_images], grid[:loop_images],
+                                              BEAM_WIDTH, MAX_LENGTH)
 
     batched_beam(), batched_greedy()                     # warm-up: trace the compiled loops
     seconds = interleaved_best({"beam": batched_beam, "greedy": batched_greedy})
@@ -153,7 +112,7 @@ def measure(kind: str, images: int, loop_images: int) -> dict:
     batched_results = batched_beam()[:loop_images]
     loop_results = loop()
     same = sum(
-        [h.tokens.tolist() for h in found] == [words for words, _ in expected]
+        [h.tokens.tolist() for h in found] == [h.tokens.tolist() for h in expected]
         for found, expected in zip(batched_results, loop_results))
     steps = sum(max(h.length for h in hypotheses) for hypotheses in batched_results) / len(batched_results)
     return {

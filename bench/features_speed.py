@@ -47,12 +47,12 @@ def _photos(quick: bool) -> list[Path]:
 
 def run(quick: bool = False) -> dict:
     """Measure the three ways; returns images/s of each and the two ratios."""
-    from helpers import features, model
+    from helpers import encoders, features
     from helpers.images import load_image
 
     paths = _photos(quick)
     ids = list(range(len(paths)))
-    encoder = model.build_encoder(BACKBONE, weights=None, image_size=IMAGE_SIZE)
+    encoder = encoders.build_encoder(BACKBONE, weights=None, image_size=IMAGE_SIZE)
     encode = features.compiled_encoder(encoder)          # the function the pipeline uses
     warm = np.zeros((BATCH_SIZE, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)
     encode(warm)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ class Config:
     max_caption_length: int = 24          # tokens, <start> and <end> included; longer are cut
 
     # --- encoder ----------------------------------------------------------------------------
-    backbone: str = "mobilenet_v2"        # key of helpers.model.ENCODERS
+    backbone: str = "mobilenet_v2"        # key of helpers.encoders.ENCODERS
     weights: str | None = "imagenet"      # "imagenet", None (random init) or a .weights.h5 path
     image_size: int | None = None         # input side in pixels (None: the backbone's default)
 
@@ -53,25 +54,33 @@ class Config:
     learning_rate: float = 1e-3           # Adam, peak of the schedule
     tag_loss_weight: float = 1.0          # weight of the tag BCE against the caption cross-entropy
     early_stopping_patience: int = 5      # epochs without val-loss improvement before stopping
-    seed: int = 0
-    # (added by helpers.train / helpers.model)
+    seed: int = 0                         # seeds weights, data order and augmentation
     warmup_epochs: float = 1.0            # epochs of linear learning-rate warmup before the cosine decay
     clip_norm: float = 5.0                # global gradient-norm clipping (0: none)
     strategy: str = "default"             # tf.distribute: "default", "mirrored" or "multi_worker" (TF_CONFIG)
     caption_samples: int = 3              # fixed val images captioned (greedy) after every epoch
 
-    # --- encoder training (before features are cached; added by helpers.train) ---------------
+    # --- encoder training (before features are cached) ---------------------------------------
     encoder_epochs: int = 0               # epochs training the encoder on tags (end to end when weights is None)
     encoder_learning_rate: float = 1e-3   # Adam, peak of the encoder-training schedule
     encoder_batch_size: int = 32          # images per encoder-training step
     fine_tune_layers: int = 0             # with pretrained weights: train the last N backbone layers (0: all)
     encoder_word_targets: bool = False    # encoder training also predicts caption words (sizes, counts, relations)
 
-    # --- feature cache (added by helpers.features) -----------------------------------------
+    # --- feature cache ---------------------------------------------------------------------
     feature_batch_size: int = 32          # images per encoder call while caching
     feature_shard_size: int = 1024        # images per shard file (one shard in memory)
     augment_variants: int = 0             # augmented copies per training image in the cache (0: none)
     augment_flip: bool = False            # horizontal flips in the augmentation (breaks "left of" captions)
+
+    def quick(self) -> "Config":
+        """A copy for a plumbing check: at most 64 training and 16 validation images, one epoch
+        of encoder training (when any) and of head training, every word and synset kept. It shows
+        that every stage runs, not what the model can learn."""
+        return dataclasses.replace(
+            self, max_train_images=min(self.max_train_images or 10**9, 64),
+            max_val_images=min(self.max_val_images or 10**9, 16),
+            encoder_epochs=min(self.encoder_epochs, 1), epochs=1, min_word_count=1, min_synset_images=1)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -91,3 +100,27 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> "Config":
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+# --- run and bundle folders ----------------------------------------------------------------
+def resolve_run_dir(run: str | Path) -> Path:
+    """A run name (`sample` -> `runs/sample`) or a path (anything with a `/`, or existing)."""
+    run = str(run)
+    if "/" in run or os.sep in run or Path(run).is_dir():
+        return Path(run)
+    return RUNS_DIR / run
+
+
+def resolve_bundle_dir(run: str | Path) -> Path:
+    """A run name, a run folder (with `bundle/`) or a bundle folder -> the bundle folder.
+
+    Raises:
+        FileNotFoundError: neither a run with a bundle nor a bundle folder (says how to make one).
+    """
+    path = resolve_run_dir(run)
+    if (path / "bundle").is_dir():
+        return path / "bundle"
+    if (path / "bundle.json").is_file():
+        return path
+    raise FileNotFoundError(f"{path} is neither a run folder with bundle/ nor a bundle folder "
+                            f"(bundle.json); train one with `python -m helpers train --run NAME`")

@@ -37,6 +37,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from helpers.pipelines import image_dataset
+
 MANIFEST = "manifest.json"
 FORMAT_NAME = "helpers.features.cache"
 FORMAT_VERSION = 1
@@ -74,36 +76,6 @@ def _augmenter(flip: bool, seed: int) -> keras.Sequential:
     if flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 3))
     return keras.Sequential(layers, name="augmentation")
-
-
-def image_dataset(paths: Sequence[str | Path], image_size: int, batch_size: int,
-                  failures: dict | None = None) -> tf.data.Dataset:
-    """Batches of decoded, resized photos: `(pixels uint8 [B, S, S, 3], ok bool [B])`.
-
-    Decoding uses `helpers.images.load_image` (EXIF orientation, any mode -> RGB, JPEG draft
-    mode) in parallel `tf.data` map calls; a photo that cannot be read comes back as zeros with
-    `ok=False`, and its reason is stored in `failures[path]`.
-    """
-    from helpers.images import ImageLoadError, load_image
-
-    def load(path: bytes):
-        try:
-            return load_image(path.decode(), size=image_size), True
-        except ImageLoadError as error:
-            if failures is not None:
-                failures[path.decode()] = error.reason
-            return np.zeros((image_size, image_size, 3), np.uint8), False
-
-    def decode(path):
-        pixels, ok = tf.numpy_function(load, [path], (tf.uint8, tf.bool), stateful=False)
-        pixels.set_shape((image_size, image_size, 3))
-        ok.set_shape(())
-        return pixels, ok
-
-    return (tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
-            .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(batch_size)
-            .prefetch(tf.data.AUTOTUNE))
 
 
 def extract_features(

@@ -512,26 +512,3 @@ def tagging_metrics(y_true, y_score, threshold: float = 0.5, ks: Iterable[int] =
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
-
-
-def _run_score(args) -> int:
-    evaluation = evaluate_captions(args.annotations, args.results, spice=False if args.no_spice else None)
-    print(f"{evaluation.num_images} images scored in {evaluation.seconds:.1f} s")
-    print(evaluation.table())
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"annotations": str(args.annotations), "results": str(args.results), **evaluation.to_dict()}
-        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"metrics written to {out}")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register `score`: COCO caption metrics of a results file against an annotations file."""
-    parser = subparsers.add_parser("score", help="COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr[, SPICE])")
-    parser.add_argument("--annotations", required=True, help="COCO captions JSON (references)")
-    parser.add_argument("--results", required=True, help='results JSON [{"image_id", "caption"}]')
-    parser.add_argument("--out", help="write the scores as JSON here")
-    parser.add_argument("--no-spice", action="store_true", help="skip SPICE even when its jars are installed")
-    parser.set_defaults(func=_run_score)

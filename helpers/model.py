@@ -1,34 +1,31 @@
-"""The network: a CNN encoder, a synset classifier and two caption decoders, and model bundles.
+"""The heads: a multi-label synset classifier and two caption decoders over encoder features.
 
-    images float32 [B, H, W, 3] in [0, 255]
-        -> encoder (keras.applications backbone or the small `sample_cnn`, preprocessing inside)
-        -> pooled [B, P] (global average and/or max of the last feature map) and grid [B, L, D] (its L = h * w cells)
-    pooled -> `SynsetClassifier` -> tag probabilities [B, S]       (multi-label, sigmoid)
-    pooled / grid + caption tokens -> decoder -> next-word logits [B, T, V]
+    pooled [B, P] -> `SynsetClassifier` -> tag probabilities [B, S]       (multi-label, sigmoid)
+    pooled / grid [B, L, D] + caption tokens -> decoder -> next-word logits [B, T, V]
 
-Decoders (both Keras layers with `get_config()`, weights created in `__init__`/`build`):
+(the encoder that makes pooled and grid is in `helpers.encoders`, bundles in `helpers.bundle`).
+
+Decoders (Keras layers with `get_config()`, weights created in `__init__`/`build`), registered in
+`DECODERS` and built by `build_decoder`:
 
 - `ShowAndTellDecoder` ("lstm"): Vinyals et al. 2015, "Show and Tell", sec. 3.1: the image
   embedding is the LSTM's first input, then the word embeddings.
 - `AttentionDecoder` ("attention"): Xu et al. 2015, "Show, Attend and Tell", sec. 4.2
   (deterministic soft attention) with the doubly stochastic gate beta (sec. 4.2.1).
 
-Both offer teacher forcing (`call`) and one step at a time (`initial_state` + `step`), which
-greedy decoding here and the batched beam search in `helpers.inference` use. `CaptionTagger`
-trains both heads together over cached encoder features.
+Both train with teacher forcing (`call`) and decode through the public protocol of
+`CaptionDecoder`, which `helpers.decoding` (greedy and beam search) drives for any decoder:
 
-A bundle (`save_bundle` / `load_bundle`) is a folder with the weights (`.weights.h5`, no pickle),
-`config.json`, `vocabulary.json`, `synsets.json` and `bundle.json` (the sizes the weights were
-built for, checked on loading).
+    context = decoder.prepare(pooled, grid)          # per-image work, done once per batch
+    state = decoder.initial_state(context)           # [h [B, H], c [B, H]]
+    logits, state, attention = decoder.step(tokens, state, context[, rows, width])
+
+`CaptionTagger` trains both heads together over cached encoder features.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -36,228 +33,7 @@ import tensorflow as tf
 
 from helpers.config import Config
 
-BUNDLE_FORMAT = "helpers.model.bundle"
-BUNDLE_VERSION = 1
 
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be downloaded or read."""
-
-
-class BundleMismatchError(ValueError):
-    """A bundle's files (weights, vocabularies, config) do not belong together."""
-
-
-# --- encoders -------------------------------------------------------------------------------------
-def _scale_to_unit_range(images):
-    """Pixels [0, 255] -> [-1, 1] (the "tf" mode of keras.applications)."""
-    return images / 127.5 - 1.0
-
-
-def sample_cnn(include_top: bool = False, weights=None, input_shape=(128, 128, 3), **_unused):
-    """A compact conv net for the embedded sample (trained from scratch, no ImageNet weights).
-
-    Five 3x3 conv + batch-norm + ReLU blocks with strides 2, 2, 2, 1, 2: a 128-pixel image gives
-    an 8 x 8 x 128 feature map (receptive field 63 pixels, about 25 M multiply-adds per image).
-    The signature follows `keras.applications` constructors; `include_top` must be False and
-    `weights` None or a weights file of this network.
-
-    Returns:
-        `keras.Model` mapping preprocessed images float32 `[B, H, W, 3]` in [-1, 1] to the
-        feature map `[B, H/16, W/16, 128]`.
-    """
-    if include_top:
-        raise ValueError("sample_cnn has no classification top; use include_top=False")
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = inputs
-    for block, (filters, stride) in enumerate([(16, 2), (32, 2), (64, 2), (64, 1), (128, 2)], 1):
-        x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
-                                name=f"block{block}_conv")(x)
-        x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
-        x = keras.layers.ReLU(name=f"block{block}_relu")(x)
-    model = keras.Model(inputs, x, name="sample_cnn")
-    if weights not in (None, "imagenet"):
-        model.load_weights(weights)
-    elif weights == "imagenet":
-        raise WeightsUnavailableError("sample_cnn has no ImageNet weights; use weights=None "
-                                      "(it is trained from scratch on the sample's tags)")
-    return model
-
-
-@dataclasses.dataclass(frozen=True)
-class EncoderSpec:
-    """One backbone of the encoder registry.
-
-    Attributes:
-        name: registry key (`Config.backbone`).
-        constructor: `keras.applications` constructor (or `sample_cnn`), called with
-            `include_top=False, weights=..., input_shape=(size, size, 3)`.
-        image_size: default input side in pixels.
-        preprocess: maps pixels float32 [0, 255] to what the backbone expects
-            (`keras.applications.<family>.preprocess_input`).
-        pooled_dim: size of `pooled` (D, the channels of the last feature map, or 2 D for "avgmax").
-        grid_shape: (h, w, D) of the last feature map at `image_size`.
-        pooling: how `pooled` summarises the grid: "avg" (global average, what the ImageNet
-            backbones were trained with), "max" (global max: a small object in one cell still
-            shows) or "avgmax" (both, concatenated: `pooled_dim` = 2 x channels; what the
-            from-scratch `sample_cnn` uses, since max alone passes gradient to one cell only).
-    """
-
-    name: str
-    constructor: Callable
-    image_size: int
-    preprocess: Callable
-    pooled_dim: int
-    grid_shape: tuple[int, int, int]
-    pooling: str = "avg"
-
-    @property
-    def grid_cells(self) -> int:
-        """L = h * w at the default image size."""
-        return self.grid_shape[0] * self.grid_shape[1]
-
-
-_apps = keras.applications
-ENCODERS: dict[str, EncoderSpec] = {
-    spec.name: spec
-    for spec in (
-        EncoderSpec("xception", _apps.Xception, 299, _apps.xception.preprocess_input, 2048, (10, 10, 2048)),
-        EncoderSpec("vgg16", _apps.VGG16, 224, _apps.vgg16.preprocess_input, 512, (7, 7, 512)),
-        EncoderSpec("resnet50", _apps.ResNet50, 224, _apps.resnet50.preprocess_input, 2048, (7, 7, 2048)),
-        EncoderSpec("inception_v3", _apps.InceptionV3, 299, _apps.inception_v3.preprocess_input,
-                    2048, (8, 8, 2048)),
-        EncoderSpec("efficientnet_b0", _apps.EfficientNetB0, 224, _apps.efficientnet.preprocess_input,
-                    1280, (7, 7, 1280)),
-        EncoderSpec("mobilenet_v2", _apps.MobileNetV2, 224, _apps.mobilenet_v2.preprocess_input,
-                    1280, (7, 7, 1280)),
-        EncoderSpec("mobilenet_v3_small", _apps.MobileNetV3Small, 224,
-                    _apps.mobilenet_v3.preprocess_input, 576, (7, 7, 576)),
-        EncoderSpec("sample_cnn", sample_cnn, 128, _scale_to_unit_range, 256, (8, 8, 128), "avgmax"),
-    )
-}
-
-
-def encoder_spec(name: str) -> EncoderSpec:
-    """The registry entry of `name`; `ValueError` listing the known names otherwise."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(ENCODERS)}")
-    return ENCODERS[name]
-
-
-@keras.saving.register_keras_serializable(package="helpers")
-class ImagePreprocessing(keras.layers.Layer):
-    """Pixels float32 `[B, H, W, 3]` in [0, 255] -> the input range of backbone `backbone`."""
-
-    def __init__(self, backbone: str, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = backbone
-        self._preprocess = encoder_spec(backbone).preprocess
-
-    def call(self, images):
-        return self._preprocess(keras.ops.cast(images, "float32"))
-
-    def get_config(self):
-        return {**super().get_config(), "backbone": self.backbone}
-
-
-def build_encoder(name: str, weights: str | None = "imagenet", image_size: int | None = None,
-                  trainable: bool = False) -> keras.Model:
-    """Build the image encoder of backbone `name`.
-
-    Args:
-        name: key of `ENCODERS`.
-        weights: "imagenet" (downloaded once by Keras into ~/.keras/models/), None (random
-            initialisation), or a path: a `.weights.h5` file of a whole encoder saved by this
-            module (e.g. a bundle's `encoder.weights.h5`), or a `keras.applications` weights file
-            (`*_notop.h5`) of the backbone.
-        image_size: input side in pixels (None: the backbone's default).
-        trainable: whether the backbone's weights train (False: frozen, batch norm in inference mode).
-
-    Returns:
-        `keras.Model` named "encoder" mapping images float32 `[B, S, S, 3]`, pixels in [0, 255],
-        to `{"pooled": [B, P], "grid": [B, L, D]}` (L = h * w cells of the last feature map,
-        row-major; P = D, or 2 D for "avgmax" pooling). Preprocessing is inside the model: feed
-        raw pixels.
-
-    Raises:
-        ValueError: unknown backbone name or bad image size.
-        WeightsUnavailableError: "imagenet" weights could not be downloaded (offline) or a
-            weights file is missing or does not fit.
-    """
-    spec = encoder_spec(name)
-    size = int(image_size or spec.image_size)
-    if size < 32:
-        raise ValueError(f"image_size must be at least 32 pixels, got {size}")
-    whole_encoder_file = None
-    backbone_weights = weights
-    if weights not in (None, "imagenet"):
-        path = Path(weights)
-        if not path.is_file():
-            raise WeightsUnavailableError(f"weights file {path} does not exist; pass an existing "
-                                          f"file, weights='imagenet' or weights=None")
-        if path.name.endswith(".weights.h5"):
-            whole_encoder_file, backbone_weights = path, None
-        else:
-            backbone_weights = str(path)
-    try:
-        backbone = spec.constructor(include_top=False, weights=backbone_weights,
-                                    input_shape=(size, size, 3))
-    except WeightsUnavailableError:
-        raise
-    except Exception as error:  # keras raises a plain Exception on a failed URL fetch
-        if weights == "imagenet":
-            raise WeightsUnavailableError(
-                f"could not get the ImageNet weights of {name} ({type(error).__name__}: {error}). "
-                f"Without network access: copy the backbone's '*_notop.h5' file into "
-                f"~/.keras/models/, or pass its path as weights=..., or use weights=None "
-                f"(random initialisation; train the encoder on tags first)") from error
-        raise WeightsUnavailableError(f"could not load weights {weights} into {name}: {error}") from error
-    backbone.trainable = trainable
-    images = keras.Input(shape=(size, size, 3), name="images")
-    x = ImagePreprocessing(name, name="preprocess")(images)
-    feature_map = backbone(x)                                    # (B, h, w, D)
-    _, h, w, depth = feature_map.shape
-    if spec.pooling == "avgmax":
-        pooled = keras.layers.Concatenate(name="pooled")([
-            keras.layers.GlobalAveragePooling2D(name="average_pool")(feature_map),
-            keras.layers.GlobalMaxPooling2D(name="max_pool")(feature_map)])          # (B, 2D)
-    else:
-        pooling = keras.layers.GlobalMaxPooling2D if spec.pooling == "max" else keras.layers.GlobalAveragePooling2D
-        pooled = pooling(name="pooled")(feature_map)             # (B, D)
-    grid = keras.layers.Reshape((h * w, depth), name="grid")(feature_map)      # (B, L, D)
-    encoder = keras.Model(images, {"pooled": pooled, "grid": grid}, name="encoder")
-    if whole_encoder_file is not None:
-        try:
-            encoder.load_weights(whole_encoder_file)
-        except Exception as error:
-            raise WeightsUnavailableError(
-                f"{whole_encoder_file} does not fit a {name} encoder at {size} px: {error}") from error
-    return encoder
-
-
-def encoder_output_shapes(encoder: keras.Model) -> tuple[int, int, int]:
-    """`(L, D, P)`: grid cells, grid feature size and pooled size of a `build_encoder` model."""
-    _, cells, depth = encoder.output["grid"].shape
-    return int(cells), int(depth), int(encoder.output["pooled"].shape[-1])
-
-
-def set_trainable_blocks(encoder: keras.Model, layers: int | None) -> None:
-    """Make the last `layers` layers of the backbone trainable (None or <= 0: all of them).
-
-    This is both "fine-tune the top blocks of a pretrained backbone" and, with all layers,
-    "train a randomly initialised backbone end to end". Batch-norm layers stay frozen in a
-    partly trainable pretrained backbone (their statistics come from ImageNet).
-    """
-    backbone = next(layer for layer in encoder.layers if isinstance(layer, keras.Model))
-    backbone.trainable = True
-    if layers is None or layers <= 0:
-        return
-    for index, layer in enumerate(backbone.layers):
-        in_top = index >= len(backbone.layers) - layers
-        layer.trainable = in_top and not isinstance(layer, keras.layers.BatchNormalization)
-
-
-# --- heads ----------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="helpers")
 class SynsetClassifier(keras.layers.Layer):
     """Multi-label synset (tag) classifier: pooled `[B, D]` -> probabilities `[B, S]`.
@@ -294,8 +70,24 @@ class SynsetClassifier(keras.layers.Layer):
                 "hidden_dim": self.hidden_dim, "dropout": self.dropout}
 
 
-class _Decoder(keras.layers.Layer):
-    """What both decoders share: sizes, the word embedding and the output projection."""
+class CaptionDecoder(keras.layers.Layer):
+    """Base of the caption decoders: sizes, word embedding, output projection and the decoding
+    protocol that `helpers.decoding` drives (as keras-hub's samplers drive any model through
+    `next(prompt, cache, index)`): a new decoder implements `call` (teacher forcing), `prepare`,
+    `initial_state` and `step`, and registers itself in `DECODERS`; nothing else changes.
+
+    Protocol (B images; R rows = live hypotheses; K = `width` hypotheses per image):
+
+    - `prepare(pooled [B, P], grid [B, L, D]) -> context`: a tuple of per-image tensors, the work
+      done once per image whatever the number of steps and hypotheses (e.g. the attention
+      decoder's projection of the grid).
+    - `initial_state(context) -> [h [B, H], c [B, H]]`: the state before the first word.
+    - `step(tokens int32 [R], state [R, H] parts, context, rows=None, width=1)
+      -> (logits float32 [R, V], new state [R, H] parts, attention float32 [R, L] or None)`:
+      one step for R rows. Row r is hypothesis `rows[r] % width` of image `rows[r] // width`
+      (`rows=None`: row r is image r). Rows index into the per-image context, which is never
+      copied per hypothesis.
+    """
 
     def __init__(self, vocabulary_size: int, embedding_dim: int = 256, hidden_dim: int = 512,
                  dropout: float = 0.3, **kwargs):
@@ -309,40 +101,33 @@ class _Decoder(keras.layers.Layer):
         self.output_dropout = keras.layers.Dropout(dropout)
         self.output_layer = keras.layers.Dense(vocabulary_size, name="logits")
 
+    @classmethod
+    def from_run_config(cls, config: Config, vocabulary_size: int, **kwargs) -> "CaptionDecoder":
+        """The decoder sized by a run's `Config` (embedding_dim, hidden_dim, dropout, ...)."""
+        return cls(vocabulary_size, config.embedding_dim, config.hidden_dim, dropout=config.dropout,
+                   **kwargs)
+
     def get_config(self):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
                 "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim,
                 "dropout": self.dropout}
 
-    def _embed(self, tokens):
-        """Word embeddings `[B, E]` of token ids `[B]` (no Keras mask attached)."""
+    def embed(self, tokens):
+        """Word embeddings float32 `[R, E]` of token ids int32 `[R]` (no Keras mask attached)."""
         return keras.ops.take(self.embedding.embeddings, keras.ops.cast(tokens, "int32"), axis=0)
 
-    def greedy_decode(self, pooled, grid, max_length: int = 24):
-        """Most likely word at every step (no beam), for quick looks during training.
+    def prepare(self, pooled, grid) -> tuple:
+        raise NotImplementedError
 
-        `helpers.inference.greedy_decode` (one compiled loop) with its result as a plain array.
+    def initial_state(self, context) -> list:
+        raise NotImplementedError
 
-        Args:
-            pooled: float32 `[B, D]`; grid: float32 `[B, L, D]`.
-            max_length: maximum number of generated tokens (<end> included).
-
-        Returns:
-            int32 numpy array `[B, max_length]` of token ids after <start>, <pad> after <end>.
-        """
-        from helpers.inference import greedy_decode
-        from helpers.vocab import END_ID, PAD_ID
-
-        hypotheses = greedy_decode(self, pooled, grid, max_length=max_length)
-        output = np.full((len(hypotheses), max_length), PAD_ID, np.int32)
-        for row, hypothesis in zip(output, hypotheses):
-            tokens = list(hypothesis.tokens) + ([END_ID] if hypothesis.finished else [])
-            row[:len(tokens)] = tokens
-        return output
+    def step(self, tokens, state, context, rows=None, width: int = 1):
+        raise NotImplementedError
 
 
 @keras.saving.register_keras_serializable(package="helpers")
-class ShowAndTellDecoder(_Decoder):
+class ShowAndTellDecoder(CaptionDecoder):
     """LSTM caption decoder of Vinyals et al. 2015 ("Show and Tell", sec. 3.1).
 
     x_{-1} = W_i pooled (the image, seen once, first), x_t = W_e S_t,
@@ -385,30 +170,27 @@ class ShowAndTellDecoder(_Decoder):
         hidden = self.output_dropout(hidden[:, 1:], training=training)    # (B, T, H): drop the image step
         return self.output_layer(hidden)                                  # (B, T, V)
 
-    def initial_state(self, pooled, grid=None):
+    def prepare(self, pooled, grid) -> tuple:
+        """`(image embedding W_i pooled [B, E],)`; the grid is not used."""
+        return (self.image_embedding(pooled),)                            # (B, E)
+
+    def initial_state(self, context) -> list:
         """LSTM state after reading the image: `[h [B, H], c [B, H]]`."""
-        image = self.image_embedding(pooled)                              # (B, E)
-        zeros = keras.ops.zeros((keras.ops.shape(pooled)[0], self.hidden_dim), dtype=image.dtype)
+        (image,) = context
+        zeros = keras.ops.zeros((keras.ops.shape(image)[0], self.hidden_dim), dtype=image.dtype)
         _, state = self.lstm.cell(image, [zeros, zeros], training=False)
         return list(state)
 
-    def step(self, tokens, state, pooled=None, grid=None):
-        """One decoding step.
-
-        Args:
-            tokens: int32 `[B]`, the previous word of every sequence.
-            state: `[h [B, H], c [B, H]]` from `initial_state` or the previous step.
-
-        Returns:
-            `(logits [B, V], new state, None)` (no attention).
-        """
-        words = self._embed(tokens)                                       # (B, E)
+    def step(self, tokens, state, context, rows=None, width: int = 1):
+        """One decoding step (see `CaptionDecoder`): the image was read by `initial_state`, so
+        the step needs only the previous words; no attention (None)."""
+        words = self.embed(tokens)                                        # (R, E)
         hidden, new_state = self.lstm.cell(words, list(state), training=False)
         return self.output_layer(hidden), list(new_state), None
 
 
 @keras.saving.register_keras_serializable(package="helpers")
-class AttentionDecoder(_Decoder):
+class AttentionDecoder(CaptionDecoder):
     """Soft-attention caption decoder of Xu et al. 2015 ("Show, Attend and Tell", sec. 4.2).
 
     h_0, c_0 = tanh(MLP(mean_i a_i)); at every step
@@ -473,9 +255,22 @@ class AttentionDecoder(_Decoder):
             grid = keras.ops.concatenate([grid, coordinates], axis=-1)
         return grid
 
-    def initial_state(self, pooled, grid):
+    @classmethod
+    def from_run_config(cls, config: Config, vocabulary_size: int, **kwargs) -> "AttentionDecoder":
+        return cls(vocabulary_size, config.embedding_dim, config.hidden_dim, config.attention_dim,
+                   config.dropout, **kwargs)
+
+    def prepare(self, pooled, grid) -> tuple:
+        """`(features [B, L, D'], projected [B, L, A])`: the cells with their position
+        (`_features`) and their projection W_a a_i, computed once per image (about L * D * A
+        multiply-adds, more than the LSTM step itself for a 7 x 7 x 1280 grid)."""
+        features = self._features(grid)                                   # (B, L, D')
+        return features, self.feature_projection(features)               # (B, L, A)
+
+    def initial_state(self, context) -> list:
         """`[h [B, H], c [B, H]]` from the mean grid cell (Xu et al. sec. 3.1.2)."""
-        mean = keras.ops.mean(self._features(grid), axis=1)               # (B, D)
+        features = context[0]
+        mean = keras.ops.mean(features, axis=1)                           # (B, D')
         return [self.init_h(mean), self.init_c(mean)]
 
     def attend(self, features, projected, hidden):
@@ -528,20 +323,29 @@ class AttentionDecoder(_Decoder):
         logits, new_state = self.advance(words, state, context, training=training)
         return logits, new_state, alpha
 
-    def step(self, tokens, state, pooled, grid):
-        """One decoding step.
+    def step(self, tokens, state, context, rows=None, width: int = 1):
+        """One decoding step (see `CaptionDecoder`).
 
-        Args:
-            tokens: int32 `[B]`, the previous word of every sequence.
-            state: `[h [B, H], c [B, H]]` from `initial_state` or the previous step.
-            pooled: unused (kept for a common API); grid: float `[B, L, D]` encoder grid.
+        With `rows`, attention runs over the `[B, width]` hypotheses of every image against that
+        image's cells (`attend` with a `[B, K, H]` query: the cells are never copied per
+        hypothesis), and only the R live rows go through the LSTM and the output layer.
 
         Returns:
-            `(logits [B, V], new state, attention [B, L])`.
+            `(logits [R, V], new state, attention alpha_t [R, L])`.
         """
-        features = self._features(grid)
-        projected = self.feature_projection(features)                     # (B, L, A)
-        return self._step(self._embed(tokens), state, features, projected)
+        features, projected = context
+        if rows is None:
+            attention_context, alpha = self.attend(features, projected, state[0])   # (R, D'), (R, L)
+        else:
+            slots = tf.shape(features)[0] * width
+            hidden = tf.scatter_nd(rows[:, None], state[0], [slots, self.hidden_dim])
+            hidden = tf.reshape(hidden, [-1, width, self.hidden_dim])                  # (B, K, H)
+            attention_context, alpha = self.attend(features, projected, hidden)        # (B, K, D'), (B, K, L)
+            attention_context = tf.gather(
+                tf.reshape(attention_context, [-1, tf.shape(attention_context)[-1]]), rows)  # (R, D')
+            alpha = tf.gather(tf.reshape(alpha, [-1, tf.shape(alpha)[-1]]), rows)           # (R, L)
+        logits, new_state = self.advance(self.embed(tokens), state, attention_context)
+        return logits, new_state, alpha
 
     def call(self, inputs, training=False, return_attention: bool = False):
         """Teacher forcing, a symbolic loop over time (`tf.scan`) of the same step as `step`.
@@ -559,7 +363,7 @@ class AttentionDecoder(_Decoder):
         features = self._features(grid)                                   # (B, L, D)
         projected = self.feature_projection(features)                     # (B, L, A)
         words = self.embedding(tokens)                                    # (B, T, E)
-        state = self.initial_state(pooled, grid)
+        state = self.initial_state((features, projected))
         batch = tf.shape(tokens)[0]
 
         def one_step(carry, words_t):
@@ -593,18 +397,18 @@ def grid_coordinates(cells: int, frequencies: int = 4) -> np.ndarray:
                            np.sin(np.pi * k * y), np.cos(np.pi * k * y)], axis=-1).astype(np.float32)
 
 
-DECODERS = {"lstm": ShowAndTellDecoder, "attention": AttentionDecoder}
+DECODERS: dict[str, type[CaptionDecoder]] = {"lstm": ShowAndTellDecoder, "attention": AttentionDecoder}
 
 
-def build_decoder(config: Config, vocabulary_size: int) -> _Decoder:
-    """The decoder `config.decoder` ("lstm" or "attention") sized by `config`."""
-    if config.decoder == "lstm":
-        return ShowAndTellDecoder(vocabulary_size, config.embedding_dim, config.hidden_dim,
-                                  config.dropout, name="decoder")
-    if config.decoder == "attention":
-        return AttentionDecoder(vocabulary_size, config.embedding_dim, config.hidden_dim,
-                                config.attention_dim, config.dropout, name="decoder")
-    raise ValueError(f"unknown decoder {config.decoder!r}; choose one of {sorted(DECODERS)}")
+def build_decoder(config: Config, vocabulary_size: int) -> CaptionDecoder:
+    """The decoder `DECODERS[config.decoder]` ("lstm" or "attention") sized by `config`.
+
+    Raises:
+        ValueError: unknown decoder name (the message lists the registered ones).
+    """
+    if config.decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {config.decoder!r}; choose one of {sorted(DECODERS)}")
+    return DECODERS[config.decoder].from_run_config(config, vocabulary_size, name="decoder")
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -616,7 +420,7 @@ class CaptionTagger(keras.Model):
     the binary cross-entropy of the tags (see `helpers.train.compile_heads`).
     """
 
-    def __init__(self, decoder: _Decoder, tagger: SynsetClassifier, **kwargs):
+    def __init__(self, decoder: CaptionDecoder, tagger: SynsetClassifier, **kwargs):
         super().__init__(**kwargs)
         self.decoder = decoder
         self.tagger = tagger
@@ -656,138 +460,3 @@ def build_heads(config: Config, vocabulary_size: int, num_synsets: int, cells: i
                           SynsetClassifier(num_synsets, config.tagger_hidden_dim, config.dropout, name="tagger"),
                           name="heads")
     return heads.build_for(cells, depth, pooled_dim)
-
-
-# --- bundles --------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Bundle:
-    """A trained model with everything needed to use it (see `load_bundle`).
-
-    Attributes:
-        config: the run's `Config`.
-        vocabulary: `helpers.vocab.Vocabulary` of the decoder.
-        synset_vocabulary: `helpers.synsets.SynsetVocabulary` of the classifier.
-        encoder: images -> {"pooled", "grid"} (`build_encoder`).
-        heads: the `CaptionTagger` (decoder + tagger).
-        tagger: `heads.tagger`; decoder: `heads.decoder`.
-        path: the bundle folder.
-    """
-
-    config: Config
-    vocabulary: object
-    synset_vocabulary: object
-    encoder: keras.Model
-    heads: CaptionTagger
-    path: Path | None = None
-
-    @property
-    def tagger(self) -> SynsetClassifier:
-        return self.heads.tagger
-
-    @property
-    def decoder(self) -> _Decoder:
-        return self.heads.decoder
-
-    @property
-    def image_size(self) -> int:
-        return int(self.encoder.input.shape[1])
-
-    def encode(self, images) -> tuple[tf.Tensor, tf.Tensor]:
-        """Encoder features of a batch.
-
-        Args:
-            images: uint8 or float `[B, H, W, 3]`, pixels in [0, 255]; resized to the encoder's
-                input size when H, W differ from it.
-
-        Returns:
-            `(pooled float32 [B, D], grid float32 [B, L, D])`.
-        """
-        images = tf.cast(tf.convert_to_tensor(images), tf.float32)
-        if images.shape.rank != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be [batch, height, width, 3], got shape {images.shape}")
-        size = self.image_size
-        if images.shape[1] != size or images.shape[2] != size:
-            images = tf.image.resize(images, (size, size))
-        features = self.encoder(images, training=False)
-        return features["pooled"], features["grid"]
-
-    def tag_probabilities(self, pooled) -> np.ndarray:
-        """Synset probabilities float32 `[B, S]` of pooled features `[B, D]`."""
-        return np.asarray(self.tagger(tf.convert_to_tensor(pooled, tf.float32), training=False))
-
-
-def save_bundle(directory, config: Config, vocabulary, synset_vocabulary, encoder: keras.Model,
-                heads: CaptionTagger) -> Path:
-    """Write a bundle folder: encoder.weights.h5, heads.weights.h5, config.json,
-    vocabulary.json, synsets.json and bundle.json (sizes, checked by `load_bundle`).
-
-    Returns:
-        The bundle folder.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    cells, depth, pooled_dim = encoder_output_shapes(encoder)
-    encoder.save_weights(directory / "encoder.weights.h5")
-    heads.save_weights(directory / "heads.weights.h5")
-    config.save(directory / "config.json")
-    vocabulary.save(directory / "vocabulary.json")
-    synset_vocabulary.save(directory / "synsets.json")
-    manifest = {
-        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
-        "backbone": config.backbone, "image_size": int(encoder.input.shape[1]),
-        "decoder": config.decoder, "vocabulary_size": len(vocabulary),
-        "num_synsets": len(synset_vocabulary), "grid_cells": cells, "feature_dim": depth,
-        "pooled_dim": pooled_dim,
-    }
-    (directory / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return directory
-
-
-def load_bundle(directory) -> Bundle:
-    """Load a bundle written by `save_bundle`.
-
-    Raises:
-        FileNotFoundError: a bundle file is missing (names it).
-        BundleMismatchError: the files do not belong together (vocabulary size vs the decoder,
-            synset count vs the classifier, backbone / image size vs the config, weights that do
-            not fit); the message says which and what to do.
-    """
-    from helpers.synsets import SynsetVocabulary
-    from helpers.vocab import Vocabulary
-
-    directory = Path(directory)
-    names = ("bundle.json", "config.json", "vocabulary.json", "synsets.json",
-             "encoder.weights.h5", "heads.weights.h5")
-    missing = [name for name in names if not (directory / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"bundle {directory} lacks {missing}; write it with "
-                                f"helpers.model.save_bundle (train a run: python -m helpers train)")
-    manifest = json.loads((directory / "bundle.json").read_text(encoding="utf-8"))
-    config = Config.load(directory / "config.json")
-    vocabulary = Vocabulary.load(directory / "vocabulary.json")
-    synset_vocabulary = SynsetVocabulary.load(directory / "synsets.json")
-    advice = "this bundle's files come from different runs — retrain or copy the matching files"
-    if len(vocabulary) != manifest["vocabulary_size"]:
-        raise BundleMismatchError(
-            f"vocabulary has {len(vocabulary)} words but the decoder was built for "
-            f"{manifest['vocabulary_size']}; {advice} (vocabulary.json)")
-    if len(synset_vocabulary) != manifest["num_synsets"]:
-        raise BundleMismatchError(
-            f"synset vocabulary has {len(synset_vocabulary)} synsets but the classifier was built "
-            f"for {manifest['num_synsets']}; {advice} (synsets.json)")
-    image_size = config.image_size or encoder_spec(config.backbone).image_size
-    if (config.backbone, image_size, config.decoder) != (manifest["backbone"], manifest["image_size"],
-                                                         manifest["decoder"]):
-        raise BundleMismatchError(
-            f"config.json says {config.backbone} at {image_size} px with a {config.decoder} decoder "
-            f"but the weights are {manifest['backbone']} at {manifest['image_size']} px with a "
-            f"{manifest['decoder']} decoder; {advice} (config.json)")
-    encoder = build_encoder(config.backbone, weights=None, image_size=image_size)
-    heads = build_heads(config, len(vocabulary), len(synset_vocabulary), *encoder_output_shapes(encoder))
-    for model, file in ((encoder, "encoder.weights.h5"), (heads, "heads.weights.h5")):
-        try:
-            model.load_weights(directory / file)
-        except (ValueError, KeyError) as error:
-            raise BundleMismatchError(f"{file} does not fit the model described by config.json, "
-                                      f"vocabulary.json and synsets.json ({error}); {advice}") from error
-    return Bundle(config, vocabulary, synset_vocabulary, encoder, heads, directory)

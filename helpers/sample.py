@@ -26,12 +26,10 @@ Command line: `python -m helpers make-sample --out data/sample`.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import re
-import textwrap
 import time
 from pathlib import Path
 
@@ -534,28 +532,3 @@ def make_sample(out_dir: str | Path, seed: int = 0, n_train: int = 2000, n_val: 
     album = _write_album(out_dir, seed, n_album, image_size)
     return SampleSummary(out_dir, n_train, n_val, n_captions, n_objects, len(album),
                          time.perf_counter() - start)
-
-
-# --- command line ---------------------------------------------------------------------------------
-def _run(args: argparse.Namespace) -> int:
-    summary = make_sample(args.out, seed=args.seed, n_train=args.train, n_val=args.val,
-                          n_album=args.album, image_size=args.image_size)
-    print(summary)
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register `make-sample` on the `python -m helpers` command line."""
-    parser = subparsers.add_parser(
-        "make-sample",
-        help="write the small shapes dataset (COCO, Visual Genome and album formats)",
-        description=textwrap.dedent(__doc__.split("\n\n")[0]),
-    )
-    parser.add_argument("--out", default=str(SAMPLE_DIR), help="output folder (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--train", type=int, default=2000, help="training images (default: %(default)s)")
-    parser.add_argument("--val", type=int, default=300, help="validation images (default: %(default)s)")
-    parser.add_argument("--album", type=int, default=24, help="album photos (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, default=128,
-                        help="picture side in pixels (default: %(default)s)")
-    parser.set_defaults(func=_run)

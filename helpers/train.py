@@ -4,24 +4,25 @@ Everything a run produces lives in one folder, `runs/<name>/`:
 
     config.json          the `Config` it was trained with
     vocabulary.json      caption `Vocabulary`;   synsets.json: the tag `SynsetVocabulary`
+    image_synsets.json   tag synsets of every image: the training targets, read by evaluation
     encoder.weights.h5   the encoder after training on tags (only when it was trained)
     features/<split>/    cached encoder features (`helpers.features`)
     checkpoints/         best.weights.h5, last.weights.h5, backup/ (resume state)
     logs/                TensorBoard (`tensorboard --logdir runs/<name>/logs`)
     history.csv          losses and metrics per epoch
-    bundle/              the trained model for inference (`helpers.model.load_bundle`)
+    bundle/              the trained model for inference (`helpers.bundle.load_bundle`)
 
 `train_run(config, run_dir)` does it all; `prepare` and `fit` are its two halves. A stopped or
 killed run continues where it stopped: vocabularies, encoder and features are reused, and
 `keras.callbacks.BackupAndRestore` restores the heads' weights, the optimizer state (including
 `optimizer.iterations`, hence the learning-rate schedule) and the epoch counter.
 
-Command line: `python -m helpers prepare --run NAME ...` and `python -m helpers train --run NAME`.
+Command line (`helpers.cli`): `python -m helpers prepare --run NAME ...` and
+`python -m helpers train --run NAME`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -34,9 +35,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from helpers import bundle, decoding, encoders, model, pipelines, synsets, vgenome
 from helpers import features as features_module
-from helpers import model as model_module
-from helpers.config import RUNS_DIR, Config
+from helpers.coco import load_coco
+from helpers.config import Config
+from helpers.synsets import SynsetVocabulary, english_stopwords
+from helpers.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
 
 
 # --- preparing a run ------------------------------------------------------------------------------
@@ -65,18 +69,8 @@ class Prepared:
     val_cache: features_module.FeatureCache
 
 
-def resolve_run_dir(run: str | Path) -> Path:
-    """A run name (`sample` -> `runs/sample`) or a path (anything with a `/`, or existing)."""
-    run = str(run)
-    if "/" in run or os.sep in run or Path(run).is_dir():
-        return Path(run)
-    return RUNS_DIR / run
-
-
 def load_records(config: Config) -> tuple[list, list]:
     """Training and validation `ImageRecord`s of `config.data_dir` (capped by config)."""
-    from helpers.coco import load_coco
-
     train = load_coco(config.data_dir, config.train_split)[: config.max_train_images]
     val = load_coco(config.data_dir, config.val_split)[: config.max_val_images]
     if not train or not val:
@@ -85,33 +79,45 @@ def load_records(config: Config) -> tuple[list, list]:
     return train, val
 
 
-def build_image_synsets(config: Config, records: Sequence) -> dict[int, set[str]]:
-    """Tag synsets of every image: synsets named in at least 2 of its captions, plus its COCO
+def image_tag_targets(config: Config, records: Sequence, progress: bool = False) -> dict[int, set[str]]:
+    """Tag synsets (training targets) of every image, by the one definition of the project,
+    `helpers.synsets.records_synsets`: synsets named in at least 2 of its captions, plus its
     categories' synsets and (when `<data_dir>/vgenome` or `config.vgenome_dir` exists) the
     Visual Genome object synsets of the image."""
-    from helpers import synsets
-
-    mapper = synsets.SynsetMapper()
     vgenome_dir = Path(config.vgenome_dir) if config.vgenome_dir else Path(config.data_dir) / "vgenome"
-    visual_genome: dict[int, set[str]] = {}
-    if vgenome_dir.is_dir():
-        from helpers import vgenome
+    visual_genome = vgenome.synsets_by_coco_id(vgenome_dir) if vgenome_dir.is_dir() else {}
+    found = synsets.records_synsets(records, synsets.SynsetMapper(), visual_genome, min_votes=2,
+                                    progress=progress)
+    return {record.image_id: set(names) for record, names in zip(records, found)}
 
-        visual_genome = vgenome.synsets_by_coco_id(vgenome_dir)
-    result = {}
-    for record in records:
-        categories = {mapper.map_word(name.replace(" ", "_")) for name in record.categories}
-        extra = {name for name in categories if name} | visual_genome.get(record.image_id, set())
-        result[record.image_id] = set(synsets.image_synsets(record.captions, mapper, extra=extra,
-                                                            min_votes=2))
-    return result
+
+IMAGE_SYNSETS_FILE = "image_synsets.json"   # in the run folder: image id -> its tag synsets
+
+
+def save_image_synsets(run_dir: Path, image_synsets: dict[int, set[str]]) -> Path:
+    """Write `run_dir/image_synsets.json` (`{"<image id>": [synset, ...]}`, sorted)."""
+    path = Path(run_dir) / IMAGE_SYNSETS_FILE
+    path.write_text(json.dumps({str(k): sorted(v) for k, v in sorted(image_synsets.items())}) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def load_image_synsets(run_dir: str | Path, config: Config, records: Sequence) -> dict[int, set[str]]:
+    """Tag targets of `records` as `prepare` saved them in the run folder; images it did not
+    cover (another split, or a run prepared before the file existed) are computed by the same
+    `image_tag_targets`."""
+    path = Path(run_dir) / IMAGE_SYNSETS_FILE
+    saved = ({int(k): set(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+             if path.is_file() else {})
+    missing = [record for record in records if record.image_id not in saved]
+    if missing:
+        saved.update(image_tag_targets(config, missing))
+    return {record.image_id: saved[record.image_id] for record in records}
 
 
 def encoder_targets(records, image_synsets, synset_vocabulary, words: Sequence[str] = ()) -> np.ndarray:
     """Multi-hot targets of encoder training, float32 `[N, num_synsets + len(words)]`: the image's
     tag synsets, then each of `words` present in at least 2 of its captions."""
-    from helpers.vocab import tokenize
-
     column = {word: index for index, word in enumerate(words)}
     targets = np.zeros((len(records), len(synset_vocabulary) + len(words)), np.float32)
     for row, record in enumerate(records):
@@ -125,33 +131,6 @@ def encoder_targets(records, image_synsets, synset_vocabulary, words: Sequence[s
                 if count >= min(2, len(record.captions)):
                     targets[row, len(synset_vocabulary) + column[word]] = 1.0
     return targets
-
-
-def _image_dataset(records, targets, image_size, batch_size, shuffle: bool, seed: int,
-                   in_memory: bool) -> tf.data.Dataset:
-    """`(pixels float32 [B, S, S, 3], targets [B, K])` batches for encoder training."""
-    from helpers.images import load_image
-
-    paths = [str(record.path) for record in records]
-
-    def load(path):
-        return load_image(path.decode(), size=image_size)
-
-    def decode(path, target):
-        pixels = tf.numpy_function(load, [path], tf.uint8, stateful=False)
-        pixels.set_shape((image_size, image_size, 3))
-        return pixels, target
-
-    dataset = tf.data.Dataset.from_tensor_slices((paths, targets)).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if in_memory:
-        dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    return (dataset.batch(batch_size)
-            .map(lambda pixels, target: (tf.cast(pixels, tf.float32), target),
-                 num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
 
 
 def train_encoder(config: Config, encoder: keras.Model, train_records, val_records, image_synsets,
@@ -168,24 +147,21 @@ def train_encoder(config: Config, encoder: keras.Model, train_records, val_recor
     """
     words: list[str] = []
     if config.encoder_word_targets and vocabulary is not None:
-        from helpers.synsets import english_stopwords
-        from helpers.vocab import SPECIAL_TOKENS
-
         stopwords = english_stopwords()
         words = [w for w in vocabulary.id_to_word if w not in SPECIAL_TOKENS and w not in stopwords]
     train_targets = encoder_targets(train_records, image_synsets, synset_vocabulary, words)
     val_targets = encoder_targets(val_records, image_synsets, synset_vocabulary, words)
-    model_module.set_trainable_blocks(encoder, None if config.weights is None else config.fine_tune_layers)
-    tagger = model_module.SynsetClassifier(train_targets.shape[1], config.tagger_hidden_dim,
+    encoders.set_trainable_blocks(encoder, None if config.weights is None else config.fine_tune_layers)
+    tagger = model.SynsetClassifier(train_targets.shape[1], config.tagger_hidden_dim,
                                            config.dropout, name="tagger")
     images = keras.Input(encoder.input.shape[1:], name="images")
     classifier = keras.Model(images, tagger(encoder(images)["pooled"]), name="encoder_tagger")
     size = int(encoder.input.shape[1])
     in_memory = len(train_records) * size * size * 3 < 2**31   # decoded photos cached under 2 GB
-    train = _image_dataset(train_records, train_targets, size, config.encoder_batch_size, True,
-                           config.seed, in_memory)
-    val = _image_dataset(val_records, val_targets, size, config.encoder_batch_size, False, config.seed,
-                         in_memory)
+    train = pipelines.image_dataset([r.path for r in train_records], size, config.encoder_batch_size,
+                                    targets=train_targets, shuffle=True, seed=config.seed, cache=in_memory)
+    val = pipelines.image_dataset([r.path for r in val_records], size, config.encoder_batch_size,
+                                  targets=val_targets, shuffle=False, seed=config.seed, cache=in_memory)
     steps = math.ceil(len(train_records) / config.encoder_batch_size) * config.encoder_epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, steps - steps // 10), warmup_target=config.encoder_learning_rate,
@@ -239,16 +215,14 @@ def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
         helpers.coco.DatasetError: the data folder is not COCO's layout.
         helpers.model.WeightsUnavailableError: ImageNet weights cannot be downloaded.
     """
-    from helpers.synsets import SynsetVocabulary
-    from helpers.vocab import Vocabulary
-
     run_dir = Path(run_dir)
     check_resumable(config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
     train_records, val_records = load_records(config)
-    image_synsets = build_image_synsets(config, train_records + val_records)
+    image_synsets = image_tag_targets(config, train_records + val_records)
+    save_image_synsets(run_dir, image_synsets)
     vocabulary_path, synsets_path = run_dir / "vocabulary.json", run_dir / "synsets.json"
     if vocabulary_path.is_file() and synsets_path.is_file():
         vocabulary, synset_vocabulary = Vocabulary.load(vocabulary_path), SynsetVocabulary.load(synsets_path)
@@ -266,10 +240,10 @@ def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
     encoder_path = run_dir / "encoder.weights.h5"
     trains_encoder = config.encoder_epochs > 0 and (config.weights is None or config.fine_tune_layers > 0)
     if trains_encoder and encoder_path.is_file():
-        encoder = model_module.build_encoder(config.backbone, str(encoder_path), config.image_size)
+        encoder = encoders.build_encoder(config.backbone, str(encoder_path), config.image_size)
         print(f"reusing the run's trained encoder {encoder_path}")
     else:
-        encoder = model_module.build_encoder(config.backbone, config.weights, config.image_size)
+        encoder = encoders.build_encoder(config.backbone, config.weights, config.image_size)
         if trains_encoder:
             train_encoder(config, encoder, train_records, val_records, image_synsets, synset_vocabulary,
                           vocabulary, verbose=verbose)
@@ -286,63 +260,6 @@ def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
             augment_flip=config.augment_flip, seed=config.seed, description=f"features {split}"))
     return Prepared(config, run_dir, train_records, val_records, vocabulary, synset_vocabulary,
                     image_synsets, encoder, caches[0], caches[1])
-
-
-# --- datasets over the feature cache --------------------------------------------------------------
-BUCKET_BOUNDARIES = (8, 12, 16, 20, 28)   # caption lengths in tokens (<start> and <end> included)
-
-
-def caption_dataset(cache: features_module.FeatureCache, records, vocabulary, synset_vocabulary,
-                    image_synsets, batch_size: int, max_length: int, shuffle: bool = True,
-                    seed: int = 0) -> tf.data.Dataset:
-    """Teacher-forcing batches from the feature cache, bucketed by caption length.
-
-    One example per (cached row, caption). Shards are read one at a time in random order, rows
-    shuffled within a shard and through a buffer, then `bucket_by_sequence_length` groups
-    captions of similar length so that batches carry little padding.
-
-    Yields:
-        `({"pooled": float32 [B, P], "grid": float16 [B, L, D], "tokens": int32 [B, T]},
-          {"caption": int32 [B, T], "tags": float32 [B, S]})`: tokens are the caption without its
-        last id, "caption" the caption without <start> (the next word at every step), 0-padded.
-    """
-    captions = {record.image_id: [vocabulary.encode(c, max_length) for c in record.captions]
-                for record in records}
-    targets = {record.image_id: synset_vocabulary.encode(image_synsets[record.image_id]).astype(np.float32)
-               for record in records}
-    cells, depth, num_synsets = cache.grid_cells, cache.feature_dim, len(synset_vocabulary)
-    pooled_dim = cache.pooled_dim
-    epoch = [0]
-
-    def examples():
-        rng = np.random.default_rng(seed + epoch[0])
-        epoch[0] += 1
-        order = rng.permutation(cache.num_shards) if shuffle else range(cache.num_shards)
-        for shard_index in order:
-            shard = cache.shard(int(shard_index))
-            rows = rng.permutation(len(shard["image_ids"])) if shuffle else range(len(shard["image_ids"]))
-            for row in rows:
-                image_id = int(shard["image_ids"][row])
-                if not shard["ok"][row] or image_id not in captions:
-                    continue
-                for tokens in captions[image_id]:
-                    yield shard["pooled"][row], shard["grid"][row], np.asarray(tokens, np.int32), targets[image_id]
-
-    signature = (tf.TensorSpec((pooled_dim,), tf.float32), tf.TensorSpec((cells, depth), tf.float16),
-                 tf.TensorSpec((None,), tf.int32), tf.TensorSpec((num_synsets,), tf.float32))
-    dataset = tf.data.Dataset.from_generator(examples, output_signature=signature)
-    if shuffle:
-        dataset = dataset.shuffle(4096, seed=seed)
-    boundaries = [b for b in BUCKET_BOUNDARIES if b < max_length] + [max_length + 1]
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda pooled, grid, tokens, tags: tf.shape(tokens)[0],
-        bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
-
-    def split(pooled, grid, tokens, tags):
-        return ({"pooled": pooled, "grid": grid, "tokens": tokens[:, :-1]},
-                {"caption": tokens[:, 1:], "tags": tags})
-
-    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 # --- model, loss, metrics -------------------------------------------------------------------------
@@ -366,14 +283,7 @@ class Perplexity(keras.metrics.Metric):
         return keras.ops.exp(self.total / keras.ops.maximum(self.count, 1.0))
 
 
-def steps_per_epoch(cache: features_module.FeatureCache, records, batch_size: int) -> int:
-    """Approximate optimizer steps per epoch (bucketing adds up to one partial batch per bucket)."""
-    captions = sum(len(record.captions) for record in records)
-    rows_per_image = cache.num_rows / max(1, len(cache.image_ids))
-    return math.ceil(captions * rows_per_image / batch_size) + len(BUCKET_BOUNDARIES)
-
-
-def compile_heads(heads: model_module.CaptionTagger, config: Config, steps: int) -> None:
+def compile_heads(heads: model.CaptionTagger, config: Config, steps: int) -> None:
     """Adam with linear warmup then cosine decay (per step), gradient clipping; masked caption
     cross-entropy + `tag_loss_weight` x tag BCE; perplexity, token accuracy and tag micro-F1."""
     total = max(1, steps * config.epochs)
@@ -466,7 +376,7 @@ class SampleCaptions(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.records:
             return
-        ids = self.model.decoder.greedy_decode(self.pooled, self.grid, self.max_length)
+        ids = decoding.greedy_token_ids(self.model.decoder, self.pooled, self.grid, self.max_length)
         for record, row in zip(self.records, ids):
             print(f"  [{record.image_id}] {self.vocabulary.decode(row)}   (ref: {record.captions[0]})")
 
@@ -520,7 +430,7 @@ def training_callbacks(prepared: Prepared, live_plot: bool = True, extra: Sequen
 
 # --- training -------------------------------------------------------------------------------------
 def fit(prepared: Prepared, strategy: str | None = None, callbacks: Sequence = (), live_plot: bool = True,
-        verbose: int | str = "auto") -> tuple[model_module.CaptionTagger, dict]:
+        verbose: int | str = "auto") -> tuple[model.CaptionTagger, dict]:
     """Train the heads on the feature cache; resume from the run's backup when there is one.
 
     Args:
@@ -537,16 +447,16 @@ def fit(prepared: Prepared, strategy: str | None = None, callbacks: Sequence = (
     """
     config = prepared.config
     distribution = get_strategy(strategy or config.strategy)
-    steps = steps_per_epoch(prepared.train_cache, prepared.train_records, config.batch_size)
+    steps = pipelines.steps_per_epoch(prepared.train_cache, prepared.train_records, config.batch_size)
     with distribution.scope():
-        heads = model_module.build_heads(config, len(prepared.vocabulary), len(prepared.synset_vocabulary),
+        heads = model.build_heads(config, len(prepared.vocabulary), len(prepared.synset_vocabulary),
                                          prepared.train_cache.grid_cells, prepared.train_cache.feature_dim,
                                          prepared.train_cache.pooled_dim)
         compile_heads(heads, config, steps)
-    train = caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
+    train = pipelines.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
                             prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
                             config.max_caption_length, shuffle=True, seed=config.seed)
-    val = caption_dataset(prepared.val_cache, prepared.val_records, prepared.vocabulary,
+    val = pipelines.caption_dataset(prepared.val_cache, prepared.val_records, prepared.vocabulary,
                           prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
                           config.max_caption_length, shuffle=False)
     started = time.perf_counter()
@@ -585,7 +495,7 @@ def train_run(config: Config, run_dir: str | Path, strategy: str | None = None, 
     run_dir = Path(run_dir)
     prepared = prepare(config, run_dir, verbose=verbose if verbose != "auto" else 1)
     heads, history = fit(prepared, strategy, callbacks, live_plot, verbose)
-    bundle_dir = model_module.save_bundle(run_dir / "bundle", config, prepared.vocabulary,
+    bundle_dir = bundle.save_bundle(run_dir / "bundle", config, prepared.vocabulary,
                                           prepared.synset_vocabulary, prepared.encoder, heads)
     seconds = time.perf_counter() - started
     print(f"run {run_dir}: bundle saved to {bundle_dir} ({seconds:.0f} s in all)")
@@ -597,68 +507,3 @@ def read_history(run_dir: str | Path):
     import pandas
 
     return pandas.read_csv(Path(run_dir) / "history.csv")
-
-
-# --- command line ---------------------------------------------------------------------------------
-_CLI_FIELDS = {  # option -> (Config field, type, help)
-    "--data-dir": ("data_dir", str, "COCO-layout dataset folder"),
-    "--backbone": ("backbone", str, "encoder backbone (helpers.model.ENCODERS)"),
-    "--weights": ("weights", str, "'imagenet', 'none' or a weights file"),
-    "--image-size": ("image_size", int, "encoder input side in pixels"),
-    "--decoder": ("decoder", str, "'lstm' or 'attention'"),
-    "--min-word-count": ("min_word_count", int, "vocabulary threshold"),
-    "--embedding-dim": ("embedding_dim", int, "word-embedding size"),
-    "--hidden-dim": ("hidden_dim", int, "LSTM units"),
-    "--batch-size": ("batch_size", int, "captions per step"),
-    "--epochs": ("epochs", int, "epochs of head training"),
-    "--learning-rate": ("learning_rate", float, "peak learning rate"),
-    "--tag-loss-weight": ("tag_loss_weight", float, "weight of the tag loss"),
-    "--encoder-epochs": ("encoder_epochs", int, "epochs training the encoder on tags first"),
-    "--max-train-images": ("max_train_images", int, "cap on training images"),
-    "--max-val-images": ("max_val_images", int, "cap on validation images"),
-    "--augment-variants": ("augment_variants", int, "augmented copies per training image"),
-    "--strategy": ("strategy", str, "'default', 'mirrored' or 'multi_worker'"),
-}
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The run's saved config.json (when it exists) updated by the options given."""
-    run_dir = resolve_run_dir(args.run)
-    config = Config.load(run_dir / "config.json") if (run_dir / "config.json").is_file() else Config()
-    for option, (field, _, _) in _CLI_FIELDS.items():
-        value = getattr(args, option[2:].replace("-", "_"), None)
-        if value is not None:
-            if field == "weights" and value.lower() == "none":
-                value = None
-            setattr(config, field, value)
-    return config
-
-
-def _add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, help="run name (folder under runs/) or a path")
-    for option, (_, kind, text) in _CLI_FIELDS.items():
-        parser.add_argument(option, type=kind, default=None, help=text)
-
-
-def _run_prepare(args: argparse.Namespace) -> int:
-    run_dir = resolve_run_dir(args.run)
-    prepared = prepare(config_from_args(args), run_dir)
-    print(f"prepared {run_dir}: {len(prepared.vocabulary)} words, {len(prepared.synset_vocabulary)} synsets, "
-          f"{prepared.train_cache.num_rows} + {prepared.val_cache.num_rows} cached feature rows")
-    return 0
-
-
-def _run_train(args: argparse.Namespace) -> int:
-    result = train_run(config_from_args(args), resolve_run_dir(args.run), live_plot=False, verbose=2)
-    print(f"trained {result.run_dir}: bundle {result.bundle_dir} in {result.seconds:.0f} s")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register `prepare` (vocabularies + encoder training + feature cache) and `train`."""
-    parser = subparsers.add_parser("prepare", help="build a run's vocabularies, encoder and feature cache")
-    _add_options(parser)
-    parser.set_defaults(func=_run_prepare)
-    parser = subparsers.add_parser("train", help="train (or resume) a run and save its bundle")
-    _add_options(parser)
-    parser.set_defaults(func=_run_train)

@@ -47,7 +47,7 @@ TRAINED_RUN_CONFIG = dict(
 
 @pytest.fixture(scope="session")
 def trained_run(sample_dir, tmp_path_factory) -> Path:
-    """A run folder trained on the sample (`<run>/bundle` loads with `helpers.model.load_bundle`).
+    """A run folder trained on the sample (`<run>/bundle` loads with `helpers.bundle.load_bundle`).
 
     Small and quick, not accurate: tests may check shapes, types and plumbing, not caption quality.
     """

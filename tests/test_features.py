@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import features, model
+from helpers import encoders, features
 from helpers.images import load_image
 
 SIZE = 32   # small images keep the encoder fast
@@ -15,7 +15,7 @@ SIZE = 32   # small images keep the encoder fast
 
 @pytest.fixture(scope="module")
 def encoder():
-    return model.build_encoder("sample_cnn", weights=None, image_size=SIZE)
+    return encoders.build_encoder("sample_cnn", weights=None, image_size=SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_interrupted_extraction_resumes_without_recomputing_finished_shards(tmp_
 def test_cache_of_another_encoder_is_rebuilt(tmp_path, encoder, photos):
     paths, ids = photos
     features.extract_features(encoder, paths[:4], ids[:4], tmp_path / "cache", shard_size=4)
-    other = model.build_encoder("sample_cnn", weights=None, image_size=SIZE)   # other random weights
+    other = encoders.build_encoder("sample_cnn", weights=None, image_size=SIZE)   # other random weights
     cache = features.extract_features(other, paths[:4], ids[:4], tmp_path / "cache", shard_size=4)
     pixels = np.stack([load_image(path, size=SIZE) for path in paths[:4]]).astype(np.float32)
     np.testing.assert_allclose(cache.load()["pooled"], other(pixels)["pooled"], rtol=1e-4, atol=1e-4)
@@ -107,7 +107,7 @@ def test_augmented_variants_are_extra_rows(tmp_path, encoder, photos):
 
 def test_real_coco_photos(tmp_path, shared_data):
     paths = sorted((shared_data / "coco-mini-2017" / "val2017").glob("*.jpg"))[:6]
-    encoder = model.build_encoder("mobilenet_v2", weights=None, image_size=64)
+    encoder = encoders.build_encoder("mobilenet_v2", weights=None, image_size=64)
     cache = features.extract_features(encoder, paths, [int(p.stem) for p in paths], tmp_path / "cache",
                                       batch_size=4, shard_size=4)
     rows = cache.load()

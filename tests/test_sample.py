@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import contextlib
 import io
@@ -220,17 +219,6 @@ def test_album_ini_is_myphotoshare_and_interpolates(small_sample):
     for name in names:
         with Image.open(album / name) as image:
             assert image.format == "JPEG" and image.size[0] in (128, 256)
-
-
-def test_command_line_prints_summary(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    sample.add_cli(parser.add_subparsers())
-    args = parser.parse_args(["make-sample", "--out", str(tmp_path), "--train", "3", "--val", "2",
-                              "--album", "1", "--seed", "5"])
-    assert args.func(args) == 0
-    line = capsys.readouterr().out.strip()
-    assert line.startswith("sample: 3 train + 2 val images, 25 captions,") and str(tmp_path) in line
-    assert len(list((tmp_path / "train2017").glob("*.jpg"))) == 3
 
 
 def test_bad_arguments_are_refused(tmp_path):

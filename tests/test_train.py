@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import model, train
+from helpers import decoding, pipelines, train
+from helpers.bundle import load_bundle
 from helpers.config import Config
 from helpers.vocab import PAD_ID, START_ID, Vocabulary
 
@@ -59,7 +60,7 @@ def test_prepare_again_reuses_everything(prepared):
 
 
 def test_caption_dataset_batches_are_bucketed_and_shifted(prepared):
-    dataset = train.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
+    dataset = pipelines.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
                                     prepared.synset_vocabulary, prepared.image_synsets, batch_size=8,
                                     max_length=24, shuffle=True, seed=1)
     examples = 0
@@ -123,10 +124,10 @@ def test_killed_run_resumes_at_its_next_epoch(prepared, tmp_path):
         assert (run_dir / "checkpoints" / name).is_file()
     assert any((run_dir / "logs").rglob("*tfevents*")) or not train.tensorboard_available()
 
-    bundle = model.load_bundle(result.bundle_dir)
+    bundle = load_bundle(result.bundle_dir)
     assert bundle.vocabulary == Vocabulary.load(run_dir / "vocabulary.json")
     pooled, grid = bundle.encode(np.zeros((2, 32, 32, 3), np.uint8))
-    assert bundle.decoder.greedy_decode(pooled, grid, 5).shape[0] == 2
+    assert decoding.greedy_token_ids(bundle.decoder, pooled, grid, 5).shape[0] == 2
 
 
 def test_losses_fall_on_the_sample(sample_dir, tmp_path):

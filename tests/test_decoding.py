@@ -1,0 +1,244 @@
+"""helpers.decoding: greedy decoding and batched beam search against exhaustive search, the
+per-image reference algorithm and a decoder with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import decoding, model
+from helpers.config import Config
+from helpers.vocab import END_ID, PAD_ID, START_ID
+
+VOCABULARY_SIZE, GRID_CELLS, FEATURE_DIM = 40, 9, 12
+
+
+def make_decoder(kind: str, seed: int = 0, end_bias: float = 0.0, vocabulary_size: int = VOCABULARY_SIZE):
+    """A real decoder of `kind` with random weights, sharpened so that captions differ clearly.
+
+    The output kernel is scaled up (a random decoder is otherwise close to uniform, where float
+    noise decides between near-equal words) and `end_bias` is added to the <end> logit.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    config = Config(decoder=kind, embedding_dim=16, hidden_dim=24, attention_dim=8, dropout=0.0)
+    heads = model.build_heads(config, vocabulary_size, 5, GRID_CELLS, FEATURE_DIM)
+    decoder = heads.decoder
+    decoder.output_layer.kernel.assign(decoder.output_layer.kernel * 6.0)
+    bias = decoder.output_layer.bias.numpy()
+    bias[END_ID] += end_bias
+    decoder.output_layer.bias.assign(bias)
+    return decoder
+
+
+def make_features(batch: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    grid = rng.normal(size=(batch, GRID_CELLS, FEATURE_DIM)).astype(np.float32)
+    return grid.mean(axis=1), grid
+
+
+# <end> logit offsets with which these random decoders finish captions at varied lengths
+# (some never finish within the tests' maximum lengths): both cases get exercised.
+END_BIAS = {"lstm": 0.5, "attention": 2.0}
+
+
+@pytest.fixture(scope="module", params=["lstm", "attention"])
+def decoder(request):
+    """Both decoder kinds, random weights (seed 0)."""
+    return make_decoder(request.param, end_bias=END_BIAS[request.param])
+
+
+def test_beam_width_one_equals_greedy_decoding(decoder):
+    pooled, grid = make_features(6)
+    greedy = decoding.greedy_decode(decoder, pooled, grid, max_length=10)
+    beams = decoding.beam_search(decoder, pooled, grid, beam_width=1, max_length=10)
+    assert any(h.finished and len(h.tokens) > 0 for h in greedy)  # a real case, not all-empty
+    assert not all(h.finished for h in greedy) or len({h.length for h in greedy}) > 1
+    for expected, (found,) in zip(greedy, beams):
+        assert found.tokens.tolist() == expected.tokens.tolist()
+        assert found.finished == expected.finished
+        assert found.log_probability == pytest.approx(expected.log_probability, abs=1e-4)
+        if expected.attention is None:
+            assert found.attention is None
+        else:
+            assert found.attention.shape == (expected.length, GRID_CELLS)
+            np.testing.assert_allclose(found.attention, expected.attention, atol=1e-5)
+            np.testing.assert_allclose(found.attention.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_beam_results_are_sorted_by_score_and_self_consistent(decoder):
+    pooled, grid = make_features(5)
+    for alpha in (0.0, 0.7):
+        results = decoding.beam_search(decoder, pooled, grid, beam_width=4, max_length=12,
+                                        length_normalization=alpha)
+        assert len(results) == 5
+        for hypotheses in results:
+            assert len(hypotheses) == 4
+            scores = [h.score for h in hypotheses]
+            assert scores == sorted(scores, reverse=True)
+            for h in hypotheses:
+                assert h.log_probability <= 0.0
+                assert h.probability == pytest.approx(np.exp(h.log_probability))
+                assert h.score == pytest.approx(h.log_probability / ((5 + h.length) / 6) ** alpha)
+                assert not set(h.tokens.tolist()) & {PAD_ID, START_ID, END_ID}
+                assert len(h.tokens) <= (11 if h.finished else 12)
+            assert len({tuple(h.tokens.tolist()) for h in hypotheses}) == 4  # distinct captions
+    # A wider beam never finds a worse best caption than greedy (alpha = 0: it maximises log P).
+    greedy = decoding.greedy_decode(decoder, pooled, grid, max_length=12)
+    wide = decoding.beam_search(decoder, pooled, grid, beam_width=4, max_length=12)
+    for g, w in zip(greedy, wide):
+        assert w[0].log_probability >= g.log_probability - 1e-5
+
+
+def test_beam_that_never_emits_end_stops_at_max_length():
+    decoder = make_decoder("attention", end_bias=-1e4)
+    pooled, grid = make_features(3)
+    results = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=7)
+    for hypotheses in results:
+        assert len(hypotheses) == 3
+        for h in hypotheses:
+            assert not h.finished and len(h.tokens) == 7 and h.length == 7
+            assert END_ID not in h.tokens.tolist()
+            assert np.isfinite(h.log_probability) and h.attention.shape == (7, GRID_CELLS)
+    greedy = decoding.greedy_decode(decoder, pooled, grid, max_length=7)
+    assert all(not h.finished and len(h.tokens) == 7 for h in greedy)
+
+
+def test_batched_beam_search_agrees_with_one_image_at_a_time(decoder):
+    pooled, grid = make_features(5, seed=3)
+    batched = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=10)
+    for index in range(5):
+        (alone,) = decoding.beam_search(decoder, pooled[index:index + 1], grid[index:index + 1],
+                                         beam_width=3, max_length=10)
+        assert [h.tokens.tolist() for h in alone] == [h.tokens.tolist() for h in batched[index]]
+        assert [h.log_probability for h in alone] == pytest.approx(
+            [h.log_probability for h in batched[index]], abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "attention"])
+def test_wide_beam_equals_exhaustive_search(kind):
+    """With 4 word ids (<unk> included) and 3 steps there are 85 possible outputs: an 85-wide beam
+    must return all of them, with the log-probabilities of the decoder's public `step`, sorted
+    (for the attention decoder this also checks beam search's once-per-image feature projection)."""
+    decoder = make_decoder(kind, seed=4, end_bias=1.0, vocabulary_size=7)  # words: ids 3, 4, 5, 6
+    pooled, grid = make_features(1, seed=5)
+    max_length = 3
+
+    def log_softmax(logits):
+        logits = np.asarray(logits, np.float64)[0]
+        values = logits - logits.max()
+        values = values - np.log(np.exp(values).sum())
+        values[[PAD_ID, START_ID]] = -np.inf
+        return values
+
+    expected = {}
+
+    def expand(prefix, state, log_probability):
+        tokens = np.array([prefix[-1] if prefix else START_ID], np.int32)
+        logits, new_state, _ = decoder.step(tokens, state, context)
+        log_probs = log_softmax(logits)
+        for word in range(7):
+            if not np.isfinite(log_probs[word]):
+                continue
+            total = log_probability + log_probs[word]
+            if word == END_ID:
+                expected[tuple(prefix)] = (total, True)
+            elif len(prefix) + 1 == max_length:
+                expected[tuple(prefix) + (word,)] = (total, False)
+            else:
+                expand(prefix + [word], new_state, total)
+
+    context = decoder.prepare(pooled, grid)
+    expand([], decoder.initial_state(context), 0.0)
+    assert len(expected) == 1 + 4 + 16 + 64  # <end> at step 1, 2 or 3, or 3 words; words: ids 3..6
+    (found,) = decoding.beam_search(decoder, pooled, grid, beam_width=len(expected), max_length=max_length)
+    assert len(found) == len(expected)
+    assert any(finished for _, finished in expected.values())
+    assert {tuple(h.tokens.tolist()): h.finished for h in found} == {k: v[1] for k, v in expected.items()}
+    for h in found:
+        assert h.log_probability == pytest.approx(expected[tuple(h.tokens.tolist())][0], abs=1e-4)
+    best = sorted(expected.values(), key=lambda value: -value[0])
+    assert [h.log_probability for h in found] == pytest.approx([value[0] for value in best], abs=1e-4)
+
+
+def test_decoding_rejects_bad_arguments():
+    decoder = make_decoder("lstm")
+    pooled, grid = make_features(2)
+    with pytest.raises(ValueError, match="top_n"):
+        decoding.beam_search(decoder, pooled, grid, beam_width=2, top_n=3)
+    with pytest.raises(ValueError, match="beam_width"):
+        decoding.beam_search(decoder, pooled, grid, beam_width=0)
+    with pytest.raises(ValueError, match="max_length"):
+        decoding.greedy_decode(decoder, pooled, grid, max_length=0)
+    with pytest.raises(ValueError, match="pooled"):
+        decoding.beam_search(decoder, pooled[:1], grid)
+
+
+def test_greedy_decode_stops_and_pads():
+    pooled, grid = make_features(3)
+    ids = decoding.greedy_token_ids(make_decoder("attention"), pooled, grid, max_length=6)
+    assert ids.shape[0] == 3 and ids.shape[1] == 6 and ids.dtype == np.int32
+    for row in ids:
+        ends = np.flatnonzero(row == END_ID)
+        if ends.size:
+            assert (row[ends[0] + 1:] == 0).all()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "attention"])
+def test_compiled_beam_search_equals_the_reference_algorithm(kind):
+    """The per-image Python loop `reference_beam_search` (the algorithm as documented) and the
+    batched compiled search return the same captions and scores on random decoders."""
+    decoder = make_decoder(kind, seed=7, end_bias=END_BIAS[kind])
+    pooled, grid = make_features(6, seed=8)
+    for alpha in (0.0, 0.7):
+        compiled = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=9,
+                                        length_normalization=alpha)
+        reference = decoding.reference_beam_search(decoder, pooled, grid, beam_width=3, max_length=9,
+                                                   length_normalization=alpha)
+        for found, expected in zip(compiled, reference):
+            assert [h.tokens.tolist() for h in found] == [h.tokens.tolist() for h in expected]
+            assert [h.finished for h in found] == [h.finished for h in expected]
+            assert [h.score for h in found] == pytest.approx([h.score for h in expected], abs=1e-4)
+
+
+class FixedNextWordDecoder(model.CaptionDecoder):
+    """A decoder whose next word does not depend on the image: after <start> or word w, word
+    w + 1 (word 4 after the last one) with probability 0.6, <end> with 0.3, and 0.1 shared by the
+    other words."""
+
+    def __init__(self, vocabulary_size=8, **kwargs):
+        super().__init__(vocabulary_size, embedding_dim=4, hidden_dim=4, dropout=0.0, **kwargs)
+        table = np.zeros((vocabulary_size, vocabulary_size), np.float64)
+        for previous in range(vocabulary_size):
+            following = 4 if previous in (START_ID, vocabulary_size - 1) else previous + 1
+            others = [w for w in range(4, vocabulary_size) if w != following]
+            table[previous, others] = 0.1 / len(others)
+            table[previous, END_ID] = 0.3
+            table[previous, following] = 0.6
+        self.table = tf.constant(np.log(np.maximum(table, 1e-30)), tf.float32)
+
+    def prepare(self, pooled, grid):
+        return (tf.convert_to_tensor(pooled),)
+
+    def initial_state(self, context):
+        return [tf.zeros([tf.shape(context[0])[0], 1])]
+
+    def step(self, tokens, state, context, rows=None, width=1):
+        return tf.gather(self.table, tokens), state, None
+
+
+def test_a_decoder_with_a_fixed_next_word_gives_the_known_captions():
+    decoder = FixedNextWordDecoder()
+    pooled, grid = make_features(2)
+    # Width 3, 3 steps: <end> at once finishes (0.3); "4" lives (0.6); then "4 <end>" finishes
+    # (0.18) beside "4 5" (0.36); the last open slot keeps "4 5 6" (0.216), cut at the maximum.
+    for found in decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=3):
+        assert [(h.tokens.tolist(), h.finished) for h in found] == [([], True), ([4, 5, 6], False),
+                                                                     ([4], True)]
+        assert [h.log_probability for h in found] == pytest.approx(
+            [np.log(0.3), np.log(0.6 ** 3), np.log(0.6 * 0.3)], abs=1e-5)
+    for greedy in decoding.greedy_decode(decoder, pooled, grid, max_length=5):
+        assert greedy.tokens.tolist() == [4, 5, 6, 7, 4] and not greedy.finished
+        assert greedy.log_probability == pytest.approx(5 * np.log(0.6), abs=1e-5)
