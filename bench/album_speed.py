@@ -76,7 +76,8 @@ def bench_bundle(out_dir: Path, run_dir: Path | None = None) -> Path:
     from helpers import encoders, model
     from helpers.bundle import save_bundle
     from helpers.config import Config
-    from helpers.synsets import COCO_CATEGORY_SYNSETS, SynsetVocabulary
+    from helpers.synset_vocabulary import SynsetVocabulary
+    from helpers.synsets import COCO_CATEGORY_SYNSETS
     from helpers.vocab import Vocabulary
 
     if run_dir is not None and (Path(run_dir) / "bundle" / "bundle.json").is_file():
@@ -114,7 +115,7 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
     import keras
     import tensorflow as tf
 
-    from helpers import synsets
+    from helpers import keywords
     from helpers.inference import Captioner
 
     count, batch, repeats = (16, 8, 2) if quick else (64, 16, 3)

@@ -65,6 +65,7 @@ def measure(name: str, by_image: dict[object, list[str]], quick: bool) -> dict:
     import nltk
 
     from helpers import synsets, vocab
+    from helpers.synset_vocabulary import SynsetVocabulary
 
     captions = [caption for group in by_image.values() for caption in group]
     n = len(captions)
@@ -97,7 +98,7 @@ def measure(name: str, by_image: dict[object, list[str]], quick: bool) -> dict:
     seconds, _ = _seconds(lambda: [synsets.image_synsets(g, mapper) for g in groups])
     result["synsets_warm_captions_per_s"] = n / seconds
     result["synset_vocabulary_size_min_images_5"] = len(
-        synsets.SynsetVocabulary.build(per_image, min_images=5))
+        SynsetVocabulary.build(per_image, min_images=5))
     return result
 
 

@@ -12,24 +12,20 @@ import json
 import sys
 from pathlib import Path
 
-from helpers import album
+from helpers import album, metrics, sample
 from helpers.config import SAMPLE_DIR, Config, resolve_run_dir
 
 # --- make-sample, score: light commands (no TensorFlow) ---------------------------------------
 
 
 def _make_sample(args: argparse.Namespace) -> int:
-    from helpers import sample
-
     print(sample.make_sample(args.out, seed=args.seed, n_train=args.train, n_val=args.val,
                              n_album=args.album, image_size=args.image_size))
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
-    from helpers.metrics import evaluate_captions
-
-    evaluation = evaluate_captions(args.annotations, args.results, spice=False if args.no_spice else None)
+    evaluation = metrics.evaluate_captions(args.annotations, args.results, spice=False if args.no_spice else None)
     print(f"{evaluation.num_images} images scored in {evaluation.seconds:.1f} s")
     print(evaluation.table())
     if args.out:

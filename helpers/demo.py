@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers import sample
 from helpers.config import OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
 
 NOTEBOOKS = (
@@ -163,8 +164,6 @@ def main(argv: list[str] | None = None) -> int:
 
     data_dir = args.data_dir.resolve()
     if data_dir == SAMPLE_DIR.resolve() and not (data_dir / "annotations").is_dir():
-        from helpers import sample
-
         sample.make_sample(data_dir)
     if not (data_dir / "annotations").is_dir():
         parser.error(f"{data_dir} has no annotations/ folder; see data/README.md for the layout")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from helpers.images import ImageLoadError, load_thumbnail
+
 
 def _axes(ax=None, figsize=(6, 4)):
     """Return `(figure, ax)`: the given axes, or a new figure with one axes."""
@@ -159,8 +161,6 @@ def plot_predictions(predictions, images=None, columns: int = 4, max_captions: i
     """
     import textwrap
     from pathlib import Path
-
-    from helpers.images import ImageLoadError, load_thumbnail
 
     predictions = list(predictions)
     count = max(1, len(predictions))

@@ -37,7 +37,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from helpers.config import SAMPLE_DIR
 
 # --- vocabulary of the sample ---------------------------------------------------------------------
 # Colour name -> base RGB (uint8). Chosen far apart so that jitter never makes two colours meet.

@@ -1,4 +1,6 @@
-"""Words -> WordNet synsets and the `SynsetVocabulary` of image tags (keywords: `helpers.keywords`).
+"""Words -> WordNet synsets, and an image's tag synsets (the training targets).
+
+The tag vocabulary is `helpers.synset_vocabulary`; keywords in a language are `helpers.keywords`.
 
 A photo's tags are WordNet noun synsets ("dog.n.01"), not words: synonyms share one tag
 ("couch" and "sofa" are both `sofa.n.01`), a tag can be shown in any Open Multilingual Wordnet
@@ -38,13 +40,9 @@ from __future__ import annotations
 
 import collections
 import functools
-import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
-import numpy as np
-
+from helpers import nltk_data
 from helpers.vocab import tokenize
 
 # --- WordNet access -------------------------------------------------------------------------
@@ -59,8 +57,6 @@ def wordnet():
         helpers.nltk_data.NltkDataMissing: WordNet / OMW / stopwords are missing and cannot be
             downloaded (the message says how to install them offline).
     """
-    from helpers import nltk_data  # imported lazily: importing this module needs no NLTK data
-
     nltk_data.ensure_nltk_data(_WORDNET_PACKAGES)
     from nltk.corpus import wordnet as reader
 
@@ -548,172 +544,3 @@ def with_hypernyms(synset_names: Iterable[str], depth: int = 1) -> set[str]:
     for name in synset_names:
         rolled |= hypernyms(name, depth)
     return rolled
-
-
-
-# --- the synset vocabulary ------------------------------------------------------------------
-FORMAT_NAME = "helpers.synsets.SynsetVocabulary"
-FORMAT_VERSION = 1
-
-
-class SynsetVocabulary:
-    """The tags a model predicts: synset names with an index each (multi-label targets).
-
-    Attributes:
-        names: synset names, index order (most images first, then alphabetical).
-        image_counts: training images per synset.
-        min_images: the threshold it was built with.
-        hypernym_depth: roll-up depth used when building (0: none).
-        num_images: images it was built from.
-    """
-
-    def __init__(self, names: Sequence[str], image_counts: Mapping[str, int] | None = None,
-                 min_images: int = 1, hypernym_depth: int = 0, num_images: int = 0):
-        names = list(names)
-        duplicates = sorted(n for n, c in collections.Counter(names).items() if c > 1)
-        if duplicates:
-            raise ValueError(f"synsets repeated in the vocabulary: {duplicates[:10]}")
-        self.names: list[str] = names
-        self._index = {name: i for i, name in enumerate(names)}
-        image_counts = image_counts or {}
-        self.image_counts: dict[str, int] = {n: int(image_counts.get(n, 0)) for n in names}
-        self.min_images = int(min_images)
-        self.hypernym_depth = int(hypernym_depth)
-        self.num_images = int(num_images)
-
-    @classmethod
-    def build(cls, per_image_synsets: Iterable[Iterable[str]], min_images: int = 5,
-              hypernym_depth: int = 0, max_size: int | None = None,
-              verbose: bool = False) -> "SynsetVocabulary":
-        """Keep the synsets found on at least `min_images` images.
-
-        Args:
-            per_image_synsets: one set of synset names per training image (`image_synsets`).
-            min_images: synsets on fewer images are dropped.
-            hypernym_depth: roll each image's synsets up this many hypernym levels first
-                (`with_hypernyms`; 0 = off).
-            max_size: optional cap on the number of synsets (the most frequent are kept).
-            verbose: print a one-line summary.
-        """
-        if min_images < 1:
-            raise ValueError(f"min_images must be >= 1, got {min_images}")
-        started = time.perf_counter()
-        counts = collections.Counter()
-        num_images = 0
-        for synsets in per_image_synsets:
-            num_images += 1
-            counts.update(with_hypernyms(synsets, hypernym_depth) if hypernym_depth else set(synsets))
-        kept = sorted(((n, c) for n, c in counts.items() if c >= min_images),
-                      key=lambda item: (-item[1], item[0]))
-        if max_size is not None:
-            kept = kept[:max_size]
-        vocabulary = cls([n for n, _ in kept], dict(kept), min_images, hypernym_depth, num_images)
-        if verbose:
-            print(f"synset vocabulary: {num_images:,} images, {len(counts):,} distinct synsets -> "
-                  f"{len(vocabulary):,} tags (min_images={min_images}, hypernym_depth="
-                  f"{hypernym_depth}) in {time.perf_counter() - started:.1f} s")
-        return vocabulary
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._index
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, SynsetVocabulary) and self.names == other.names
-
-    def __repr__(self) -> str:
-        return f"SynsetVocabulary({len(self)} synsets, min_images={self.min_images})"
-
-    def index(self, name: str) -> int:
-        """Index of a synset name. Raises `KeyError` if it is not in the vocabulary."""
-        try:
-            return self._index[name]
-        except KeyError:
-            raise KeyError(f"synset {name!r} is not in this vocabulary of {len(self)} synsets") from None
-
-    def encode(self, synsets: Iterable[str]) -> np.ndarray:
-        """Multi-hot target: float32 `[num_synsets]`, 1.0 where the synset is present.
-
-        Synsets outside the vocabulary are ignored.
-        """
-        target = np.zeros(len(self.names), dtype=np.float32)
-        indices = [self._index[name] for name in synsets if name in self._index]
-        target[indices] = 1.0
-        return target
-
-    def encode_batch(self, per_image_synsets: Iterable[Iterable[str]]) -> np.ndarray:
-        """float32 `[num_images, num_synsets]` multi-hot targets."""
-        rows = [self.encode(synsets) for synsets in per_image_synsets]
-        return np.stack(rows) if rows else np.zeros((0, len(self)), dtype=np.float32)
-
-    def decode(self, probabilities, top_k: int | None = None,
-               min_proba: float | None = None) -> list[tuple[str, float]]:
-        """Synsets of a prediction, most probable first.
-
-        Args:
-            probabilities: float `[num_synsets]` (one image), probabilities in [0, 1].
-            top_k: keep at most this many.
-            min_proba: keep those with probability >= this.
-
-        Returns:
-            `[(synset name, probability), ...]` sorted by decreasing probability.
-
-        Raises:
-            ValueError: if `probabilities` is not 1-D of length `len(self)`.
-        """
-        probabilities = np.asarray(probabilities, dtype=np.float64)
-        if probabilities.shape != (len(self.names),):
-            raise ValueError(f"expected probabilities of shape ({len(self.names)},), got "
-                             f"{probabilities.shape}; decode one image at a time")
-        order = np.argsort(-probabilities, kind="stable")
-        if min_proba is not None:
-            order = order[probabilities[order] >= min_proba]
-        if top_k is not None:
-            order = order[:top_k]
-        return [(self.names[i], float(probabilities[i])) for i in order]
-
-    # persistence -----------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "min_images": self.min_images,
-            "hypernym_depth": self.hypernym_depth,
-            "num_images": self.num_images,
-            "names": self.names,
-            "image_counts": [self.image_counts[n] for n in self.names],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "SynsetVocabulary":
-        """Inverse of `to_dict`. Raises `ValueError` for another format or a newer version."""
-        if data.get("format") != FORMAT_NAME:
-            raise ValueError(f"not a saved SynsetVocabulary (format {data.get('format')!r}, "
-                             f"expected {FORMAT_NAME!r})")
-        version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(f"synset vocabulary format version {version!r} is not supported "
-                             f"(this code reads <= {FORMAT_VERSION}); update the helpers package")
-        names = data["names"]
-        return cls(names, dict(zip(names, data.get("image_counts", ()))), data.get("min_images", 1),
-                   data.get("hypernym_depth", 0), data.get("num_images", 0))
-
-    def save(self, path: str | Path) -> Path:
-        """Write as UTF-8 JSON; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "SynsetVocabulary":
-        """Read a file written by `save` (`FileNotFoundError`, or `ValueError` if not one)."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); was it written by "
-                             f"SynsetVocabulary.save?") from error
-        return cls.from_dict(data)

@@ -35,11 +35,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers import bundle, decoding, encoders, model, pipelines, synsets, vgenome
+from helpers import bundle, decoding, encoders, model, pipelines, plots, synsets, vgenome
 from helpers import features as features_module
 from helpers.coco import load_coco
 from helpers.config import Config
-from helpers.synsets import SynsetVocabulary, english_stopwords
+from helpers.synset_vocabulary import SynsetVocabulary
+from helpers.synsets import english_stopwords
 from helpers.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
 
 
@@ -351,8 +352,6 @@ class LiveLossPlot(keras.callbacks.Callback):
             return
         import matplotlib.pyplot as plt
         from IPython.display import display
-
-        from helpers import plots
 
         figure = plots.plot_training_history(self.history)
         if self.handle is None:

@@ -10,7 +10,7 @@ import pytest
 from helpers import encoders, model
 from helpers.bundle import BundleMismatchError, load_bundle, save_bundle
 from helpers.config import Config
-from helpers.synsets import SynsetVocabulary
+from helpers.synset_vocabulary import SynsetVocabulary
 from helpers.vocab import END_ID, START_ID, Vocabulary
 
 RNG = np.random.default_rng(0)
