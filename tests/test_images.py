@@ -218,3 +218,12 @@ def test_thumbnail_keeps_aspect(corpus):
 def test_is_image_file():
     assert images.is_image_file("a/B.JPG") and images.is_image_file("Orchidée.jpeg")
     assert not images.is_image_file("album.ini") and not images.is_image_file(".hidden.jpg")
+
+
+def test_center_crop_box():
+    assert images.center_crop_box(640, 480) == (110, 30, 530, 450)
+    assert images.center_crop_box(480, 640) == (30, 110, 450, 530)
+    assert images.center_crop_box(333, 500) == (21, 105, 312, 396)  # side 291
+    assert images.center_crop_box(1, 1) == (0, 0, 1, 1)
+    with pytest.raises(ValueError, match="width"):
+        images.center_crop_box(0, 10)
