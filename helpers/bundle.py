@@ -70,7 +70,7 @@ class Bundle:
                 input size when H, W differ from it.
 
         Returns:
-            `(pooled float32 [B, D], grid float32 [B, L, D])`.
+            `(pooled float32 [B, P], grid float32 [B, L, D])`.
         """
         images = tf.cast(tf.convert_to_tensor(images), tf.float32)
         if images.shape.rank != 4 or images.shape[-1] != 3:
@@ -82,7 +82,7 @@ class Bundle:
         return features["pooled"], features["grid"]
 
     def tag_probabilities(self, pooled) -> np.ndarray:
-        """Synset probabilities float32 `[B, S]` of pooled features `[B, D]`."""
+        """Synset probabilities float32 `[B, S]` of pooled features `[B, P]`."""
         return np.asarray(self.tagger(tf.convert_to_tensor(pooled, tf.float32), training=False))
 
 

@@ -83,6 +83,12 @@ class Hypothesis:
         return float(np.exp(self.log_probability))
 
     @property
+    def word_log_probability(self) -> float:
+        """Mean log-probability per generated token (<end> included): the caption's confidence
+        independently of its length (its exp is the geometric-mean word probability)."""
+        return self.log_probability / max(1, self.length)
+
+    @property
     def length(self) -> int:
         """Generated tokens, <end> included when finished."""
         return len(self.tokens) + int(self.finished)
@@ -156,7 +162,7 @@ def _length_penalty_tf(length, alpha):
 def _compiled_search(decoder, width: int):
     """The compiled beam search of `decoder` for beam width `width` (built once, cached).
 
-    `search(pooled [B, D], grid [B, L, D], max_length, top_n, alpha)` runs the whole search in one
+    `search(pooled [B, P], grid [B, L, D], max_length, top_n, alpha)` runs the whole search in one
     `tf.while_loop` and returns, stacked over the T steps taken, `[T, B, K]` parents (the slot
     each extension continues), words, ends (the extension is <end> and finished a hypothesis),
     values (total log-probabilities), `[T, B, K, L]` attention of each extension's last step, and
@@ -240,7 +246,7 @@ def _compiled_search(decoder, width: int):
 def _compiled_greedy(decoder):
     """The compiled greedy decoding of `decoder` (built once, cached).
 
-    `greedy(pooled [B, D], grid [B, L, D], max_length)` returns, stacked over the T steps taken,
+    `greedy(pooled [B, P], grid [B, L, D], max_length)` returns, stacked over the T steps taken,
     `[T, B]` words (<pad> for images already finished), their log-probabilities (0 there) and
     `[T, B, L]` attention. Images leave the batch when they emit <end>.
     """
@@ -312,7 +318,7 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
 
     Args:
         decoder: a `helpers.model.CaptionDecoder` (`prepare`, `initial_state`, `step`).
-        pooled: float32 `[B, D]` pooled encoder features; grid: float32 `[B, L, D]` grid features.
+        pooled: float32 `[B, P]` pooled encoder features; grid: float32 `[B, L, D]` grid features.
         max_length: maximum generated tokens per caption, <end> included.
         length_normalization: alpha of the GNMT length penalty, only used for `score`.
 
@@ -346,7 +352,7 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
 
     Args:
         decoder: a `helpers.model.CaptionDecoder`.
-        pooled: float32 `[B, D]`; grid: float32 `[B, L, D]` encoder features of B images.
+        pooled: float32 `[B, P]`; grid: float32 `[B, L, D]` encoder features of B images.
         beam_width: K, partial captions kept per image.
         max_length: maximum generated tokens per caption, <end> included: a finished caption has at
             most `max_length - 1` words, an unfinished one exactly `max_length`.

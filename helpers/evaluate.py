@@ -56,7 +56,7 @@ class Evaluation:
         per word (geometric mean of its token probabilities), least confident first."""
         scored = [(record, prediction) for record, prediction in zip(self.records, self.predictions)
                   if prediction.ok and prediction.hypotheses]
-        scored.sort(key=lambda pair: pair[1].hypotheses[0].log_probability / max(1, pair[1].hypotheses[0].length))
+        scored.sort(key=lambda pair: pair[1].hypotheses[0].word_log_probability)
         return scored[:count]
 
 

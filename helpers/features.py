@@ -95,7 +95,7 @@ def extract_features(
 
     Args:
         encoder: `build_encoder` model, images float32 `[B, S, S, 3]` in [0, 255] ->
-            {"pooled": [B, D], "grid": [B, L, D]}; run with `training=False`.
+            {"pooled": [B, P], "grid": [B, L, D]}; run with `training=False`.
         image_paths, image_ids: the photos and their ids (same length, ids unique).
         cache_dir: the cache folder (created).
         batch_size: images per encoder call.
@@ -291,8 +291,10 @@ class FeatureCache:
         """Unreadable photos: path -> reason (their rows have `ok == False`)."""
         return dict(self.manifest.get("failures", {}))
 
-    def shard_paths(self) -> list[Path]:
-        return [self.path / _shard_name(shard) for shard in range(self.num_shards)]
+    def shard_rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """`(image_ids int64 [N], ok bool [N])` of one shard, read without its features."""
+        with np.load(self.path / _shard_name(index)) as data:
+            return data["image_ids"], data["ok"]
 
     def shard(self, index: int) -> dict[str, np.ndarray]:
         """Arrays of one shard: image_ids [N], variants [N], ok [N], pooled [N, D], grid [N, L, D]."""

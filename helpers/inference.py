@@ -132,7 +132,7 @@ class Captioner:
 
         @tf.function(reduce_retracing=True)
         def features(pixels):
-            """uint8 [B, S, S, 3] -> pooled [B, D], grid [B, L, D], tag probabilities [B, S]."""
+            """uint8 [B, S, S, 3] -> pooled [B, P], grid [B, L, D], tag probabilities [B, S]."""
             outputs = encoder(tf.cast(pixels, tf.float32), training=False)
             return outputs["pooled"], outputs["grid"], tagger(outputs["pooled"], training=False)
 

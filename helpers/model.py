@@ -36,7 +36,7 @@ from helpers.config import Config
 
 @keras.saving.register_keras_serializable(package="helpers")
 class SynsetClassifier(keras.layers.Layer):
-    """Multi-label synset (tag) classifier: pooled `[B, D]` -> probabilities `[B, S]`.
+    """Multi-label synset (tag) classifier: pooled `[B, P]` -> probabilities `[B, S]`.
 
     Dropout -> Dense(hidden, relu) -> Dropout -> Dense(S, sigmoid); trained with binary
     cross-entropy. `hidden_dim=0` gives a linear (logistic regression) classifier.
@@ -153,7 +153,7 @@ class ShowAndTellDecoder(CaptionDecoder):
         """Teacher forcing.
 
         Args:
-            inputs: `(pooled [B, D], grid [B, L, D] (ignored), tokens int32 [B, T])`; tokens start
+            inputs: `(pooled [B, P], grid [B, L, D] (ignored), tokens int32 [B, T])`; tokens start
                 with <start> and are right-padded with <pad> = 0.
 
         Returns:
@@ -351,7 +351,7 @@ class AttentionDecoder(CaptionDecoder):
         """Teacher forcing, a symbolic loop over time (`tf.scan`) of the same step as `step`.
 
         Args:
-            inputs: `(pooled [B, D], grid [B, L, D], tokens int32 [B, T])`, tokens start with
+            inputs: `(pooled [B, P], grid [B, L, D], tokens int32 [B, T])`, tokens start with
                 <start>, right-padded with <pad> = 0.
             return_attention: also return the attention weights.
 

@@ -10,6 +10,7 @@ Each is one chain of named stages: every `map` runs in parallel and the chain en
 
 from __future__ import annotations
 
+import bisect
 import math
 from pathlib import Path
 from typing import Sequence
@@ -134,12 +135,29 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda pooled, grid, tokens, tags: tf.shape(tokens)[0],
         bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+    # The batches of an epoch are known in advance: every length bucket ends with one partial
+    # batch, whatever the order. Saying so lets Keras end each epoch on time (without it, the
+    # first epoch of every fit ended on "Your input ran out of data").
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(
+        _bucketed_batches(cache, captions, boundaries, batch_size)))
 
     def split(pooled, grid, tokens, tags):
         return ({"pooled": pooled, "grid": grid, "tokens": tokens[:, :-1]},
                 {"caption": tokens[:, 1:], "tags": tags})
 
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _bucketed_batches(cache, captions: dict, boundaries: Sequence[int], batch_size: int) -> int:
+    """Batches per epoch of `caption_dataset`: per length bucket, ceil(examples / batch_size)."""
+    examples = [0] * (len(boundaries) + 1)
+    for shard_index in range(cache.num_shards):
+        image_ids, ok = cache.shard_rows(shard_index)
+        for image_id, readable in zip(image_ids.tolist(), ok.tolist()):
+            if readable and image_id in captions:
+                for tokens in captions[image_id]:
+                    examples[bisect.bisect_right(boundaries, len(tokens))] += 1
+    return sum(math.ceil(count / batch_size) for count in examples)
 
 
 def steps_per_epoch(cache, records, batch_size: int) -> int:

@@ -171,7 +171,8 @@ def train_encoder(config: Config, encoder: keras.Model, train_records, val_recor
                        metrics=[keras.metrics.F1Score(average="micro", threshold=0.5, name="f1")],
                        jit_compile=False)
     started = time.perf_counter()
-    history = classifier.fit(train, validation_data=val, epochs=config.encoder_epochs, verbose=verbose)
+    history = classifier.fit(train, validation_data=val, epochs=config.encoder_epochs, verbose=verbose,
+                             shuffle=False)   # the dataset shuffles itself
     encoder.trainable = False
     logs = {key: values[-1] for key, values in history.history.items()}
     print(f"encoder trained on {train_targets.shape[1]} targets ({len(words)} of them caption words): {config.encoder_epochs} epochs in {time.perf_counter() - started:.0f} s, "
@@ -460,7 +461,8 @@ def fit(prepared: Prepared, strategy: str | None = None, callbacks: Sequence = (
                           config.max_caption_length, shuffle=False)
     started = time.perf_counter()
     history = heads.fit(train, validation_data=val, epochs=config.epochs, verbose=verbose,
-                        callbacks=training_callbacks(prepared, live_plot, callbacks))
+                        callbacks=training_callbacks(prepared, live_plot, callbacks),
+                        shuffle=False)   # the dataset shuffles itself, by shard and row
     best = prepared.run_dir / "checkpoints" / "best.weights.h5"
     if best.is_file():
         heads.load_weights(best)
