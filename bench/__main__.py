@@ -27,6 +27,7 @@ BENCHMARKS = (
     ("train_speed", "Decoder training (tokens/s)"),
     ("beam_speed", "Beam search vs greedy vs per-image loop (images/s)"),
     ("album_speed", "Album tagging end to end (photos/s)"),
+    ("real_photos", "Keywords on real photos: ImageNet hierarchy vs raw classes (precision)"),
     ("imagenet_speed", "No-training tagging, ImageNet classes + WordNet (photos/s)"),
 )
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

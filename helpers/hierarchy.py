@@ -37,21 +37,30 @@ itself always ends the path.
 **Keyword selection** (`select_keywords`) follows the accuracy/specificity trade-off of Deng,
 Krause, Berg & Fei-Fei, "Hedging your bets: optimizing accuracy-specificity trade-offs in large
 scale visual recognition", CVPR 2012 (DARTS). A synset `v` has the reward (information gain)
-`r(v) = log2(1000) - log2(leaves below v)`: 0 for `entity.n.01`, 9.97 for a class. Keywords are
-chosen greedily, each maximising `(r(v) + HEDGING_LAMBDA) * p(v)` (the paper's Lagrangian: the
-expected reward plus lambda times the expected accuracy) among the informative synsets whose
-probability is at least `min_proba` (the accuracy guarantee, per keyword) and that share no
-ImageNet class and no hypernym link with a keyword already chosen. `HEDGING_LAMBDA` and the
-default `min_proba` (`MIN_PROBA`) were chosen on coco-mini-2017 (`python -m bench.real_photos`:
-80 train2017 photos for tuning, 79 val2017 photos reported separately): only 159 photos, so
-treat them as reasonable values, not optimal ones.
+`r(v) = log2(1000) - log2(classes at or below v)`: 0 for `entity.n.01`, 9.97 for a class. In
+five lines:
+
+1. probabilities are made consistent: a synset is at least as probable as any synset below it;
+2. informative synsets are ranked by `(r(v) + lambda) * p(v)`, DARTS's Lagrangian (expected
+   reward + lambda x expected accuracy), with `lambda = HEDGING_LAMBDA = log2(1000)`;
+3. they are taken in that order when `p(v) >= min_proba` (default `MIN_PROBA`, 0.2) and they
+   share no hypernym link and no ImageNet class with one already taken, up to `nb_keywords`;
+4. if none passes, the best-ranked one is given alone (DARTS always answers, hedging up);
+5. each becomes a keyword in `lang`; no lemma there (even via a near hypernym): skipped.
+
+The two constants were chosen on coco-mini-2017 (`python -m bench.real_photos --tune`), a grid
+of lambda in {0, 2, 5, log2(1000), 20} bits and min_proba in {0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5}
+on the 80 train2017 photos only (the 79 val2017 photos are reported apart): only 80 photos, and
+precision@5 moved little for min_proba >= 0.2 (0.56-0.63, one keyword in 80 is 0.01), so these
+are reasonable values, not optimal ones. lambda = log2(1000) reads "accuracy weighs as much as the
+information of one class"; min_proba = 0.2 gave the most keywords at the best precision.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +78,7 @@ ABSTRACTIONS: frozenset[str] = frozenset({
     "entity.n.01",            # 1000
     "physical_entity.n.01",   # 997
     "abstraction.n.06",       # 8
-    "thing.n.12",             # a separate and self-contained entity
+    "thing.n.12",             # 0, "a separate and self-contained entity"
     "object.n.01",            # 958
     "whole.n.02",             # 949
     "artifact.n.01",          # 522
@@ -95,10 +104,10 @@ ABSTRACTIONS: frozenset[str] = frozenset({
     "location.n.01",          # 1
     "point.n.02",             # 1
 })
-MAX_ABSTRACT_DEPTH = 2        # synsets at most this many hypernym levels below entity.n.01 are abstractions
-MAX_LEAF_FRACTION = 0.5       # synsets above more than this fraction of the 1,000 classes are abstractions
+MAX_ABSTRACT_DEPTH = 2        # synsets <= this many hypernym levels below entity.n.01: abstractions
+MAX_LEAF_FRACTION = 0.5       # synsets above more than this fraction of the classes: abstractions
 MIN_SEMCOR_COUNT = 1          # keyword paths keep ancestors tagged at least this often in SemCor
-HEDGING_LAMBDA = math.log2(NUM_CLASSES)  # DARTS lambda in bits (9.97): accuracy weighs a class's information
+HEDGING_LAMBDA = math.log2(NUM_CLASSES)   # DARTS lambda, bits (9.97): a class's information
 MIN_PROBA = 0.2               # default confidence threshold of a keyword (hierarchical probability)
 
 
@@ -120,7 +129,7 @@ def ancestors(synset_name: str) -> frozenset[str]:
 @functools.cache
 def depth(synset_name: str) -> int:
     """WordNet depth: the length of the SHORTEST hypernym path from `entity.n.01` (NLTK's
-    `Synset.min_depth()`; entity 0, animal 6, dog 8, golden retriever 11)."""
+    `Synset.min_depth()`; entity 0, animal 6, dog 8, golden retriever 12)."""
     return get_synset(synset_name).min_depth()
 
 
@@ -192,12 +201,14 @@ def keyword_path(synset_name: str, lang: str = "eng") -> list[str]:
 
     The synsets of `hypernym_path` as keywords in `lang` (`helpers.keywords.keyword`); a synset
     with no lemma in `lang` is skipped (never an English word in another language), and a keyword
-    equal to the one before it is not repeated. When the synset itself has no lemma in `lang`,
+    already in the path is not repeated. When the synset itself has no lemma in `lang`,
     the path ends at its nearest ancestor that has one. Join with "|" for XMP
     `lr:hierarchicalSubject`.
 
     `keyword_path("golden_retriever.n.01")` is ["animal", "vertebrate", "mammal", "dog",
-    "golden retriever"]; in "fra" ["animal", "vertébré", "mammifère", "chien", "golden retriever"].
+    "golden retriever"]; in "fra" ["bête", "vertébré", "mammifère", "chien", "golden retriever"]
+    (the words `helpers.keywords.keyword` chooses), in "spa" ["criatura", "vertebrado", "mammalia",
+    "perro"] (Spanish OMW has no lemma for golden_retriever.n.01: the path ends at "perro").
 
     Raises:
         ValueError: unknown synset or language.
@@ -207,7 +218,7 @@ def keyword_path(synset_name: str, lang: str = "eng") -> list[str]:
         word = keyword(name, lang, fallback="none")
         if word:
             word = _clean(word)
-            if word and (not words or words[-1].casefold() != word.casefold()):
+            if word and word.casefold() not in {given.casefold() for given in words}:
                 words.append(word)
     return words
 
@@ -453,8 +464,13 @@ def select_keywords(
         `chain`, each keyword's chain general -> specific, keywords in that order.
 
     Raises:
-        ValueError: a key that is not a WordNet synset name, or an unknown language.
+        ValueError: a key that is not a WordNet synset name, an unknown language, `min_proba`
+            outside [0, 1] or a negative `nb_keywords`.
     """
+    if not 0.0 <= min_proba <= 1.0:
+        raise ValueError(f"min_proba is a probability in [0, 1], got {min_proba}")
+    if nb_keywords < 0:
+        raise ValueError(f"nb_keywords must be >= 0, got {nb_keywords}")
     word_of = translate if translate is not None else keyword
     positive = {name: float(p) for name, p in synset_probabilities.items() if float(p) > 0.0}
 

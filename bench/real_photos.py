@@ -1,0 +1,352 @@
+"""Keywords on real photos: the ImageNet hierarchy vs raw ImageNet classes vs a trained model.
+
+    python -m bench.real_photos            # all 239 photos (first run: ~1 min of EfficientNet)
+    python -m bench.real_photos --tune     # also the grid search of the selector's two constants
+
+The photos: `../shared/data/coco-mini-2017` (or `$SHARED_DIR/data/coco-mini-2017`), 80 train2017
+and 159 val2017 real COCO JPEGs. The 159 with annotations (80 train + 79 val) are scored; the 80
+val JPEGs without annotations only take part in the language check.
+
+References of a photo: the synsets its five human captions name (`helpers.synsets.records_synsets`
+with `min_votes=1`: this project's caption -> synset mapping, any caption naming the synset) and
+its COCO instance categories (`coco_category_synsets`). A keyword is **correct** when its synset
+equals a reference, is a hyponym of one (any depth: "golden retriever" for "dog"), or is a
+hypernym of one at most 2 levels up along any hypernym path (`helpers.synsets.hypernyms(ref, 2)`:
+"canine", "carnivore", "domestic animal" and "animal" for "dog"; not "mammal", 4 levels up).
+
+Measures, per method (the same photos, the same rule):
+
+* **precision@k** (k = 1, 3, 5): correct keywords among each photo's first `min(k, n)` keywords,
+  summed over the photos, divided by the keywords counted (`sum(min(k, n))`): a photo with fewer
+  than k keywords counts with what it has, a photo with none counts nothing (see "coverage").
+* **keywords per photo** (at most 5), **coverage** (photos with at least one keyword).
+* **mean depth**: mean WordNet depth (`helpers.hierarchy.depth`, shortest path from entity.n.01)
+  of the keywords counted in precision@5: specificity; entity 0, animal 6, dog 8, retriever 11.
+* **category recall**: of the photos' COCO categories that ImageNet can express (the category's
+  synset has an ImageNet class at or below it: 53 of the 80, "dog", "pizza", "bus", "person";
+  not "giraffe", "cup", "sink", "toilet", "tv", "skateboard"), the fraction that one of the 5
+  keywords matches by the correctness rule.
+
+Methods:
+
+* (a) **hierarchy**: `helpers.hierarchy.select_keywords` on the EfficientNet-Lite0 probabilities
+  propagated up WordNet (`ImageNetHierarchy.propagate`), its default constants; and the same with
+  `chain=True` (each keyword after its ancestors, general first: what a hierarchical keyword
+  field gets; precision@k then counts the general words first).
+* (b) **raw top-5**: the 5 most probable ImageNet classes, what ImageNet taggers show. (b) **at
+  (a)'s counts**: its first n classes where (a) gives n keywords for that photo: the fair
+  comparison, same photos, same number of keywords, same denominators.
+* (c) **sample model** (control): the trained run `runs/sample` (`make demo`), its top-5 tags.
+
+The EfficientNet-Lite0 class probabilities of the 239 photos (`helpers.efficientnet_lite`, its own
+preprocessing: `load_for_imagenet` + `preprocess_input`, batches of 32) are cached in
+`bench/results/real_photos_probabilities.npz`, keyed by the photo list, so re-runs take seconds.
+
+Tuning (`--tune`): the grid of the selector's `HEDGING_LAMBDA` and `MIN_PROBA` on the 80 train2017
+photos only (their defaults were chosen from it); the 79 val2017 photos are the held-out check.
+
+Writes `bench/results/real_photos.md` (the table) and returns the numbers for `python -m bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+COCO_MINI = SHARED_DIR / "data" / "coco-mini-2017"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+CACHE_FILE = RESULTS_DIR / "real_photos_probabilities.npz"
+SAMPLE_RUN = Path(__file__).resolve().parents[1] / "runs" / "sample"
+SPLITS = ("train2017", "val2017")
+NB_KEYWORDS = 5               # keywords per photo, every method
+BATCH_SIZE = 32               # photos per EfficientNet call
+REFERENCE_LEVELS = 2          # a keyword <= this many hypernym levels above a reference is correct
+LANGUAGES = ("fra", "spa")    # every photo must get a keyword in these, without English fallback
+TUNING_LAMBDAS = (0.0, 2.0, 5.0, math.log2(1000), 20.0)          # bits
+TUNING_THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)         # min_proba
+MIN_VOTES = 1                 # a caption synset is a reference when this many captions name it
+
+
+# --- data -----------------------------------------------------------------------------------
+def load_photos(root: Path = COCO_MINI):
+    """`(records, all_paths)`: the annotated `ImageRecord`s of both splits (train first) and
+    every JPEG of both split folders (annotated or not), sorted."""
+    from helpers.coco import load_coco
+
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} not found: this benchmark needs ../shared/data "
+                                f"(set SHARED_DIR to the folder holding data/coco-mini-2017)")
+    records = [record for split in SPLITS for record in load_coco(root, split)]
+    paths = sorted(path for split in SPLITS for path in (root / split).glob("*.jpg"))
+    return records, paths
+
+
+def reference_synsets(records) -> list[set[str]]:
+    """Synsets of each record's captions (>= 2 captions agree) and COCO categories."""
+    from helpers.synsets import SynsetMapper, records_synsets
+
+    return records_synsets(records, SynsetMapper(), min_votes=MIN_VOTES, progress=False)
+
+
+def imagenet_probabilities(paths: Sequence[Path], cache: Path | None = CACHE_FILE) -> np.ndarray:
+    """EfficientNet-Lite0 class probabilities float32 `[len(paths), 1000]` (softmax of the
+    logits), read from `cache` when it holds these photos, else computed and saved there."""
+    names = np.array([f"{path.parent.name}/{path.name}" for path in paths])
+    if cache is not None and cache.is_file():
+        stored = np.load(cache)
+        if stored["names"].shape == names.shape and (stored["names"] == names).all():
+            return stored["probabilities"]
+    from tqdm.auto import tqdm
+
+    from helpers import efficientnet_lite
+
+    started = time.perf_counter()
+    model = efficientnet_lite.efficientnet_lite0_classifier(weights="imagenet")
+    logits = []
+    for start in tqdm(range(0, len(paths), BATCH_SIZE), desc="EfficientNet-Lite0", unit="batch"):
+        pixels = np.stack([efficientnet_lite.load_for_imagenet(path)
+                           for path in paths[start:start + BATCH_SIZE]])       # (B, 224, 224, 3)
+        inputs = efficientnet_lite.preprocess_input(pixels)
+        logits.append(np.asarray(model(inputs, training=False)["logits"]))      # (B, 1000)
+    logits = np.concatenate(logits).astype(np.float64)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = (probabilities / probabilities.sum(axis=1, keepdims=True)).astype(np.float32)
+    print(f"EfficientNet-Lite0 on {len(paths)} photos in {time.perf_counter() - started:.0f} s")
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, names=names, probabilities=probabilities)
+    return probabilities
+
+
+# --- scoring --------------------------------------------------------------------------------
+def is_correct(synset: str, references: set[str]) -> bool:
+    """The rule: equal to a reference, a hyponym of one, or a hypernym of one <= 2 levels up."""
+    from helpers.hierarchy import ancestors
+    from helpers.synsets import hypernyms
+
+    if synset in references or not references.isdisjoint(ancestors(synset)):
+        return True
+    return any(synset in hypernyms(reference, REFERENCE_LEVELS) for reference in references)
+
+
+def expressible_categories(categories: Sequence[str]) -> set[str]:
+    """Synsets of the COCO categories that have an ImageNet class at or below them."""
+    from helpers.hierarchy import imagenet_hierarchy
+    from helpers.synsets import coco_category_synsets
+
+    hierarchy = imagenet_hierarchy()
+    return {synset for synset in coco_category_synsets(categories)
+            if hierarchy.leaf_count(synset) > 0}
+
+
+def score(keywords: Sequence[Sequence[str]], references: Sequence[set[str]],
+          categories: Sequence[set[str]]) -> dict:
+    """The measures of one method: `keywords[i]` are photo i's synsets, most important first."""
+    from helpers.hierarchy import depth
+
+    result = {}
+    for k in (1, 3, 5):
+        counted = [(synset, refs) for synsets, refs in zip(keywords, references)
+                   for synset in list(synsets)[:k]]
+        correct = sum(is_correct(synset, refs) for synset, refs in counted)
+        result[f"precision@{k}"] = correct / len(counted) if counted else float("nan")
+    top = [list(synsets)[:NB_KEYWORDS] for synsets in keywords]
+    result["keywords_per_photo"] = float(np.mean([len(synsets) for synsets in top]))
+    result["coverage"] = float(np.mean([len(synsets) > 0 for synsets in top]))
+    depths = [depth(synset) for synsets in top for synset in synsets]
+    result["mean_depth"] = float(np.mean(depths)) if depths else float("nan")
+    found = total = 0
+    for synsets, wanted in zip(top, categories):
+        total += len(wanted)
+        found += sum(any(is_correct(synset, {category}) for synset in synsets)
+                     for category in wanted)
+    result["category_recall"] = found / total if total else float("nan")
+    result["categories"] = total
+    return result
+
+
+# --- the methods ----------------------------------------------------------------------------
+def hierarchy_keywords(probabilities: np.ndarray, lang: str = "eng",
+                       select: Callable | None = None, **options) -> list[list[tuple]]:
+    """(a): `select_keywords` on each photo's hierarchical probabilities."""
+    from helpers import hierarchy
+
+    select = select or hierarchy.select_keywords
+    tree = hierarchy.imagenet_hierarchy()
+    rows = tree.propagate(probabilities)                                        # (N, S)
+    return [select(dict(zip(tree.synset_names, row.tolist())), NB_KEYWORDS, lang=lang, **options)
+            for row in rows]
+
+
+def raw_top_classes(probabilities: np.ndarray, count: int = NB_KEYWORDS) -> list[list[str]]:
+    """(b): the `count` most probable ImageNet classes of each photo (synset names)."""
+    from helpers.hierarchy import imagenet_hierarchy
+
+    leaves = imagenet_hierarchy().leaf_names
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :count]
+    return [[leaves[i] for i in row] for row in order]
+
+
+def sample_model_keywords(paths: Sequence[Path], run_dir: Path = SAMPLE_RUN
+                          ) -> list[list[str]] | None:
+    """(c): a trained run's top-5 tags (default `runs/sample`), None when it has no bundle."""
+    if not (Path(run_dir) / "bundle" / "bundle.json").is_file():
+        return None
+    from helpers.inference import Captioner
+
+    captioner = Captioner.from_bundle(run_dir)
+    predictions = captioner.predict([str(path) for path in paths], nb_keywords=NB_KEYWORDS,
+                                    captions=False, progress=False)
+    return [[synset for synset, _, _ in prediction.tags] for prediction in predictions]
+
+
+# --- the report -----------------------------------------------------------------------------
+COLUMNS = ("precision@1", "precision@3", "precision@5", "keywords_per_photo", "coverage",
+           "mean_depth", "category_recall")
+
+
+def to_markdown(table: dict[str, dict[str, dict]], notes: Sequence[str]) -> str:
+    """One table: a row per (method, split), a column per measure."""
+    lines = ["# Keywords on real photos (coco-mini-2017)", "",
+             "| method | photos | " + " | ".join(COLUMNS) + " |",
+             "|---|---|" + "---|" * len(COLUMNS)]
+    for method, splits in table.items():
+        for split, result in splits.items():
+            if result is None:
+                lines.append(f"| {method} | {split} | not available: run `make demo` first |"
+                             + " |" * (len(COLUMNS) - 1))
+                continue
+            cells = [f"{result[column]:.3f}" if column != "keywords_per_photo"
+                     else f"{result[column]:.2f}" for column in COLUMNS]
+            lines.append(f"| {method} | {split} ({result['photos']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""] + [f"- {note}" for note in notes]) + "\n"
+
+
+def tune(probabilities: np.ndarray, references: list[set[str]], categories: list[set[str]],
+         lambdas=TUNING_LAMBDAS, thresholds=TUNING_THRESHOLDS) -> list[dict]:
+    """Grid of the selector's two constants on these photos (call it with train2017 only)."""
+    rows = []
+    for hedging_lambda in lambdas:
+        for min_proba in thresholds:
+            chosen = hierarchy_keywords(probabilities, hedging_lambda=hedging_lambda,
+                                        min_proba=min_proba)
+            result = score([[s for s, _, _ in kw] for kw in chosen], references, categories)
+            rows.append({"lambda": hedging_lambda, "min_proba": min_proba, **result})
+            print(f"lambda {hedging_lambda:5.2f}  min_proba {min_proba:.2f}  "
+                  + "  ".join(f"{c} {result[c]:.3f}" for c in COLUMNS))
+    return rows
+
+
+def run(quick: bool = False, tuning: bool = False, sample_run: str | os.PathLike = SAMPLE_RUN
+        ) -> dict:
+    """Score the three methods on the 159 annotated photos, check fra/spa on all 239; returns
+    the numbers (and writes `bench/results/real_photos.md`). `quick` changes nothing: the whole
+    benchmark takes seconds once the probabilities are cached."""
+    from helpers import hierarchy
+    from helpers.keywords import keyword
+
+    started = time.perf_counter()
+    records, paths = load_photos()
+    index = {f"{path.parent.name}/{path.name}": row for row, path in enumerate(paths)}
+    probabilities = imagenet_probabilities(paths)                               # (239, 1000)
+    rows = [index[f"{record.split}/{record.file_name}"] for record in records]
+    references = reference_synsets(records)
+    categories = [expressible_categories(record.categories) for record in records]
+
+    chosen = hierarchy_keywords(probabilities[rows])
+    hierarchy_synsets = [[synset for synset, _, _ in keywords] for keywords in chosen]
+    chains = [[synset for synset, _, _ in keywords]
+              for keywords in hierarchy_keywords(probabilities[rows], chain=True)]
+    raw = raw_top_classes(probabilities[rows])
+    raw_same_count = [classes[:len(kw)] for classes, kw in zip(raw, hierarchy_synsets)]
+    sample = sample_model_keywords([paths[row] for row in rows], Path(sample_run))
+
+    methods = {
+        "(a) hierarchy": hierarchy_synsets,
+        "(a) hierarchy, chain=True": chains,
+        "(b) raw top-5 classes": raw,
+        "(b) raw classes, (a)'s count": raw_same_count,
+        "(c) sample model": sample,
+    }
+    table: dict[str, dict] = {}
+    for method, keywords in methods.items():
+        table[method] = {}
+        for split in (*SPLITS, "all"):
+            members = [i for i, record in enumerate(records) if split in ("all", record.split)]
+            if keywords is None:
+                table[method][split] = None
+                continue
+            result = score([keywords[i] for i in members], [references[i] for i in members],
+                           [categories[i] for i in members])
+            table[method][split] = {"photos": len(members), **result}
+
+    languages, same_as_english = {}, {}
+    for lang in LANGUAGES:
+        per_photo = hierarchy_keywords(probabilities, lang=lang)
+        languages[lang] = sum(1 for keywords in per_photo if keywords)
+        given = [(synset, word) for keywords in per_photo for synset, word, _ in keywords]
+        same_as_english[lang] = (sum(word.casefold() == (keyword(synset, "eng") or "").casefold()
+                                     for synset, word in given), len(given))
+    tuned = None
+    if tuning:
+        train = [i for i, record in enumerate(records) if record.split == "train2017"]
+        tuned = tune(probabilities[[rows[i] for i in train]], [references[i] for i in train],
+                     [categories[i] for i in train])
+
+    a, b = table["(a) hierarchy"]["all"], table["(b) raw classes, (a)'s count"]["all"]
+    b5 = table["(b) raw top-5 classes"]["all"]
+    notes = [
+        (f"selector: helpers.hierarchy.select_keywords, lambda = "
+         f"{hierarchy.HEDGING_LAMBDA:.2f} bits, min_proba = {hierarchy.MIN_PROBA} (tuned on "
+         f"train2017's 80 photos; val2017 held out)"),
+        (f"(a) precision@5 {a['precision@5']:.3f} (target >= 0.70) = "
+         f"{a['precision@5'] / b['precision@5']:.2f}x (b) at the same counts (target >= 2), "
+         f"{a['precision@5'] / b5['precision@5']:.2f}x (b)'s top-5"),
+        *(f"photos with a keyword in {lang}, no English fallback: {count} / {len(paths)} "
+          f"({same_as_english[lang][0]} of its {same_as_english[lang][1]} keywords are spelt as "
+          f"in English: OMW's own {lang} lemmas, such as 'pizza')"
+          for lang, count in languages.items()),
+        (f"references: caption synsets (>= {MIN_VOTES} caption) + COCO categories; a keyword is "
+         f"correct when it equals a reference, is a hyponym of one, or a hypernym <= "
+         f"{REFERENCE_LEVELS} levels above one"),
+    ]
+    if sample is None:
+        notes.append("(c) sample model: not available: run `make demo` first")
+    markdown = to_markdown(table, notes)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "real_photos.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+    print(f"{len(records)} annotated photos scored, {len(paths)} checked in {', '.join(LANGUAGES)}"
+          f" in {time.perf_counter() - started:.0f} s; table in {RESULTS_DIR / 'real_photos.md'}")
+    flat = {f"{method}.{split}.{column}": round(result[column], 4)
+            for method, splits in table.items() for split, result in splits.items()
+            if result is not None for column in COLUMNS}
+    return {"photos_scored": len(records), "photos_total": len(paths),
+            **{f"photos_with_{lang}_keyword": count for lang, count in languages.items()},
+            **flat, **({"tuning": tuned} if tuned else {})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.real_photos", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tune", action="store_true",
+                        help="grid-search the selector's lambda and min_proba on train2017")
+    parser.add_argument("--sample-run", default=str(SAMPLE_RUN),
+                        help="the trained run of the control (c) (default: runs/sample)")
+    args = parser.parse_args(argv)
+    results = run(tuning=args.tune, sample_run=args.sample_run)
+    results.pop("tuning", None)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
