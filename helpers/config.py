@@ -7,6 +7,7 @@ A notebook's parameters cell or the command line changes these fields; a run fol
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,8 @@ DATA_DIR = PROJECT_ROOT / "data"
 SAMPLE_DIR = DATA_DIR / "sample"          # written by `python -m helpers make-sample`
 RUNS_DIR = PROJECT_ROOT / "runs"          # one folder per training run
 OUTPUTS_DIR = PROJECT_ROOT / "outputs"    # executed notebooks and figures (git-ignored)
+# The 1,000 ImageNet-1k class ids (WordNet noun ids) in class order; source in resources/README.md.
+IMAGENET_WNIDS_FILE = Path(__file__).resolve().parent / "resources" / "imagenet_wnids.txt"
 
 
 @dataclasses.dataclass
@@ -129,3 +132,19 @@ def resolve_bundle_dir(run: str | Path) -> Path:
         return path
     raise FileNotFoundError(f"{path} is neither a run folder with bundle/ nor a bundle folder "
                             f"(bundle.json); train one with `python -m helpers train --run NAME`")
+
+
+@functools.cache
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1,000 ImageNet-1k WordNet ids in class-index order (`n01440764` is class 0: the order
+    of every ImageNet-1k classifier's outputs), read from `IMAGENET_WNIDS_FILE`.
+
+    Raises:
+        FileNotFoundError, ValueError: the file is missing or does not hold 1,000 ids like
+            `n01440764` (reinstall the project).
+    """
+    wnids = tuple(IMAGENET_WNIDS_FILE.read_text(encoding="ascii").split())
+    if len(wnids) != 1000 or not all(len(w) == 9 and w[0] == "n" and w[1:].isdigit() for w in wnids):
+        raise ValueError(f"{IMAGENET_WNIDS_FILE} should hold 1000 WordNet ids like 'n01440764', "
+                         f"one a line; it has {len(wnids)}: reinstall the project")
+    return wnids

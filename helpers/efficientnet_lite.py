@@ -51,7 +51,6 @@ import json
 import os
 import tempfile
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import keras
@@ -59,6 +58,7 @@ import numpy as np
 
 from helpers import images as image_files
 from helpers import torch_weights
+from helpers.config import imagenet_wnids  # noqa: F401  (class order of the logits, re-exported)
 
 # --- architecture (Tan & Le 2019, Table 1, with the Lite changes) ----------------------------------
 IMAGE_SIZE = 224              # input side in pixels the weights were trained and checked at
@@ -131,30 +131,6 @@ def load_for_imagenet(path: str | os.PathLike, image_size: int = IMAGE_SIZE) -> 
         helpers.images.ImageLoadError: the file cannot be read as a picture (the reason says why).
     """
     return image_files.load_image(path, size=image_size, crop="center")
-
-
-@lru_cache(maxsize=1)
-def _read_wnids() -> tuple[str, ...]:
-    text = (importlib.resources.files("helpers") / "resources" / "imagenet_wnids.txt").read_text(
-        encoding="utf-8")
-    wnids = tuple(text.split())
-    if len(wnids) != NUM_CLASSES or not all(w[0] == "n" and w[1:].isdigit() and len(w) == 9
-                                           for w in wnids):
-        raise ValueError(f"helpers/resources/imagenet_wnids.txt must hold {NUM_CLASSES} WordNet "
-                         f"ids like n01440764, one a line; it has {len(wnids)} entries")
-    return wnids
-
-
-def imagenet_wnids() -> list[str]:
-    """The 1000 ImageNet-1k WordNet ids in class-index order (`n01440764` = logit 0).
-
-    Read from `helpers/resources/imagenet_wnids.txt` (see the README there for its source).
-    `nltk.corpus.wordnet.synset_from_pos_and_offset("n", int(wnid[1:]))` gives the synset.
-
-    Raises:
-        ValueError: the resource file is damaged (not 1000 ids).
-    """
-    return list(_read_wnids())
 
 
 # --- the network ------------------------------------------------------------------------------------

@@ -61,14 +61,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
+from helpers.config import imagenet_wnids
 from helpers.keywords import keyword
 from helpers.synsets import get_synset, wordnet
 
-IMAGENET_WNIDS_PATH = Path(__file__).resolve().parent / "resources" / "imagenet_wnids.txt"
 NUM_CLASSES = 1000
 
 # --- settings (one home each) ---------------------------------------------------------------
@@ -224,21 +223,6 @@ def keyword_path(synset_name: str, lang: str = "eng") -> list[str]:
 
 
 # --- the ImageNet hierarchy -----------------------------------------------------------------
-@functools.cache
-def imagenet_wnids() -> tuple[str, ...]:
-    """The 1,000 ImageNet-1k WordNet ids in class-index order (`n01440764` is class 0), read from
-    `helpers/resources/imagenet_wnids.txt`.
-
-    Raises:
-        FileNotFoundError / ValueError: the file is missing or does not hold 1,000 ids.
-    """
-    wnids = tuple(IMAGENET_WNIDS_PATH.read_text(encoding="ascii").split())
-    if len(wnids) != NUM_CLASSES or not all(w[:1] == "n" and w[1:].isdigit() for w in wnids):
-        raise ValueError(f"{IMAGENET_WNIDS_PATH} should hold {NUM_CLASSES} WordNet ids like "
-                         f"'n01440764', one a line; it has {len(wnids)}: reinstall the package")
-    return wnids
-
-
 class ImageNetHierarchy:
     """The 1,000 ImageNet classes and every WordNet synset above them, as a leaf -> synset
     incidence matrix.

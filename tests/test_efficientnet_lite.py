@@ -181,7 +181,7 @@ def test_original_jpegs_give_the_reference_classes(classifier, inputs, outputs):
 
 
 def test_imagenet_wnids(outputs):
-    wnids = efficientnet_lite.imagenet_wnids()
+    wnids = list(efficientnet_lite.imagenet_wnids())
     assert len(wnids) == 1000 and len(set(wnids)) == 1000 and wnids == sorted(wnids)
     assert wnids[0] == "n01440764" and wnids[999] == "n15075141"
     assert [wnids[index] for index in outputs["top5"][:4, 0]] == [
