@@ -105,9 +105,10 @@ def _caption(args: argparse.Namespace) -> int:
         print("caption: give --run NAME (a trained run) or --model imagenet (no training)")
         return 2
     predictor = load_predictor(args)
+    min_proba = predictor.default_min_proba if args.min_proba is None else args.min_proba
     predictions = predictor.predict(args.images, beam_width=args.beam_width,
                                     top_n=min(args.top_n, args.beam_width), nb_keywords=args.nb_keywords,
-                                    min_proba=args.min_proba, lang=args.lang, batch_size=args.batch_size,
+                                    min_proba=min_proba, lang=args.lang, batch_size=args.batch_size,
                                     progress=len(args.images) > 1, captions=not args.no_captions)
     for prediction in predictions:
         print(prediction.format())
@@ -164,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-n", type=int, default=3, help="captions per photo (3)")
     p.add_argument("--no-captions", action="store_true", help="keywords only (no beam search)")
     p.add_argument("--nb-keywords", type=int, default=5, help="keywords per photo (5)")
-    p.add_argument("--min-proba", type=float, default=0.0, help="minimum keyword probability (0)")
+    p.add_argument("--min-proba", type=float, default=None,
+                   help="minimum keyword probability (default: the model's own, 0 for a trained run, "
+                        "0.2 for the ImageNet hierarchy)")
     p.add_argument("--lang", default="eng", help="keyword language, Open Multilingual Wordnet code (eng)")
     p.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
     p.set_defaults(func=_caption)

@@ -106,6 +106,9 @@ def _decoded(images: Sequence, size: int, workers: int | None, batch_size: int,
 class Captioner:
     """A trained bundle ready to caption and tag photos.
 
+    Its keywords are its classifier's most probable synsets (`default_min_proba` 0: the top
+    `nb_keywords`).
+
     Vocabularies and settings come from the bundle only (`helpers.bundle.load_bundle`).
 
     Args:
@@ -115,6 +118,8 @@ class Captioner:
         length_normalization: alpha of the GNMT length penalty used to rank captions.
         workers: photo-decoding threads (default `helpers.images.default_workers()`).
     """
+
+    default_min_proba = 0.0
 
     def __init__(self, bundle, max_length: int | None = None, length_normalization: float = 0.0,
                  workers: int | None = None):

@@ -105,3 +105,78 @@ def test_caption_cli_prints_captions_with_probabilities_and_tags(trained_run, va
     assert [line.strip()[:2] for line in lines[1:4]] == ["0)", "1)", "2)"]
     assert all("(p=" in line for line in lines[1:4])
     assert lines[4].strip().startswith("tags: ")
+
+
+# --------------------------------------------------------------- no training: the ImageNet tagger
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "models" / "efficientnet-lite0-reference"
+
+
+@pytest.fixture(scope="module")
+def imagenet_tagger():
+    return inference.ImageNetTagger()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    if not (REFERENCE / "logits.npz").is_file():
+        pytest.skip(f"reference fixture {REFERENCE} not present")
+    names = [str(name) for name in np.load(REFERENCE / "inputs.npz")["file_names"]]
+    return names, np.load(REFERENCE / "logits.npz")["top5"]
+
+
+def test_imagenet_tagger_keywords_of_real_photos(imagenet_tagger, reference, shared_data, tmp_path):
+    """Real COCO photos: the hierarchy probabilities contain the reference model's top-1 class with
+    the highest class probability, French keywords come without an English fallback, and a corrupt
+    file is reported while the others are tagged."""
+    from helpers import hierarchy
+
+    names, top5 = reference
+    photos = [shared_data / "coco-mini-2017" / "val2017" / name for name in names[:6]]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(photos[0].read_bytes()[:500])
+    predictions = imagenet_tagger.predict(photos + [corrupt], lang="fra", progress=False)
+    assert not predictions[-1].ok and "truncated" in predictions[-1].error
+    leaves = hierarchy.imagenet_hierarchy().leaf_names
+    for prediction, top in zip(predictions[:6], top5):
+        assert prediction.ok and prediction.captions == []
+        probabilities = prediction.synset_probabilities
+        best_leaf = max((name for name in leaves if name in probabilities), key=probabilities.get)
+        assert best_leaf == leaves[top[0]]
+        assert probabilities["entity.n.01"] == pytest.approx(1.0, abs=1e-4)
+        assert 1 <= len(prediction.tags) <= 5
+    words = {Path(p.path).name: [word for _, word, _ in p.tags] for p in predictions[:6]}
+    assert "zèbre" in words[names[0]]                       # the zebra photo
+    assert "ours polaire" in words[names[2]]                # the polar bear
+    assert imagenet_tagger.fingerprint == inference.ImageNetTagger().fingerprint
+
+
+def test_combined_predictor_keeps_captions_and_takes_the_higher_probability(trained_run, val_photos,
+                                                                            imagenet_tagger):
+    captioner = inference.Captioner.from_bundle(trained_run)
+    combined = inference.CombinedPredictor(captioner, imagenet_tagger)
+    (merged,) = combined.predict(val_photos[:1], beam_width=2, top_n=1, progress=False)
+    (alone,) = captioner.predict(val_photos[:1], beam_width=2, top_n=1, progress=False)
+    (imagenet,) = imagenet_tagger.predict(val_photos[:1], progress=False)
+    assert merged.captions == alone.captions
+    for synset in set(alone.synset_probabilities) | set(imagenet.synset_probabilities):
+        assert merged.synset_probabilities[synset] == pytest.approx(max(
+            alone.synset_probabilities.get(synset, 0.0), imagenet.synset_probabilities.get(synset, 0.0)))
+    assert combined.fingerprint not in (captioner.fingerprint, imagenet_tagger.fingerprint)
+    with pytest.raises(ValueError, match="model='imagenet'"):
+        inference.load_predictor()
+
+
+def test_caption_cli_with_the_imagenet_model_prints_keywords(reference, shared_data):
+    from helpers.__main__ import main
+
+    names, _ = reference
+    photo = shared_data / "coco-mini-2017" / "val2017" / names[0]
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main(["caption", "--model", "imagenet", str(photo), "--lang", "spa"])
+    assert status == 0
+    lines = buffer.getvalue().splitlines()
+    assert Path(lines[0]).resolve() == photo.resolve(), lines
+    from helpers.keywords import keyword
+
+    assert lines[1].strip().startswith(f"tags: {keyword('zebra.n.01', 'spa')} ("), lines
