@@ -1,7 +1,14 @@
 # Every target creates .venv and installs requirements.txt when needed, so each one works on a
 # fresh clone: `make demo` (the main job), `make test` (the test suite), `make lab` (JupyterLab).
 
-PYTHON ?= python3.11
+# Python 3.11, 3.12 or 3.13 (TensorFlow 2.21 has wheels for these): PYTHON=... if set, otherwise the
+# newest of python3.13, python3.12, python3.11 that runs here. Each candidate is run, not just looked
+# up, since pyenv puts on PATH shims of installed versions that are not selected, and those fail.
+# Only used to create .venv: an existing .venv is kept whatever Python it was made with.
+SUPPORTED_PYTHONS := 3.13 3.12 3.11
+find_python = $(firstword $(foreach v,$(SUPPORTED_PYTHONS),$(shell python$(v) -c '' >/dev/null 2>&1 && echo python$(v))))
+# Searched on first use only (when .venv is created or updated); the $(eval) keeps the answer.
+PYTHON ?= $(eval PYTHON := $(find_python))$(PYTHON)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -15,7 +22,9 @@ PYTEST_ARGS ?=
 .PHONY: demo test lab bench sample clean
 
 $(STAMP): requirements.txt
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=... to another 3.11 interpreter)"; exit 1; }
+	@test -x $(PY) || { [ -n "$(PYTHON)" ] && $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; } || { \
+	  echo "need Python 3.13, 3.12 or 3.11 to create $(VENV): $(if $(PYTHON),$(PYTHON) is another version or does not run,none of python3.13 python3.12 python3.11 runs here);" \
+	  "install one, or name it with PYTHON=/path/to/python3.1x"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
