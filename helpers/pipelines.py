@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -89,7 +89,7 @@ def image_dataset(paths: Sequence[str | Path], image_size: int, batch_size: int,
 
 def caption_dataset(cache, records, vocabulary, synset_vocabulary,
                     image_synsets, batch_size: int, max_length: int, shuffle: bool = True,
-                    seed: int = 0) -> tf.data.Dataset:
+                    seed: int = 0, epoch: Callable[[], int] | None = None) -> tf.data.Dataset:
     """Teacher-forcing batches from the feature cache, bucketed by caption length.
 
     `cache` is a `helpers.features.FeatureCache` (read through `num_shards`, `shard(i)`,
@@ -98,6 +98,11 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
     One example per (cached row, caption). Shards are read one at a time in random order, rows
     shuffled within a shard and through a buffer, then `bucket_by_sequence_length` groups
     captions of similar length so that batches carry little padding.
+
+    The order of epoch e is a function of `(seed, e)` only: a run resumed at epoch e sees the
+    batches an uninterrupted run sees there. `epoch()` says which epoch is being read (training
+    passes the epoch Keras is in); without it, the n-th pass over the dataset is epoch n. The
+    number of batches is set on the dataset (its cardinality), so Keras ends every epoch on time.
 
     Yields:
         `({"pooled": float32 [B, P], "grid": float16 [B, L, D], "tokens": int32 [B, T]},
@@ -110,11 +115,12 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
                for record in records}
     cells, depth, num_synsets = cache.grid_cells, cache.feature_dim, len(synset_vocabulary)
     pooled_dim = cache.pooled_dim
-    epoch = [0]
+    passes = [0]
 
     def examples():
-        rng = np.random.default_rng(seed + epoch[0])
-        epoch[0] += 1
+        current = passes[0] if epoch is None else int(epoch())
+        passes[0] += 1
+        rng = np.random.default_rng([seed, current])
         order = rng.permutation(cache.num_shards) if shuffle else range(cache.num_shards)
         for shard_index in order:
             shard = cache.shard(int(shard_index))
@@ -129,15 +135,16 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
     signature = (tf.TensorSpec((pooled_dim,), tf.float32), tf.TensorSpec((cells, depth), tf.float16),
                  tf.TensorSpec((None,), tf.int32), tf.TensorSpec((num_synsets,), tf.float32))
     dataset = tf.data.Dataset.from_generator(examples, output_signature=signature)
-    if shuffle:
-        dataset = dataset.shuffle(4096, seed=seed)
+    if shuffle:   # the same buffer draws every epoch: the epoch's order comes from `examples`
+        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=False)
     boundaries = [b for b in BUCKET_BOUNDARIES if b < max_length] + [max_length + 1]
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda pooled, grid, tokens, tags: tf.shape(tokens)[0],
         bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
     # The batches of an epoch are known in advance: every length bucket ends with one partial
     # batch, whatever the order. Saying so lets Keras end each epoch on time (without it, the
-    # first epoch of every fit ended on "Your input ran out of data").
+    # first epoch of every fit ended on "Your input ran out of data", and the order of the
+    # next epochs depended on how many iterators Keras had opened).
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(
         _bucketed_batches(cache, captions, boundaries, batch_size)))
 
@@ -158,10 +165,3 @@ def _bucketed_batches(cache, captions: dict, boundaries: Sequence[int], batch_si
                 for tokens in captions[image_id]:
                     examples[bisect.bisect_right(boundaries, len(tokens))] += 1
     return sum(math.ceil(count / batch_size) for count in examples)
-
-
-def steps_per_epoch(cache, records, batch_size: int) -> int:
-    """Approximate optimizer steps per epoch (bucketing adds up to one partial batch per bucket)."""
-    captions = sum(len(record.captions) for record in records)
-    rows_per_image = cache.num_rows / max(1, len(cache.image_ids))
-    return math.ceil(captions * rows_per_image / batch_size) + len(BUCKET_BOUNDARIES)

@@ -381,6 +381,18 @@ class SampleCaptions(keras.callbacks.Callback):
             print(f"  [{record.image_id}] {self.vocabulary.decode(row)}   (ref: {record.captions[0]})")
 
 
+class EpochClock(keras.callbacks.Callback):
+    """The epoch a `fit` is in (`epoch`, 0-based, set before the epoch's data is read), for the
+    training data, whose order is a function of (seed, epoch) (`pipelines.caption_dataset`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = int(epoch)
+
+
 class _StateFile(keras.callbacks.Callback):
     """Write `checkpoints/state.json` (epoch, optimizer step, time) after every epoch."""
 
@@ -447,21 +459,23 @@ def fit(prepared: Prepared, strategy: str | None = None, callbacks: Sequence = (
     """
     config = prepared.config
     distribution = get_strategy(strategy or config.strategy)
-    steps = pipelines.steps_per_epoch(prepared.train_cache, prepared.train_records, config.batch_size)
+    clock = EpochClock()
+    train = pipelines.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
+                                      prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
+                                      config.max_caption_length, shuffle=True, seed=config.seed,
+                                      epoch=lambda: clock.epoch)
+    val = pipelines.caption_dataset(prepared.val_cache, prepared.val_records, prepared.vocabulary,
+                                    prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
+                                    config.max_caption_length, shuffle=False)
+    steps = int(train.cardinality())                       # optimizer steps per epoch, exactly
     with distribution.scope():
         heads = model.build_heads(config, len(prepared.vocabulary), len(prepared.synset_vocabulary),
-                                         prepared.train_cache.grid_cells, prepared.train_cache.feature_dim,
-                                         prepared.train_cache.pooled_dim)
+                                  prepared.train_cache.grid_cells, prepared.train_cache.feature_dim,
+                                  prepared.train_cache.pooled_dim)
         compile_heads(heads, config, steps)
-    train = pipelines.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
-                            prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
-                            config.max_caption_length, shuffle=True, seed=config.seed)
-    val = pipelines.caption_dataset(prepared.val_cache, prepared.val_records, prepared.vocabulary,
-                          prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
-                          config.max_caption_length, shuffle=False)
     started = time.perf_counter()
     history = heads.fit(train, validation_data=val, epochs=config.epochs, verbose=verbose,
-                        callbacks=training_callbacks(prepared, live_plot, callbacks),
+                        callbacks=[clock, *training_callbacks(prepared, live_plot, callbacks)],
                         shuffle=False)   # the dataset shuffles itself, by shard and row
     best = prepared.run_dir / "checkpoints" / "best.weights.h5"
     if best.is_file():
