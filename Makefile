@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 DATA_DIR ?= data/sample
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab bench sample clean
+.PHONY: demo test lab bench sample clean exiftool
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || { [ -n "$(PYTHON)" ] && $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; } || { \
@@ -44,6 +44,9 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+exiftool:   # ExifTool for XMP sidecars (tag-album --xmp): Debian's libimage-exiftool-perl
+	.ci/install-exiftool
 
 clean:
 	rm -rf outputs runs data/sample

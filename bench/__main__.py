@@ -29,6 +29,7 @@ BENCHMARKS = (
     ("album_speed", "Album tagging end to end (photos/s)"),
     ("real_photos", "Keywords on real photos: ImageNet hierarchy vs raw classes (precision)"),
     ("imagenet_speed", "No-training tagging, ImageNet classes + WordNet (photos/s)"),
+    ("album_rerun", "Album re-runs with the prediction cache (seconds, peak memory)"),
 )
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

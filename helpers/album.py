@@ -1,161 +1,44 @@
-"""Tag a MyPhotoShare album: write `auto_tags` (and optionally captions) into its `album.ini`.
+"""Tag a MyPhotoShare album: keywords into `album.ini` (searchable `tags`), XMP sidecars if asked.
 
-MyPhotoShare (https://gitlab.com/paolobenve/myphotoshare) reads an optional `album.ini` in each
-album folder with `configparser.ConfigParser(allow_no_value=True)` (default interpolation): one
-section per media file name (case-sensitive, spaces kept), `[album]` for the folder itself and
-`[DEFAULT]` for values every section inherits. Keys: title, description (may continue on indented
-lines), tags (comma-separated), date, latitude, longitude, country_name, region_name, place_name.
+    scan_album (pictures, safely) -> photo_cache.predict (only new or changed photos reach the
+    predictor) -> plan_album (keywords by the predictor's own rule; cheap) -> apply_plan (atomic
+    writes, backups);  untag_album removes exactly what was added.
 
-Its companion `mps_autotags` wrote `auto_tags = k1,k2,...` per picture by rewriting the file with
-configparser, which destroyed the user's comments and layout. This module writes the same key but
-edits the file in place with ConfigUpdater, so everything else stays byte for byte: comments, blank
-lines, order, `[DEFAULT]`, multi-line values, unknown keys, the encoding (UTF-8, else cp1252, else
-latin-1, written back in the same one) and the line endings (CRLF files stay CRLF).
+The album code never sees a model, only a *predictor* (`predict`, `fingerprint`,
+`select_keywords`; see `helpers.prediction`). What is written where: `helpers.album_ini`
+(album.ini and the keys this tool owns) and `helpers.xmp` (sidecars).
 
-Decisions (documented here once):
-
-* **Which pictures.** Every picture with a section in album.ini whose file exists, *plus* every
-  picture file of the folder without a section (what mps_autotags tagged, and what a user expects:
-  the whole album tagged); their new sections are appended at the end of the file in name order.
-  Sections for absent files, for non-pictures (videos) and names that leave the folder (`../x.jpg`,
-  a symlink resolving outside the album) are reported and left untouched. Hidden files are ignored.
-* **What is written.** `auto_tags` for every tagged picture (replaced on every run, so running twice
-  with the same model gives the same file). With `merge_into_tags`, keywords the user's `tags`
-  (own or inherited from `[DEFAULT]`) lacks are appended to it, compared case-insensitively. With
-  `captions`, the best caption becomes `description` only where the picture has none (own or
-  inherited). `%` in what we write is escaped as `%%` for configparser's interpolation.
-* **Safety.** The new text is parsed back with MyPhotoShare's settings and checked before writing;
-  the file is written atomically (temporary file in the same folder, then `os.replace`), after
-  `album.ini.bak` has received the previous version (the file as it was before this write; a run
-  that changes nothing writes nothing, so the backup keeps the last real change). If album.ini
-  changed on disk while the model ran, nothing is written. A read-only folder or file is reported;
-  nothing is lost.
+Which pictures: every picture with a section in album.ini whose file exists, *plus* every picture
+file of the folder without a section (their sections are appended in name order). Sections for
+absent files, non-pictures (videos) and names that leave the folder (`../x.jpg`, a symlink out of
+the album) are reported and left untouched. Hidden files are ignored.
 """
 
 from __future__ import annotations
 
 import argparse
-import configparser
+import contextlib
 import dataclasses
-import difflib
 import os
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from configupdater import ConfigUpdater
-
-from helpers import images
-from helpers.keywords import available_languages, select_keywords
-
-ALBUM_INI = "album.ini"
-BACKUP_SUFFIX = ".bak"                   # album.ini.bak: the previous version of album.ini
-AUTO_TAGS_KEY = "auto_tags"              # the key mps_autotags wrote; MyPhotoShare shows it
-RESERVED_SECTIONS = ("DEFAULT", "album")  # not pictures
-NEW_FILE_HEADER = (
-    "# Additional metadata for the album, pictures and videos (MyPhotoShare album.ini)\n"
-    "# See syntax on https://docs.python.org/3/library/configparser.html\n"
-    "# auto_tags: keywords written by `python -m helpers tag-album`; edit the other keys freely.\n"
-)
-ENCODINGS = ("utf-8", "cp1252", "latin-1")  # tried in this order; latin-1 decodes any byte
-
-
-class AlbumError(RuntimeError):
-    """An album.ini that cannot be read or written safely (the message says why and what to do)."""
-
+from helpers import album_ini, images, photo_cache, xmp
+from helpers.album_ini import (  # noqa: F401  (re-exported: the album API users know)
+    ALBUM_INI, AUTO_TAGS_KEY, BACKUP_SUFFIX, NEW_FILE_HEADER, REJECTED_KEY, RESERVED_SECTIONS,
+    STATE_KEY, TOOL_KEYS, AlbumError, IniFile, check_written, edit_ini, escape_value, mps_config,
+    parse_like_myphotoshare, read_ini, unified_diff, untag_ini_text, update_ini_text, write_ini)
+from helpers.keywords import available_languages
+from helpers.keywords import select_keywords as top_k_keywords
 
 # --------------------------------------------------------------------------------------------
-# Reading album.ini and listing the pictures
+# Finding the pictures
 # --------------------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class IniFile:
-    """An album.ini as text, with what is needed to write it back identically.
-
-    Attributes:
-        path: the file (may not exist yet).
-        text: decoded content ("" for a new file); line endings as in the file.
-        encoding: Python codec name ("utf-8", "utf-8-sig" with a BOM, "cp1252" or "latin-1").
-        raw: the bytes read (None for a new file), to detect a concurrent change before writing.
-    """
-
-    path: Path
-    text: str
-    encoding: str
-    raw: bytes | None
-
-    @property
-    def exists(self) -> bool:
-        return self.raw is not None
-
-    @property
-    def newline(self) -> str:
-        """"\\r\\n" when every line break of the file is CRLF, else "\\n"."""
-        crlf = self.text.count("\r\n")
-        return "\r\n" if crlf and crlf == self.text.count("\n") else "\n"
-
-
-def read_ini(path: str | os.PathLike) -> IniFile:
-    """Read album.ini, detecting its encoding (UTF-8 with or without BOM, else cp1252, else latin-1).
-
-    A missing file gives an empty `IniFile` (UTF-8, LF) that `write_ini` will create.
-
-    Raises:
-        AlbumError: the file exists but cannot be read (permissions, a folder...).
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return IniFile(path, "", "utf-8", None)
-    except OSError as error:
-        raise AlbumError(f"cannot read {path}: {error.strerror or error}") from None
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return IniFile(path, raw.decode("utf-8-sig"), "utf-8-sig", raw)
-    for encoding in ENCODINGS:
-        try:
-            return IniFile(path, raw.decode(encoding), encoding, raw)
-        except UnicodeDecodeError:
-            continue
-    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
-
-
-def mps_config() -> configparser.ConfigParser:
-    """A parser with MyPhotoShare's settings: `ConfigParser(allow_no_value=True)`."""
-    return configparser.ConfigParser(allow_no_value=True)
-
-
-def parse_like_myphotoshare(text: str, path: Path | str = ALBUM_INI) -> configparser.ConfigParser:
-    """Parse album.ini text exactly as MyPhotoShare does.
-
-    Raises:
-        AlbumError: MyPhotoShare could not read it either (duplicate section, missing header...).
-    """
-    config = mps_config()
-    try:
-        config.read_string(text, source=str(path))
-    except configparser.Error as error:
-        raise AlbumError(f"{path} is not valid for MyPhotoShare: {error}. Fix it by hand first "
-                         "(nothing was changed).") from None
-    return config
-
-
-def _updater(text: str, path: Path | str) -> ConfigUpdater:
-    updater = ConfigUpdater(allow_no_value=True)
-    try:
-        updater.read_string(text, source=str(path))
-    except Exception as error:  # configupdater raises configparser errors and its own
-        raise AlbumError(f"{path}: cannot edit it in place ({error}); nothing was changed") from None
-    if str(updater) != text:  # ConfigUpdater must reproduce the file exactly, or we do not edit
-        raise AlbumError(f"{path}: ConfigUpdater does not reproduce this file byte for byte; "
-                         "nothing was changed (please report the file's layout)")
-    return updater
-
 
 @dataclasses.dataclass(frozen=True)
 class Skipped:
-    """A picture (or album.ini section) not tagged, and why."""
+    """A picture (or album.ini section, or sidecar) not tagged, and why."""
 
     name: str
     reason: str
@@ -164,16 +47,10 @@ class Skipped:
 
 @dataclasses.dataclass
 class AlbumScan:
-    """The pictures of one album folder.
-
-    Attributes:
-        album_dir: the folder.
-        ini: its album.ini (read; maybe not existing yet).
-        pictures: name -> file, in album.ini section order, then the folder's other pictures.
-        new_sections: names among `pictures` that have no section yet.
-        skipped: sections or files not tagged, with the reason.
-        error: why this album cannot be tagged at all (invalid album.ini...), else None.
-    """
+    """The pictures of one album folder: `ini` its album.ini (maybe not existing yet),
+    `pictures` name -> file (album.ini's order, then the folder's other pictures),
+    `new_sections` the names without a section yet, `skipped` what is not tagged and why,
+    `error` why the album cannot be tagged at all (invalid album.ini...)."""
 
     album_dir: Path
     ini: IniFile
@@ -228,19 +105,21 @@ def scan_album(
     album_dir = Path(album_dir).resolve()
     root = Path(root).resolve() if root is not None else album_dir
     ini_path = Path(ini_path) if ini_path is not None else album_dir / ALBUM_INI
+
+    def refused(reason: str) -> AlbumScan:
+        return AlbumScan(album_dir, IniFile(ini_path, "", "utf-8", None), {}, [], [], reason)
+
     if not _inside(ini_path.parent, root) or ini_path.parent.resolve() != album_dir:
-        return AlbumScan(album_dir, IniFile(ini_path, "", "utf-8", None), {}, [], [],
-                         f"{ini_path} is not in the album folder {album_dir} (refused)")
+        return refused(f"{ini_path} is not in the album folder {album_dir} (refused)")
     if ini_path.is_symlink():
         if not _inside(ini_path, root):
-            return AlbumScan(album_dir, IniFile(ini_path, "", "utf-8", None), {}, [], [],
-                             f"{ini_path} is a symbolic link to outside the album (refused)")
+            return refused(f"{ini_path} is a symbolic link to outside the album (refused)")
         ini_path = ini_path.resolve()  # edit the file the link points to; keep the link
     try:
         ini = read_ini(ini_path)
         sections = parse_like_myphotoshare(ini.text, ini_path).sections() if ini.exists else []
     except AlbumError as error:
-        return AlbumScan(album_dir, IniFile(ini_path, "", "utf-8", None), {}, [], [], str(error))
+        return refused(str(error))
     pictures: dict[str, Path] = {}
     skipped: list[Skipped] = []
     for name in sections:
@@ -290,10 +169,6 @@ def find_album_dirs(root: str | os.PathLike, recursive: bool = False) -> list[Pa
     return found
 
 
-# --------------------------------------------------------------------------------------------
-# Keywords from predictions
-# --------------------------------------------------------------------------------------------
-
 def caption_to_description(caption: str) -> str:
     """"a dog on a sofa" -> "A dog on a sofa." (one line)."""
     text = " ".join(caption.split())
@@ -304,276 +179,50 @@ def caption_to_description(caption: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Editing album.ini text
-# --------------------------------------------------------------------------------------------
-
-def escape_value(text: str) -> str:
-    """Escape `%` for configparser's BasicInterpolation (`100%` -> `100%%`)."""
-    return text.replace("%", "%%")
-
-
-def _unescape(text: str) -> str:
-    return text.replace("%%", "%")
-
-
-def _split_tags(raw: str) -> list[str]:
-    return [item.strip() for item in raw.replace("\n", ",").split(",") if item.strip()]
-
-
-def _effective_raw(section, defaults, key: str) -> str | None:
-    """Raw (uninterpolated) value of `key` for a section: its own, else [DEFAULT]'s, else None."""
-    if section is not None and key in section:
-        return section[key].value
-    if defaults is not None and key in defaults:
-        return defaults[key].value
-    return None
-
-
-def _merged_tags(raw: str | None, keywords: Sequence[str]) -> str | None:
-    """`raw` tags plus the keywords it lacks (case-insensitive), or None when nothing is new."""
-    raw = raw or ""
-    seen = {_unescape(item).casefold() for item in _split_tags(raw)}
-    additions = []
-    for keyword in keywords:
-        if keyword.casefold() not in seen:
-            seen.add(keyword.casefold())
-            additions.append(escape_value(keyword))
-    if not additions:
-        return None
-    separator = "," if ("," in raw and ", " not in raw) else ", "
-    if not raw.strip():
-        return separator.join(additions)
-    return raw.rstrip().rstrip(",") + separator + separator.join(additions)
-
-
-def _set_option(section, key: str, value: str) -> None:
-    """Set `key` in a ConfigUpdater section: replace the value where it is, or add the option
-    after the section's last option (before the comments and blank lines that introduce the next
-    section), or right after the header of an empty section."""
-    if key in section:
-        option = section[key]
-        if option.value == value:
-            return
-        if "\n" in value:
-            first, *rest = value.split("\n")
-            option.set_values([first, *rest], indent="  ")
-        else:
-            option.value = value
-        return
-    options = list(section.iter_options())
-    if options:
-        options[-1].add_after.option(key, value)
-    else:
-        section.insert_at(0).option(key, value)
-
-
-def update_ini_text(
-    text: str,
-    keywords: Mapping[str, Sequence[str]],
-    descriptions: Mapping[str, str] | None = None,
-    merge_into_tags: bool = False,
-    path: Path | str = ALBUM_INI,
-) -> str:
-    """Return album.ini text with `auto_tags` (and optional tags/descriptions) set, all else kept.
-
-    Args:
-        text: current album.ini content ("" for a new file: a comment header is written).
-        keywords: picture name (section) -> keywords to write as `auto_tags` (unescaped text).
-            Names without a section get one appended at the end, in the given order.
-        descriptions: picture name -> description, written only where the picture has no
-            description (own or from [DEFAULT]) or an empty one.
-        merge_into_tags: also append to each picture's `tags` the keywords it lacks.
-        path: for messages.
-
-    Returns:
-        The new text: unchanged bytes except the lines of the options set; new lines use the
-        file's line ending (CRLF when every line break of the file is CRLF).
-
-    Raises:
-        AlbumError: the text cannot be parsed or edited safely.
-    """
-    descriptions = descriptions or {}
-    crlf = text.count("\r\n")
-    newline = "\r\n" if crlf and crlf == text.count("\n") else "\n"
-    updater = _updater(text, path)
-    defaults = updater["DEFAULT"] if updater.has_section("DEFAULT") else None
-    appended: list[str] = []
-    for name, words in keywords.items():
-        words = list(words)
-        auto_tags = ",".join(escape_value(word) for word in words)
-        section = updater[name] if updater.has_section(name) else None
-        changes: list[tuple[str, str]] = [(AUTO_TAGS_KEY, auto_tags)]
-        if merge_into_tags:
-            merged = _merged_tags(_effective_raw(section, defaults, "tags"), words)
-            if merged is not None:
-                changes.append(("tags", merged))
-        description = descriptions.get(name)
-        if description:
-            current = _effective_raw(section, defaults, "description")
-            if current is None or not current.strip():
-                changes.append(("description", escape_value(description)))
-        if section is None:
-            appended.append(f"[{name}]" + newline
-                            + "".join(f"{key} = {value}{newline}" for key, value in changes))
-            continue
-        for key, value in changes:
-            _set_option(section, key, value)
-    new_text = str(updater)
-    if newline == "\r\n":  # ConfigUpdater writes "\n" for the lines it adds
-        new_text = new_text.replace("\r\n", "\n").replace("\n", "\r\n")
-    if not text:
-        new_text = NEW_FILE_HEADER.replace("\n", newline) + new_text
-    if appended:
-        if new_text and not new_text.endswith("\n"):
-            new_text += newline
-        new_text += "".join(newline + block for block in appended)
-    return new_text
-
-
-def check_written(text: str, keywords: Mapping[str, Sequence[str]], path: Path | str) -> None:
-    """Read `text` back with MyPhotoShare's parser and check every `auto_tags`.
-
-    Raises:
-        AlbumError: it does not parse, or a value reads back differently.
-    """
-    config = parse_like_myphotoshare(text, path)
-    for name, words in keywords.items():
-        expected = ",".join(words)
-        try:
-            found = config.get(name, AUTO_TAGS_KEY)
-        except configparser.Error as error:
-            raise AlbumError(f"{path}: [{name}] auto_tags does not read back ({error}); "
-                             "nothing was written") from None
-        if found != expected:
-            raise AlbumError(f"{path}: [{name}] auto_tags reads back as {found!r}, expected "
-                             f"{expected!r}; nothing was written")
-
-
-def unified_diff(old: str, new: str, path: Path | str = ALBUM_INI) -> str:
-    """`difflib` unified diff of two album.ini texts ("" when equal)."""
-    name = str(path)
-    return "".join(difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True),
-        fromfile=f"{name} (now)", tofile=f"{name} (tagged)"))
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------
-
-def write_ini(ini: IniFile, text: str) -> Path | None:
-    """Write `text` to `ini.path` atomically in `ini.encoding`, keeping `album.ini.bak`.
-
-    The previous file is first copied to `album.ini.bak` (atomically too); the new content goes
-    to a temporary file in the same folder which then replaces album.ini (`os.replace`), so a
-    crash leaves either the old or the new file, never half of one. File permissions are kept.
-
-    Returns:
-        The backup path, or None when album.ini did not exist.
-
-    Raises:
-        AlbumError: read-only folder or file, a character the file's encoding cannot hold, or
-            album.ini changed on disk since it was read. Nothing is changed then.
-    """
-    path = ini.path
-    try:
-        data = text.encode(ini.encoding)
-    except UnicodeEncodeError as error:
-        bad = text[error.start:error.end]
-        raise AlbumError(
-            f"{path} is encoded in {ini.encoding}, which cannot hold {bad!r}; nothing was "
-            "written. Convert it to UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or choose another "
-            "language.") from None
-    if ini.exists and _read_only(path):
-        raise AlbumError(f"{path} is read-only; nothing was written (make it writable to tag)")
-    if _read_only(path.parent):
-        raise AlbumError(f"the album folder {path.parent} is read-only; nothing was written "
-                         "(make it writable, or preview with update=False / --no-update)")
-    current = path.read_bytes() if path.exists() else None
-    if current != ini.raw:
-        raise AlbumError(f"{path} changed on disk while the photos were tagged; nothing was "
-                         "written: run again")
-    mode = (os.stat(path).st_mode & 0o7777) if ini.exists else None
-    backup = None
-    if ini.exists:
-        backup = path.with_name(path.name + BACKUP_SUFFIX)
-        _atomic_write(backup, ini.raw, mode)
-    _atomic_write(path, data, mode)
-    return backup
-
-
-def _read_only(path: Path) -> bool:
-    """True when we may not write `path`: no write permission, a read-only file system, or no
-    write bit at all (a user's "do not touch" mark, respected even when running as root)."""
-    try:
-        no_write_bits = not (os.stat(path).st_mode & 0o222)
-    except OSError:
-        return True
-    return no_write_bits or not os.access(path, os.W_OK)
-
-
-def _atomic_write(path: Path, data: bytes, mode: int | None) -> None:
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise AlbumError(f"cannot write in {path.parent} ({error.strerror or error}); nothing "
-                         "was changed") from None
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        if mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-# --------------------------------------------------------------------------------------------
 # One album: plan (what would change) and apply
 # --------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class AlbumResult:
-    """What tagging one album folder did (or would do).
+    """What tagging (or untagging) one album folder did or would do.
 
     Attributes:
-        album_dir, ini_path: the folder and its album.ini.
-        keywords: picture name -> keywords written as auto_tags (`[]`: none above `min_proba`).
+        keywords: picture name -> its keywords (`[]`: none above `min_proba`), without the ones
+            in `rejected` (picture name -> keywords the user removed: never written again).
         descriptions: picture name -> caption written as description.
-        skipped: pictures and sections not tagged, with the reason.
-        new_text: album.ini after tagging (None when the album could not be planned).
-        diff: unified diff of album.ini ("" when nothing changes).
-        written: album.ini was written by this call.
-        backup_path: album.ini.bak when written over an existing file.
-        error: why nothing could be done for this album, else None.
+        skipped: pictures, sections and sidecars not tagged, with the reason.
+        new_text, diff: album.ini after tagging (None: not planned) and its unified diff;
+            `remove_ini`: untagging leaves nothing of a file tag-album created: delete it.
+        sidecars: the `helpers.xmp.SidecarPlan`s that change something.
+        written, sidecars_written, backup_path: what this call wrote (album.ini.bak).
+        error: why album.ini could not be planned or written, else None.
     """
 
     album_dir: Path
     ini_path: Path
     keywords: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    rejected: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     descriptions: dict[str, str] = dataclasses.field(default_factory=dict)
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
     new_text: str | None = None
+    remove_ini: bool = False
     diff: str = ""
+    sidecars: list[xmp.SidecarPlan] = dataclasses.field(default_factory=list)
     written: bool = False
+    sidecars_written: int = 0
     backup_path: Path | None = None
     error: str | None = None
     _ini: IniFile | None = dataclasses.field(default=None, repr=False)
 
     @property
     def changed(self) -> bool:
-        return bool(self.diff)
+        return bool(self.diff) or any(plan.changed for plan in self.sidecars)
 
     @property
     def done(self) -> bool:
-        """Something useful happened: pictures tagged and the file written or already current."""
-        return self.error is None and bool(self.keywords) and (self.written or not self.changed)
+        """Something useful happened: pictures tagged and everything written or already current."""
+        return self.error is None and bool(self.keywords or self.diff or self.sidecars) and (
+            self.written or not self.diff)
 
 
 def plan_album(
@@ -583,77 +232,110 @@ def plan_album(
     min_proba: float = 0.0,
     lang: str = "eng",
     captions: bool = False,
-    merge_into_tags: bool = False,
-    translate: Callable[[str, str], str | None] | None = None,
+    merge_into_tags: bool = True,
+    predictor=None,
+    sidecars: Mapping[Path, xmp.SidecarPlan] | None = None,
+    album_ini_output: bool = True,
 ) -> AlbumResult:
-    """Compute the new album.ini of one album from predictions, without writing anything.
-
-    Cheap (no model): the widget calls it on every slider move.
+    """The new album.ini (and sidecars) of one album from predictions; writes nothing. Cheap
+    (no model): the widget calls it on every slider move.
 
     Args:
         scan: from `scan_album`.
-        predictions: picture name -> `helpers.prediction.Prediction` (uses `.error`,
-            `.synset_probabilities`, `.captions`); a missing name is reported as not predicted.
-        nb_keywords, min_proba, lang, translate: as `select_keywords`.
+        predictions: picture name -> `helpers.prediction.Prediction`; a missing name is reported.
+        nb_keywords, min_proba, lang: keywords per picture (at most), confidence threshold in
+            [0, 1], keyword language.
         captions: write the best caption as description where the picture has none.
-        merge_into_tags: as `update_ini_text`.
+        merge_into_tags: the tags route (`helpers.album_ini`): keywords into `tags`, which
+            MyPhotoShare searches; False: into `auto_tags` only.
+        predictor: whose `select_keywords` (the model's own rule) chooses the keywords; None:
+            the plain top-k rule `helpers.keywords.select_keywords`.
+        sidecars: photo path -> its sidecar as read (`helpers.xmp.read_sidecars`): plan them too.
+        album_ini_output: False leaves album.ini alone (sidecars only).
     """
+    select = predictor.select_keywords if predictor is not None else top_k_keywords
     result = AlbumResult(scan.album_dir, scan.ini.path, skipped=list(scan.skipped),
                          error=scan.error, _ini=scan.ini)
     if scan.error:
         return result
-    for name in scan.pictures:
+    chosen: dict[str, list[tuple[str, str]]] = {}
+    for name, path in scan.pictures.items():
         prediction = predictions.get(name)
-        if prediction is None:
-            result.skipped.append(Skipped(name, "no prediction", scan.pictures[name]))
+        if prediction is None or getattr(prediction, "error", None):
+            reason = "no prediction" if prediction is None else prediction.error
+            result.skipped.append(Skipped(name, reason, path))
             continue
-        if getattr(prediction, "error", None):
-            result.skipped.append(Skipped(name, prediction.error, scan.pictures[name]))
-            continue
-        chosen = select_keywords(prediction.synset_probabilities, nb_keywords, min_proba, lang,
-                                 translate)
-        result.keywords[name] = [word for _, word, _ in chosen]
+        triples = select(prediction.synset_probabilities, nb_keywords, min_proba, lang)
+        chosen[name] = [(synset, album_ini.clean_keyword(word)) for synset, word, _ in triples]
+        result.keywords[name] = [word for _, word in chosen[name]]
         if captions and prediction.captions:
             result.descriptions[name] = caption_to_description(prediction.captions[0][0])
-    if not result.keywords:
-        result.new_text = scan.ini.text
-        return result
-    try:
-        new_text = update_ini_text(scan.ini.text, result.keywords, result.descriptions,
-                                   merge_into_tags, scan.ini.path)
-        check_written(new_text, result.keywords, scan.ini.path)
-    except AlbumError as error:
-        result.error = str(error)
-        return result
-    result.new_text = new_text
-    result.diff = unified_diff(scan.ini.text, new_text, scan.ini.path)
+    result.new_text = scan.ini.text
+    if album_ini_output and result.keywords:
+        try:
+            edit = edit_ini(scan.ini.text, result.keywords, result.descriptions,
+                            merge_into_tags, scan.ini.path)
+            check_written(edit.text, edit, scan.ini.path)
+        except AlbumError as error:
+            result.error, result.new_text = str(error), None
+            return result
+        result.new_text = edit.text
+        result.diff = unified_diff(scan.ini.text, edit.text, scan.ini.path)
+        result.rejected = {name: words for name, words in edit.rejected.items() if words}
+        for name, words in result.rejected.items():
+            unwanted = {word.casefold() for word in words}
+            result.keywords[name] = [w for w in result.keywords[name] if w.casefold() not in unwanted]
+    for name, words in result.keywords.items() if sidecars is not None else ():
+        plan = dataclasses.replace(sidecars[scan.pictures[name]])
+        allowed = {word.casefold() for word in words}
+        xmp.plan_keywords(plan, [(word, xmp.keyword_path(synset, word, lang))
+                                 for synset, word in chosen[name] if word.casefold() in allowed])
+        _add_sidecar(result, plan)
     return result
 
 
-def apply_plan(result: AlbumResult) -> AlbumResult:
-    """Write `result.new_text` when it differs from the file (sets `written`, `backup_path`, or
-    `error` for a read-only album). Returns `result`."""
-    if result.error or result.new_text is None or not result.changed or result._ini is None:
-        return result
-    try:
-        result.backup_path = write_ini(result._ini, result.new_text)
-        result.written = True
-    except AlbumError as error:
-        result.error = str(error)
+def _add_sidecar(result: AlbumResult, plan: xmp.SidecarPlan) -> None:
+    if plan.error:
+        result.skipped.append(Skipped(plan.path.name, f"XMP sidecar left alone: {plan.error}",
+                                      plan.path))
+    elif plan.changed:
+        result.sidecars.append(plan)
+
+
+def apply_plan(result: AlbumResult, session: xmp.ExifTool | None = None) -> AlbumResult:
+    """Write album.ini as planned (or set `error`: read-only, changed since it was read...),
+    then the sidecars with `session` (one that cannot be written goes to `skipped`)."""
+    if result.error is None and result.new_text is not None and result.diff and result._ini:
+        try:
+            result.backup_path = write_ini(result._ini, None if result.remove_ini else result.new_text)
+            result.written = True
+        except AlbumError as error:
+            result.error = str(error)
+    for plan in result.sidecars if session is not None else ():
+        try:
+            xmp.apply_sidecar(session, plan)
+            result.sidecars_written += 1
+        except (AlbumError, OSError) as error:
+            result.skipped.append(Skipped(plan.path.name, f"XMP sidecar not written: {error}",
+                                          plan.path))
     return result
 
 
 # --------------------------------------------------------------------------------------------
-# Whole run
+# Whole runs
 # --------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class TaggingSummary:
-    """Result of `tag_album` over one album or a tree of albums."""
+    """Result of `tag_album` / `untag_album` over one album or a tree of albums; `predicted`
+    photos went through the predictor, `cached` ones came from the prediction cache."""
 
     albums: list[AlbumResult]
     seconds: float
     update: bool
+    predicted: int = 0
+    cached: int = 0
+    untag: bool = False
 
     @property
     def pictures_tagged(self) -> int:
@@ -677,218 +359,273 @@ class TaggingSummary:
 
     @property
     def diff(self) -> str:
-        return "".join(album.diff for album in self.albums)
+        """The album.ini diffs, then one line per sidecar change."""
+        return "".join(album.diff for album in self.albums) + "".join(
+            f"{plan.path.parent}{os.sep}{plan.describe()}\n" for album in self.albums
+            for plan in album.sidecars)
 
     @property
     def anything_done(self) -> bool:
-        """Tagged pictures and (when updating) wrote them or found the file already current."""
+        """Tagged pictures and (when updating) wrote them or found them already current; for
+        untagging, at least one album handled."""
+        if self.untag:
+            return any(album.error is None for album in self.albums)
         if self.update:
             return any(album.done for album in self.albums)
         return self.pictures_tagged > 0
 
     def report(self) -> str:
         """Multi-line report: skipped pictures with reasons, errors, then a one-line summary."""
-        lines = []
-        for item in self.skipped:
-            lines.append(f"skipped {item.path or item.name}: {item.reason}")
-        for path, error in self.errors:
-            lines.append(f"error {path}: {error}")
-        lines.append(str(self))
-        return "\n".join(lines)
+        lines = [f"skipped {item.path or item.name}: {item.reason}" for item in self.skipped]
+        lines += [f"error {path}: {error}" for path, error in self.errors]
+        return "\n".join(lines + [str(self)])
 
     def __str__(self) -> str:
         verb = "wrote" if self.update else "would change"
-        changed = (self.files_written if self.update
-                   else [album.ini_path for album in self.albums if album.changed])
+        changed = self.files_written if self.update else [a.ini_path for a in self.albums if a.diff]
         where = ", ".join(str(path) for path in changed) or "nothing"
+        sidecars = sum(a.sidecars_written if self.update else len(a.sidecars) for a in self.albums)
         backups = f"; backup {', '.join(str(p) for p in self.backups)}" if self.backups else ""
-        return (f"tagged {self.pictures_tagged} pictures in {len(self.albums)} album(s), "
-                f"skipped {len(self.skipped)}, {len(self.errors)} album error(s); {verb} "
-                f"{where}{backups} ({self.seconds:.1f} s)")
+        what = "untagged" if self.untag else (
+            f"tagged {self.pictures_tagged} pictures ({self.predicted} predicted, {self.cached} "
+            "from the cache)")
+        return (f"{what} in {len(self.albums)} album(s), skipped {len(self.skipped)}, "
+                f"{len(self.errors)} album error(s); {verb} {where}"
+                f"{f' and {sidecars} XMP sidecar(s)' if sidecars else ''}{backups} "
+                f"({self.seconds:.1f} s)")
 
 
-def _check_language(lang: str) -> None:
-    """Raise `ValueError` (before any model work) for a keyword language not installed."""
-    languages = available_languages()
-    if lang not in languages:
-        raise ValueError(f"keyword language {lang!r} is not installed; choose one of "
-                         f"{', '.join(sorted(languages))}")
-
-
-def predict_pictures(
-    captioner,
-    paths: Sequence[Path],
-    beam_width: int = 3,
-    batch_size: int = 32,
-    top_n: int = 1,
-    progress: bool = True,
-    captions: bool = True,
-) -> list:
-    """Score every synset (and caption, when `captions`) of the photos `paths`.
-
-    One `captioner.predict` call (photo decoding overlaps the model across batches). Without
-    `captions`, only the encoder and the tag classifier run: no beam search, which is most of the
-    model's time when only `auto_tags` is written.
-
-    Keywords are chosen later from `synset_probabilities` (`select_keywords`), so changing the
-    language or the threshold never needs the model again.
-
-    Returns:
-        One `helpers.prediction.Prediction` per path, in order (failed photos carry `.error`;
-        `captions` is empty when not asked for).
-    """
-    if not paths:
-        return []
-    return captioner.predict(list(paths), beam_width=beam_width, top_n=top_n, nb_keywords=0,
-                             min_proba=0.0, lang="eng", batch_size=batch_size, progress=progress,
-                             captions=captions)
-
-
-def tag_album(
-    captioner,
-    album_dir: str | os.PathLike | None = None,
-    album_ini: str | os.PathLike | None = None,
-    lang: str = "eng",
-    nb_keywords: int = 5,
-    min_proba: float = 0.0,
-    captions: bool = False,
-    merge_into_tags: bool = False,
-    recursive: bool = False,
-    update: bool = True,
-    beam_width: int = 3,
-    batch_size: int = 32,
-    progress: bool = True,
-    echo: Callable[[str], None] | None = print,
-) -> TaggingSummary:
-    """Caption and tag every picture of an album (or album tree) and write its album.ini.
-
-    Args:
-        captioner: a `helpers.inference.Captioner` (anything with its `predict`).
-        album_dir: album folder (or give `album_ini`).
-        album_ini: an album.ini file; its folder is the album (not with `recursive`).
-        lang: keyword language (Open Multilingual Wordnet code, see
-            `helpers.keywords.available_languages()`).
-        nb_keywords: keywords per picture (at most).
-        min_proba: confidence threshold in [0, 1] for a keyword.
-        captions: write the best caption as `description` where a picture has none. Without
-            it no caption is computed (encoder + tag classifier only: no beam search).
-        merge_into_tags: also add new keywords to the user's `tags`.
-        recursive: tag every album folder under `album_dir` (one album.ini per folder).
-        update: write album.ini; False only previews (prints `picture --> tags`).
-        beam_width: beam search width of the captions; batch_size: photos per model batch.
-        progress: show a progress bar.
-        echo: where preview lines go (None: silent).
-
-    Returns:
-        `TaggingSummary` (pictures tagged, skipped with reasons, files written, backups, diff).
+def check_options(album_dir=None, album_ini=None, recursive: bool = False, lang: str | None = None,
+                  nb_keywords: int = 5, min_proba: float = 0.0, xmp_sidecars: bool = False,
+                  sidecar_name: str = xmp.SIDECAR_NAMINGS[0]) -> tuple[Path, Path | None]:
+    """Check a run's options before any model work; returns `(root folder, album.ini or None)`.
 
     Raises:
-        ValueError: neither or both of `album_dir`/`album_ini`, `album_ini` with `recursive`,
-            a folder that does not exist, `min_proba` outside [0, 1], a negative `nb_keywords`
-            or a language that is not installed (all checked before the model runs).
+        ValueError: neither or both of `album_dir`/`album_ini`, `album_ini` with `recursive`, a
+            folder that does not exist, `min_proba` outside [0, 1], a negative `nb_keywords`, a
+            `lang` (when given) not installed or an unknown sidecar naming.
+        helpers.xmp.ExifToolMissing: sidecars asked for without ExifTool.
     """
-    start = time.perf_counter()
     if (album_dir is None) == (album_ini is None):
         raise ValueError("give exactly one of album_dir or album_ini")
-    if album_ini is not None:
-        if recursive:
-            raise ValueError("recursive needs album_dir (each folder has its own album.ini)")
-        ini_path = Path(album_ini)
-        root = ini_path.parent
-    else:
-        ini_path, root = None, Path(album_dir)
+    if album_ini is not None and recursive:
+        raise ValueError("recursive needs album_dir (each folder has its own album.ini)")
+    root = Path(album_dir) if album_ini is None else Path(album_ini).parent
     if not root.is_dir():
         raise ValueError(f"album folder {root} does not exist or is not a folder")
     if not 0.0 <= min_proba <= 1.0:
         raise ValueError(f"min_proba is a probability in [0, 1], got {min_proba}")
     if nb_keywords < 0:
         raise ValueError(f"nb_keywords must be >= 0, got {nb_keywords}")
-    _check_language(lang)
-    root = root.resolve()
-    scans = [scan_album(folder, ini_path if folder == root else None, root)
-             for folder in find_album_dirs(root, recursive)]
-    jobs = [(index, name, path) for index, scan in enumerate(scans) if not scan.error
-            for name, path in scan.pictures.items()]
-    predictions = predict_pictures(captioner, [path for _, _, path in jobs], beam_width,
-                                   batch_size, top_n=1, progress=progress, captions=captions)
-    per_album: list[dict] = [{} for _ in scans]
-    for (index, name, _), prediction in zip(jobs, predictions):
-        per_album[index][name] = prediction
+    if lang is not None and lang not in available_languages():
+        raise ValueError(f"keyword language {lang!r} is not installed; choose one of "
+                         f"{', '.join(sorted(available_languages()))}")
+    xmp.sidecar_path("photo.jpg", sidecar_name)   # ValueError for an unknown naming
+    if xmp_sidecars:
+        xmp.check_exiftool()
+    return root.resolve(), None if album_ini is None else Path(album_ini)
+
+
+def _scans(root: Path, ini_path: Path | None, recursive: bool) -> list[AlbumScan]:
+    return [scan_album(folder, ini_path if folder == root else None, root)
+            for folder in find_album_dirs(root, recursive)]
+
+
+def _run_albums(scans: list[AlbumScan], root: Path, update: bool, echo, session,
+                plan: Callable[[AlbumScan], AlbumResult]) -> list[AlbumResult]:
+    """`plan` each album, preview (`echo`) or apply it; returns the results."""
     results = []
-    for scan, album_predictions in zip(scans, per_album):
-        result = plan_album(scan, album_predictions, nb_keywords, min_proba, lang, captions,
-                            merge_into_tags)
+    for scan in scans:
+        result = plan(scan)
         if echo is not None and not update:
-            for name, words in result.keywords.items():
-                prefix = "" if scan.album_dir == root else f"{scan.album_dir.relative_to(root)}/"
-                echo(f"{prefix}{name} --> {','.join(words)}")
+            prefix = "" if scan.album_dir == root else f"{scan.album_dir.relative_to(root)}/"
+            for line in [f"{name} --> {','.join(words)}" for name, words in result.keywords.items()
+                         ] + [sidecar.describe() for sidecar in result.sidecars]:
+                echo(prefix + line)
         if update:
-            apply_plan(result)
+            apply_plan(result, session)
         results.append(result)
-    return TaggingSummary(results, time.perf_counter() - start, update)
+    return results
+
+
+def tag_album(
+    predictor,
+    album_dir: str | os.PathLike | None = None,
+    album_ini: str | os.PathLike | None = None,
+    lang: str = "eng",
+    nb_keywords: int = 5,
+    min_proba: float = 0.0,
+    captions: bool = False,
+    merge_into_tags: bool = True,
+    recursive: bool = False,
+    update: bool = True,
+    beam_width: int = 3,
+    batch_size: int = 32,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = print,
+    xmp_sidecars: bool = False,
+    sidecar_name: str = xmp.SIDECAR_NAMINGS[0],
+    album_ini_output: bool = True,
+    cache: photo_cache.PredictionCache | str | os.PathLike | None = None,
+) -> TaggingSummary:
+    """Caption and tag every picture of an album (or album tree); write album.ini and sidecars.
+
+    Args:
+        predictor: `predict`, `fingerprint`, `select_keywords` (see `helpers.prediction`).
+        album_dir: album folder, or `album_ini`: an album.ini file (its folder is the album).
+        lang, nb_keywords, min_proba: keyword language, keywords per picture (at most),
+            confidence threshold in [0, 1].
+        captions: write the best caption as `description` where a picture has none (without it
+            no caption is computed: no beam search).
+        merge_into_tags, album_ini_output: as `plan_album`.
+        recursive: every album folder under `album_dir` (one album.ini per folder).
+        update: write; False only previews (`picture --> keywords`, sidecar changes to `echo`).
+        beam_width, batch_size: beam width of the captions, photos per model batch.
+        progress: a progress bar; echo: where preview lines go (None: silent).
+        xmp_sidecars: also write XMP sidecars (`helpers.xmp`), named `sidecar_name`.
+        cache: a `helpers.photo_cache.PredictionCache`, its file path, or None (temporary).
+
+    Returns:
+        `TaggingSummary`.
+
+    Raises:
+        ValueError, helpers.xmp.ExifToolMissing: see `check_options` (before the model runs).
+    """
+    start = time.perf_counter()
+    root, ini_path = check_options(album_dir, album_ini, recursive, lang, nb_keywords, min_proba,
+                                   xmp_sidecars, sidecar_name)
+    scans = _scans(root, ini_path, recursive)
+    paths = [path for scan in scans for path in scan.pictures.values()]
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(photo_cache.open_cache(cache, predictor))
+        predictions, counts = photo_cache.predict(predictor, paths, store, beam_width, 1,
+                                                  batch_size, progress, captions)
+        session = stack.enter_context(xmp.ExifTool()) if xmp_sidecars else None
+
+        def plan(scan: AlbumScan) -> AlbumResult:
+            sidecars = (xmp.read_sidecars(session, scan.pictures.values(), sidecar_name)
+                        if session is not None and not scan.error else None)
+            return plan_album(scan, predictions.select(scan.pictures), nb_keywords, min_proba,
+                              lang, captions, merge_into_tags, predictor, sidecars,
+                              album_ini_output)
+
+        results = _run_albums(scans, root, update, echo, session, plan)
+    return TaggingSummary(results, time.perf_counter() - start, update, counts["predicted"],
+                          counts["cached"])
+
+
+def untag_album(album_dir: str | os.PathLike | None = None,
+                album_ini: str | os.PathLike | None = None, recursive: bool = False,
+                update: bool = True, xmp_sidecars: bool = False, album_ini_output: bool = True,
+                echo: Callable[[str], None] | None = print) -> TaggingSummary:
+    """Remove exactly what tag-album added, without any model: from album.ini
+    (`helpers.album_ini.untag_ini_text`: tagging then untagging gives the original file back,
+    byte for byte) and, with `xmp_sidecars`, from every picture's sidecar under either naming.
+
+    Raises:
+        ValueError, helpers.xmp.ExifToolMissing: see `check_options`.
+    """
+    start = time.perf_counter()
+    root, ini_path = check_options(album_dir, album_ini, recursive, xmp_sidecars=xmp_sidecars)
+    with contextlib.ExitStack() as stack:
+        session = stack.enter_context(xmp.ExifTool()) if xmp_sidecars else None
+
+        def plan(scan: AlbumScan) -> AlbumResult:
+            result = AlbumResult(scan.album_dir, scan.ini.path, error=scan.error, _ini=scan.ini)
+            if scan.error:
+                return result
+            if album_ini_output and scan.ini.exists:
+                try:
+                    new_text = untag_ini_text(scan.ini.text, scan.ini.path)
+                except AlbumError as error:
+                    result.error = str(error)
+                    return result
+                result.remove_ini, result.new_text = new_text is None, new_text or ""
+                result.diff = unified_diff(scan.ini.text, result.new_text, scan.ini.path)
+            for naming in xmp.SIDECAR_NAMINGS if session is not None else ():
+                for sidecar in xmp.read_sidecars(session, scan.pictures.values(), naming).values():
+                    if sidecar.raw is not None:
+                        _add_sidecar(result, xmp.plan_untag(sidecar))
+            return result
+
+        results = _run_albums(_scans(root, ini_path, recursive), root, update, echo, session, plan)
+    return TaggingSummary(results, time.perf_counter() - start, update, untag=True)
 
 
 # --------------------------------------------------------------------------------------------
-# Command line
+# Command line (registered by helpers.cli)
 # --------------------------------------------------------------------------------------------
 
-def _run(args: argparse.Namespace) -> int:
-    from helpers import inference
-    from helpers.train import resolve_run_dir
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every `tag-album` option (the README's album.ini section explains the defaults)."""
+    add = parser.add_argument
+    add("--run", help="a trained run: name or folder (runs/<name>, holding bundle/) or a bundle")
+    add("--model", choices=["imagenet"], default=None,
+        help="a pretrained model instead of --run (ImageNet classes as keywords, no training)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--album-dir", type=Path, help="album folder")
+    where.add_argument("--album-ini", type=Path, help="an album.ini file (its folder is the album)")
+    add("--lang", default="eng", help="keyword language code (default: eng)")
+    add("--nb-keywords", type=int, default=5, help="keywords per picture (5)")
+    add("--min-proba", type=float, default=None,
+        help="confidence threshold, 0..1 (default: the model's own: 0 for a trained run, 0.2 for "
+             "--model imagenet)")
+    add("--captions", action="store_true", help="best caption as description where there is none")
+    add("--merge-into-tags", action=argparse.BooleanOptionalAction, default=True,
+        help="keywords into tags, which MyPhotoShare searches (default); "
+             "--no-merge-into-tags: into auto_tags only, as mps_autotags")
+    add("--xmp", action="store_true", help="also write XMP sidecars (dc:subject and "
+                                           "lr:hierarchicalSubject; needs ExifTool)")
+    add("--sidecar-name", choices=xmp.SIDECAR_NAMINGS, default=xmp.SIDECAR_NAMINGS[0],
+        help="photo.jpg.xmp (darktable, digiKam, Immich; default) or photo.xmp (Lightroom)")
+    add("--no-album-ini", action="store_true", help="leave album.ini alone (--xmp: sidecars only)")
+    add("--untag", action="store_true",
+        help="remove exactly what tag-album added (album.ini; sidecars with --xmp); no model")
+    add("--recursive", action="store_true", help="tag every album folder below --album-dir")
+    add("--no-update", action="store_true", help="preview: print the changes, write nothing")
+    add("--cache", type=Path, default=None,
+        help=f"prediction cache file (default: {photo_cache.default_cache_path()})")
+    add("--no-cache", action="store_true", help="predict every photo (temporary cache)")
+    add("--beam-width", type=int, default=3, help="beam width for captions (3)")
+    add("--batch-size", type=int, default=32, help="photos per model batch (32)")
 
-    folder = args.album_dir if args.album_dir is not None else args.album_ini.parent
-    if not folder.is_dir():  # checked before the model is loaded
-        print(f"tag-album: album folder {folder} does not exist or is not a folder")
-        return 2
-    run_dir = resolve_run_dir(args.run)
-    bundle = run_dir / "bundle" if (run_dir / "bundle").is_dir() else run_dir
-    if not (bundle / "bundle.json").is_file():
-        print(f"tag-album: no trained model in {run_dir} (expected {run_dir}/bundle/); train one "
-              "with `python -m helpers train --run NAME`")
-        return 2
-    captioner = inference.Captioner.from_bundle(bundle)
+
+def run_cli(args: argparse.Namespace, load_predictor: Callable[[argparse.Namespace], object]) -> int:
+    """Run `tag-album`; `load_predictor(args)` is called only after the cheap checks (folders,
+    language, ExifTool), and never for `--untag`.
+
+    Returns:
+        0 when something was done, 1 when nothing could be (read-only album...), 2 for a usage
+        error (message printed).
+    """
+    common = dict(album_dir=args.album_dir, album_ini=args.album_ini, recursive=args.recursive,
+                  update=not args.no_update, xmp_sidecars=args.xmp,
+                  album_ini_output=not args.no_album_ini)
     try:
-        summary = tag_album(
-            captioner, album_dir=args.album_dir, album_ini=args.album_ini, lang=args.lang,
-            nb_keywords=args.nb_keywords, min_proba=args.min_proba, captions=args.captions,
-            merge_into_tags=args.merge_into_tags, recursive=args.recursive,
-            update=not args.no_update, beam_width=args.beam_width, batch_size=args.batch_size)
-    except ValueError as error:
+        if args.untag:
+            summary = untag_album(**common)
+        else:
+            if args.run is None and getattr(args, "model", None) is None:
+                raise ValueError("give --run NAME (a trained run) or --model imagenet "
+                                 "(pretrained, no training)")
+            check_options(args.album_dir, args.album_ini, args.recursive, args.lang,
+                          args.nb_keywords, args.min_proba or 0.0, args.xmp, args.sidecar_name)
+            predictor = load_predictor(args)
+            min_proba = (getattr(predictor, "default_min_proba", 0.0) if args.min_proba is None
+                         else args.min_proba)
+            cache = None if args.no_cache else (args.cache or photo_cache.default_cache_path())
+            summary = tag_album(predictor, lang=args.lang, nb_keywords=args.nb_keywords,
+                                min_proba=min_proba, captions=args.captions,
+                                merge_into_tags=args.merge_into_tags, beam_width=args.beam_width,
+                                batch_size=args.batch_size, sidecar_name=args.sidecar_name,
+                                cache=cache, **common)
+    except (ValueError, FileNotFoundError, xmp.ExifToolMissing) as error:
         print(f"tag-album: {error}")
         return 2
     if args.no_update and summary.diff:
         print(summary.diff)
     print(summary.report())
     return 0 if summary.anything_done else 1
-
-
-def add_cli(subparsers) -> None:
-    """Register `tag-album`."""
-    parser = subparsers.add_parser(
-        "tag-album", help="write auto_tags (and captions) into MyPhotoShare album.ini files",
-        description="Caption and tag the pictures of a MyPhotoShare album and write `auto_tags` "
-                    "into its album.ini, keeping every comment and value of the user. Exit "
-                    "status is non-zero only when nothing could be done.")
-    parser.add_argument("--run", required=True,
-                        help="run name or folder (runs/<name>, holding bundle/) or a bundle folder")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--album-dir", type=Path, help="album folder")
-    where.add_argument("--album-ini", type=Path, help="an album.ini file (its folder is the album)")
-    parser.add_argument("--lang", default="eng", help="keyword language code (default: eng)")
-    parser.add_argument("--nb-keywords", type=int, default=5, help="keywords per picture (5)")
-    parser.add_argument("--min-proba", type=float, default=0.0,
-                        help="confidence threshold for a keyword, 0..1 (default: 0)")
-    parser.add_argument("--captions", action="store_true",
-                        help="write the best caption as description where there is none")
-    parser.add_argument("--merge-into-tags", action="store_true",
-                        help="also add new keywords to the user's tags")
-    parser.add_argument("--recursive", action="store_true",
-                        help="tag every album folder below --album-dir")
-    parser.add_argument("--no-update", action="store_true",
-                        help="preview: print picture --> tags and the diff, write nothing")
-    parser.add_argument("--beam-width", type=int, default=3, help="beam width for captions (3)")
-    parser.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
-    parser.set_defaults(func=_run)
 
 
 def preview_items(result: AlbumResult, max_side: int = 200,
@@ -910,7 +647,7 @@ def preview_items(result: AlbumResult, max_side: int = 200,
             text += "\n" + result.descriptions[name]
         items.append((result.album_dir / name, name, text))
     for item in result.skipped:
-        if item.path is not None and item.path.exists():
+        if item.path is not None and item.path.exists() and images.is_image_file(item.path):
             items.append((item.path, item.name, "skipped: " + item.reason))
     previews = []
     for path, name, text in items[:limit]:
@@ -920,3 +657,6 @@ def preview_items(result: AlbumResult, max_side: int = 200,
             pixels = np.full((max_side * 3 // 4, max_side, 3), 235, np.uint8)  # grey placeholder
         previews.append((pixels, name, text))
     return previews
+
+
+predict_pictures = photo_cache.predict_list   # the name notebooks and older code call

@@ -1,150 +1,38 @@
-"""Tests for helpers/album.py: album.ini edited in place (byte-for-byte), pictures found safely,
-and whole albums tagged with the real trained Captioner (the `trained_run` fixture)."""
+"""Tests for helpers/album.py: pictures found safely, whole albums tagged with the real trained
+Captioner (the `trained_run` fixture) through the prediction cache, the command line (`run_cli`),
+XMP sidecars with the real ExifTool, and `--untag` giving the original album.ini back byte for
+byte. The album.ini text rules themselves are tested in tests/test_album_ini.py."""
 
 from __future__ import annotations
 
-import configparser
-import difflib
+import argparse
 import json
 import os
 import shutil
-import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import album, keywords
-from helpers.album import AlbumError, update_ini_text
+from helpers import album, images, keywords
+from test_album_ini import USER_INI, assert_only_our_lines_added, read_like_myphotoshare
 from test_images import BAD_FILES, write_photo_corpus
-
-# A user's album.ini with everything mps_autotags used to destroy.
-USER_INI = """\
-# My holiday album -- written by hand, please keep my notes!
-; a semicolon comment too
-
-[DEFAULT]
-country_name = France
-author = Ada
-
-[album]
-title = Paris, spring
-description = Ten days in Paris.
-  Mostly trains and flowers.
-	Tab-indented line, 100%% true.
-tags = travel, Paris
-
-# the flower market
-[Orchidée.jpg]
-title = Une orchidée
-tags = flower,market
-unknown_key =   kept as is   
-keyword_without_value
-
-# the station
-[La gare de l'Est.jpg]
-description = Made by %(author)s
-date = 2024-04-01
-
-[plain.jpg]
-
-[missing.jpg]
-title = this photo was deleted
-
-[../outside.jpg]
-title = not in this folder
-
-[notes.jpg]
-title = a text file named .jpg
-# last comment, no section follows
-"""
 
 GOOD = ["plain.jpg", "Orchidée.jpg", "La gare de l'Est.jpg", "UPPER.JPG", "cmyk.jpg", "gray.png",
         "alpha.png", "sixteen.png", "palette.gif", "rotated.jpg"]
+needs_exiftool = pytest.mark.skipif(
+    shutil.which("exiftool") is None,
+    reason="exiftool not installed (apt-get install libimage-exiftool-perl, or .ci/install-exiftool)")
 
 
-def assert_only_our_lines_added(original: str, new: str, new_sections=()) -> None:
-    """Every original byte kept: removing `auto_tags` lines (and the sections appended for new
-    pictures, at the end) gives the original back byte for byte."""
-    kept = "".join(line for line in new.splitlines(keepends=True)
-                   if not line.startswith(album.AUTO_TAGS_KEY + " ="))
-    assert kept.startswith(original), "".join(difflib.unified_diff(
-        original.splitlines(True), kept.splitlines(True)))
-    tail = kept[len(original):]
-    assert sorted(line for line in tail.splitlines() if line.strip()) == sorted(
-        f"[{name}]" for name in new_sections)
+@pytest.fixture(autouse=True)
+def private_cache_home(tmp_path, monkeypatch):
+    """The command line's default prediction cache goes to this test's folder, not ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
 
-def read_like_myphotoshare(path: Path, encoding="utf-8") -> configparser.ConfigParser:
-    config = configparser.ConfigParser(allow_no_value=True)
-    with open(path, encoding=encoding) as file:
-        config.read_file(file)
-    return config
-
-
-# ---------------------------------------------------------------------- album.ini text editing
-
-def test_update_keeps_every_user_byte():
-    keywords = {"Orchidée.jpg": ["orchidée", "fleur"], "La gare de l'Est.jpg": ["train", "gare"],
-                "plain.jpg": ["chien"], "new photo.jpg": ["chat", "100%"]}
-    new = update_ini_text(USER_INI, keywords)
-    assert_only_our_lines_added(USER_INI, new, ["new photo.jpg"])
-    config = configparser.ConfigParser(allow_no_value=True)
-    config.read_string(new)
-    assert config.get("Orchidée.jpg", "auto_tags") == "orchidée,fleur"
-    assert config.get("new photo.jpg", "auto_tags") == "chat,100%"  # % escaped as %%
-    assert "auto_tags = chat,100%%" in new
-    assert config.get("La gare de l'Est.jpg", "description") == "Made by Ada"  # interpolation ok
-    # auto_tags goes after the section's last option, before the comments of the next section.
-    assert "keyword_without_value\nauto_tags = orchidée,fleur\n\n# the station\n" in new
-    assert "[plain.jpg]\nauto_tags = chien\n" in new
-    assert update_ini_text(new, keywords) == new  # idempotent
-
-
-def test_crlf_line_endings_are_kept():
-    original = USER_INI.replace("\n", "\r\n")
-    new = update_ini_text(original, {"plain.jpg": ["chien"], "zz.jpg": ["chat"]})
-    assert new.count("\n") == new.count("\r\n")  # no lone LF introduced
-    assert_only_our_lines_added(original, new, ["zz.jpg"])
-
-
-def test_merge_into_tags_and_captions():
-    keywords = {"Orchidée.jpg": ["Flower", "orchid"], "La gare de l'Est.jpg": ["train"],
-                "plain.jpg": ["dog"]}
-    descriptions = {name: "A caption." for name in keywords}
-    new = update_ini_text(USER_INI, keywords, descriptions, merge_into_tags=True)
-    config = configparser.ConfigParser(allow_no_value=True)
-    config.read_string(new)
-    assert config.get("Orchidée.jpg", "tags") == "flower,market,orchid"  # no duplicate "Flower"
-    assert config.get("plain.jpg", "tags") == "dog"
-    assert config.get("Orchidée.jpg", "description") == "A caption."
-    assert config.get("La gare de l'Est.jpg", "description") == "Made by Ada"  # user's kept
-    assert update_ini_text(new, keywords, descriptions, merge_into_tags=True) == new
-
-
-def test_default_tags_and_description_are_inherited():
-    text = "[DEFAULT]\ntags = holiday\ndescription = Our trip\n\n[a.jpg]\ntitle = A\n"
-    new = update_ini_text(text, {"a.jpg": ["beach", "holiday"]}, {"a.jpg": "A beach."},
-                          merge_into_tags=True)
-    config = configparser.ConfigParser(allow_no_value=True)
-    config.read_string(new)
-    assert config.get("a.jpg", "tags") == "holiday, beach"
-    assert config.get("a.jpg", "description") == "Our trip"  # inherited: not overwritten
-
-
-def test_new_file_gets_a_header():
-    new = update_ini_text("", {"b.jpg": ["cat"], "a.jpg": ["dog"]})
-    assert new.startswith("# ")
-    config = configparser.ConfigParser(allow_no_value=True)
-    config.read_string(new)
-    assert config.sections() == ["b.jpg", "a.jpg"]
-
-
-def test_invalid_ini_is_refused():
-    with pytest.raises(AlbumError, match="not valid for MyPhotoShare"):
-        album.parse_like_myphotoshare("[a.jpg]\ntitle = 1\n[a.jpg]\ntitle = 2\n")
-
-
-# ---------------------------------------------------------------------- scanning and writing
+# ---------------------------------------------------------------------- scanning
 
 @pytest.fixture()
 def user_album(tmp_path, shared_data) -> Path:
@@ -176,55 +64,6 @@ def test_scan_album_finds_pictures_and_refuses_outside(user_album):
     assert "UPPER.JPG" in scan.new_sections and "plain.jpg" not in scan.new_sections
 
 
-def test_write_is_atomic_with_backup_and_keeps_encoding_crlf(tmp_path):
-    folder = tmp_path / "album"
-    folder.mkdir()
-    original = "# Été 2024\r\n[Orchidée.jpg]\r\ntitle = Fleur d'été\r\n".encode("latin-1")
-    (folder / "album.ini").write_bytes(original)
-    ini = album.read_ini(folder / "album.ini")
-    assert ini.encoding == "cp1252" and ini.newline == "\r\n"
-    new_text = update_ini_text(ini.text, {"Orchidée.jpg": ["orchidée", "fleur"]})
-    backup = album.write_ini(ini, new_text)
-    assert backup == folder / "album.ini.bak" and backup.read_bytes() == original
-    written = (folder / "album.ini").read_bytes()
-    assert written.startswith(original) and written.endswith(
-        "auto_tags = orchidée,fleur\r\n".encode("latin-1"))
-    assert sorted(p.name for p in folder.iterdir()) == ["album.ini", "album.ini.bak"]  # no temp
-    # A keyword the encoding cannot hold: clear error, nothing changed.
-    ini = album.read_ini(folder / "album.ini")
-    greek = update_ini_text(ini.text, {"Orchidée.jpg": ["ορχιδέα"]})
-    with pytest.raises(AlbumError, match="cp1252.*UTF-8"):
-        album.write_ini(ini, greek)
-    assert (folder / "album.ini").read_bytes() == written
-
-
-def test_concurrent_change_is_not_overwritten(tmp_path):
-    path = tmp_path / "album.ini"
-    path.write_text("[a.jpg]\n", encoding="utf-8")
-    ini = album.read_ini(path)
-    path.write_text("[a.jpg]\ntitle = edited meanwhile\n", encoding="utf-8")
-    with pytest.raises(AlbumError, match="changed on disk"):
-        album.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
-    assert "edited meanwhile" in path.read_text(encoding="utf-8")
-
-
-def test_read_only_folder_is_reported_and_untouched(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    (folder / "album.ini").write_text("[a.jpg]\n", encoding="utf-8")
-    ini = album.read_ini(folder / "album.ini")
-    folder.chmod(0o555)
-    try:
-        with pytest.raises(AlbumError, match="read-only"):
-            album.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
-        assert sorted(os.listdir(folder)) == ["album.ini"]
-    finally:
-        folder.chmod(0o755)
-    (folder / "album.ini").chmod(stat.S_IRUSR)
-    with pytest.raises(AlbumError, match="read-only"):
-        album.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
-
-
 # ---------------------------------------------------------------------- whole albums, real model
 
 @pytest.fixture(scope="module")
@@ -245,7 +84,7 @@ def test_tag_album_end_to_end(captioner, user_album):
                       if not name.startswith(user_album.name + "/")}
     files_before = set(os.listdir(user_album))
     summary = album.tag_album(captioner, album_dir=user_album, lang="fra", nb_keywords=3,
-                              progress=False, echo=None)
+                              merge_into_tags=False, progress=False, echo=None)
     [result] = summary.albums
     assert result.error is None and result.written and summary.anything_done
     # Every good photo tagged (in French), every bad one reported with its reason.
@@ -279,7 +118,7 @@ def test_tag_album_end_to_end(captioner, user_album):
     assert set(album.scan_album(user_album).pictures) == set(result.keywords) | set(BAD_FILES)
     # Running twice with the same model changes nothing (and does not touch the backup).
     again = album.tag_album(captioner, album_dir=user_album, lang="fra", nb_keywords=3,
-                            progress=False, echo=None)
+                            merge_into_tags=False, progress=False, echo=None)
     assert not again.albums[0].written and again.albums[0].diff == "" and again.anything_done
     assert (user_album / "album.ini").read_text(encoding="utf-8") == text
     assert result.backup_path.read_text(encoding="utf-8") == USER_INI
@@ -319,7 +158,7 @@ def test_latin1_crlf_album_and_an_unwritable_language(captioner, user_album):
     assert greek.albums[0].error and "UTF-8" in greek.albums[0].error
     assert (user_album / "album.ini").read_bytes() == original and not greek.anything_done
     summary = album.tag_album(captioner, album_dir=user_album, lang="fra", progress=False,
-                              echo=None)
+                              merge_into_tags=False, echo=None)
     assert summary.albums[0].written
     data = (user_album / "album.ini").read_bytes()
     assert data.count(b"\n") == data.count(b"\r\n")
@@ -331,8 +170,17 @@ def test_latin1_crlf_album_and_an_unwritable_language(captioner, user_album):
         summary.albums[0].keywords["Orchidée.jpg"])
 
 
+def tag_album_cli(argv: list[str], predictor) -> int:
+    """`python -m helpers tag-album ARGV` as helpers.cli runs it, with `predictor` loaded."""
+    parser = argparse.ArgumentParser(prog="tag-album")
+    album.add_arguments(parser)
+    return album.run_cli(parser.parse_args(argv), lambda args: predictor)
+
+
 def test_read_only_album_and_cli_exit_status(captioner, trained_run, user_album, capsys):
-    from helpers.__main__ import main
+    def main(argv):
+        assert argv[0] == "tag-album"
+        return tag_album_cli(argv[1:], captioner)
 
     user_album.chmod(0o555)
     try:
@@ -407,7 +255,7 @@ def test_symlinked_album_ini_is_edited_through_the_link(tmp_path):
     (folder / "album.ini").symlink_to("metadata.ini")
     scan = album.scan_album(folder)
     assert scan.error is None and scan.ini.path == (folder / "metadata.ini").resolve()
-    album.write_ini(scan.ini, update_ini_text(scan.ini.text, {"a.jpg": ["x"]}))
+    album.write_ini(scan.ini, album.update_ini_text(scan.ini.text, {"a.jpg": ["x"]}))
     assert (folder / "album.ini").is_symlink()
     assert (folder / "album.ini").read_text(encoding="utf-8") == "[a.jpg]\ntitle = A\nauto_tags = x\n"
     outside = tmp_path / "outside.ini"
@@ -415,3 +263,182 @@ def test_symlinked_album_ini_is_edited_through_the_link(tmp_path):
     (folder / "album.ini").unlink()
     (folder / "album.ini").symlink_to(outside)
     assert "outside the album" in album.scan_album(folder).error
+
+
+# ---------------------------------------------------------------------- the tags route, untag
+
+def test_embedded_album_tag_reject_retag_untag(captioner, sample_dir, tmp_path, capsys):
+    """On a copy of the embedded album: keywords go into tags; a keyword deleted by hand is not
+    re-added; --untag gives back the original file byte for byte."""
+    folder = tmp_path / "album"
+    shutil.copytree(sample_dir / "album", folder)
+    original = (folder / "album.ini").read_bytes()
+    before = read_like_myphotoshare(folder / "album.ini")
+    assert tag_album_cli(["--run", "sample", "--album-dir", str(folder), "--lang", "fra"],
+                         captioner) == 0
+    config = read_like_myphotoshare(folder / "album.ini")
+    own = [name for name in before.sections() if before.has_option(name, "tags")
+           and "tags" not in before.defaults() and name != "album"
+           and config.get(name, "auto_tags", fallback="")]
+    name = own[0]
+    added = config.get(name, "auto_tags").split(",")
+    users = [tag.strip() for tag in before.get(name, "tags").split(",")]
+    tags = [tag.strip() for tag in config.get(name, "tags").split(",")]
+    assert tags == users + added   # the user's tags first, untouched, then ours
+    for picture in config.sections():
+        if picture != "album":   # every picture searchable: its keywords are in tags
+            assert set(config.get(picture, "auto_tags").split(",")) <= {
+                tag.strip() for tag in config.get(picture, "tags").split(",")}
+    # The user deletes one added keyword by hand.
+    text = (folder / "album.ini").read_text(encoding="utf-8")
+    line = f"tags = {', '.join(tags)}\n"
+    assert text.count(line) >= 1
+    edited = text.replace(line, f"tags = {', '.join(t for t in tags if t != added[0])}\n", 1)
+    (folder / "album.ini").write_text(edited, encoding="utf-8")
+    assert tag_album_cli(["--run", "sample", "--album-dir", str(folder), "--lang", "fra"],
+                         captioner) == 0
+    config = read_like_myphotoshare(folder / "album.ini")
+    assert added[0] not in [tag.strip() for tag in config.get(name, "tags").split(",")]
+    assert config.get(name, "auto_tags_rejected") == added[0]
+    assert "predicted" in capsys.readouterr().out
+    # --untag needs no model and gives back the original bytes.
+    def no_model(args):
+        raise AssertionError("--untag loaded a model")
+
+    parser = argparse.ArgumentParser()
+    album.add_arguments(parser)
+    assert album.run_cli(parser.parse_args(["--untag", "--album-dir", str(folder)]), no_model) == 0
+    assert (folder / "album.ini").read_bytes() == original
+    assert "untagged" in capsys.readouterr().out
+
+
+def test_cli_needs_a_model_and_checks_before_loading_it(user_album, capsys):
+    def no_model(args):
+        raise AssertionError("the model was loaded before the checks")
+
+    assert tag_album_cli(["--album-dir", str(user_album)], None) == 2
+    out = capsys.readouterr().out
+    assert "--run NAME" in out and "--model imagenet" in out
+    parser = argparse.ArgumentParser()
+    album.add_arguments(parser)
+    for argv, message in ((["--lang", "xx"], "not installed"), (["--min-proba", "2"], "[0, 1]"),
+                          (["--album-dir", str(user_album / "nope")], "does not exist")):
+        args = parser.parse_args(["--run", "r", "--album-dir", str(user_album), *argv])
+        assert album.run_cli(args, no_model) == 2 and message in capsys.readouterr().out
+    args = parser.parse_args(["--model", "imagenet", "--album-dir", str(user_album)])
+    assert args.model == "imagenet" and args.run is None and args.merge_into_tags
+    assert parser.parse_args(["--run", "r", "--album-dir", "x", "--no-merge-into-tags"]
+                             ).merge_into_tags is False
+
+
+# ---------------------------------------------------------------------- cache: fast re-runs
+
+class CountingPredictor:
+    """The real Captioner, recording the photos it is asked to predict."""
+
+    def __init__(self, captioner):
+        self.captioner, self.photos = captioner, []
+
+    def predict(self, paths, **kwargs):
+        self.photos.extend(paths)
+        return self.captioner.predict(paths, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.captioner, name)
+
+
+def test_rerun_decodes_no_photo(captioner, user_album, tmp_path, monkeypatch, shared_data):
+    counting = CountingPredictor(captioner)
+    cache = tmp_path / "cache.sqlite"
+    run = dict(album_dir=user_album, cache=cache, progress=False, echo=None)
+    first = album.tag_album(counting, lang="fra", **run)
+    pictures = album.scan_album(user_album).pictures
+    assert sorted(counting.photos) == sorted(pictures.values()) and first.predicted == len(pictures)
+    text = (user_album / "album.ini").read_text(encoding="utf-8")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a photo was decoded")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(images, "load_images", no_decoding)
+        patch.setattr(images, "load_image", no_decoding)
+        again = album.tag_album(counting, lang="fra", **run)
+        assert again.predicted == 0 and again.cached == len(pictures)
+        assert again.albums[0].diff == "" and again.anything_done
+        # Other language, threshold, number of keywords: no prediction either.
+        other = album.tag_album(counting, lang="spa", nb_keywords=2, min_proba=0.05, update=False,
+                                **run)
+        assert other.predicted == 0 and other.albums[0].diff
+    assert (user_album / "album.ini").read_text(encoding="utf-8") == text
+    assert len(counting.photos) == len(pictures)
+    # One photo added: only it is predicted.
+    shutil.copy(pictures["plain.jpg"], user_album / "zz new.jpg")
+    later = album.tag_album(counting, lang="fra", **run)
+    assert counting.photos[len(pictures):] == [user_album.resolve() / "zz new.jpg"]
+    assert later.predicted == 1 and "zz new.jpg" in later.albums[0].keywords
+    # The cached keywords are the model's own, exactly.
+    [fresh] = captioner.predict([pictures["Orchidée.jpg"]], top_n=1, progress=False)
+    assert first.albums[0].keywords["Orchidée.jpg"] == [
+        word for _, word, _ in captioner.select_keywords(fresh.synset_probabilities, 5, 0.0, "fra")]
+
+
+def test_keywords_come_from_the_predictors_own_rule(captioner, user_album):
+    class ReversedRule(CountingPredictor):
+        def select_keywords(self, synset_probabilities, nb_keywords=5, min_proba=0.0, lang="eng"):
+            return list(reversed(self.captioner.select_keywords(synset_probabilities, nb_keywords,
+                                                                min_proba, lang)))
+
+    summary = album.tag_album(ReversedRule(captioner), album_dir=user_album, update=False,
+                              progress=False, echo=None)
+    [fresh] = captioner.predict([user_album / "plain.jpg"], top_n=1, progress=False)
+    expected = [word for _, word, _ in captioner.select_keywords(fresh.synset_probabilities)]
+    assert summary.albums[0].keywords["plain.jpg"] == expected[::-1]
+
+
+# ---------------------------------------------------------------------- XMP sidecars
+
+@needs_exiftool
+def test_xmp_sidecars_from_the_command_line(captioner, user_album, capsys):
+    from test_xmp import exiftool_reads
+
+    (user_album / "gray.png.xmp").write_bytes(b"not xml")   # reported, skipped; the rest goes on
+    photo = user_album / "plain.jpg"
+    photo_bytes = photo.read_bytes()
+    original = (user_album / "album.ini").read_bytes()
+    assert tag_album_cli(["--run", "r", "--album-dir", str(user_album), "--xmp", "--lang", "ell",
+                          "--no-update"], captioner) == 0
+    out = capsys.readouterr().out
+    assert "plain.jpg.xmp (new): +" in out and not (user_album / "plain.jpg.xmp").exists()
+    assert tag_album_cli(["--run", "r", "--album-dir", str(user_album), "--xmp", "--lang", "ell"],
+                         captioner) == 0
+    out = capsys.readouterr().out
+    assert "gray.png.xmp" in out and "XMP sidecar left alone" in out
+    assert (user_album / "gray.png.xmp").read_bytes() == b"not xml"
+    config = read_like_myphotoshare(user_album / "album.ini")
+    words = config.get("plain.jpg", "auto_tags").split(",")
+    found = exiftool_reads(user_album / "plain.jpg.xmp", "XMP-dc:Subject",
+                           "XMP-lr:HierarchicalSubject")
+    assert found["XMP-dc:Subject"] == words
+    assert [path.split("|")[-1] for path in found["XMP-lr:HierarchicalSubject"]] == words
+    assert photo.read_bytes() == photo_bytes and "sidecar" in out
+    # Untag: sidecars we created are gone, album.ini is the user's again.
+    parser = argparse.ArgumentParser()
+    album.add_arguments(parser)
+    assert album.run_cli(parser.parse_args(["--untag", "--xmp", "--album-dir", str(user_album)]),
+                         None) == 0
+    assert not (user_album / "plain.jpg.xmp").exists()
+    assert (user_album / "album.ini").read_bytes() == original
+    assert (user_album / "gray.png.xmp").read_bytes() == b"not xml"
+
+
+# ---------------------------------------------------------------------- layering
+
+def test_album_code_never_imports_a_model():
+    """Album tagging sits below the model: importing it (and the panel) loads no TensorFlow."""
+    code = ("import sys, helpers.album, helpers.widgets\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow' or m in "
+            "('helpers.inference', 'helpers.model', 'helpers.train', 'helpers.features'))\n"
+            "print(bad)")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parent.parent).stdout
+    assert output.strip() == "[]"

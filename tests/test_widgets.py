@@ -1,8 +1,10 @@
 """Tests for helpers/widgets.py without a browser: the panel predicts once, and every control
-re-filters the cached predictions at once (keywords, labels, diff), then writes album.ini."""
+re-filters the cached predictions at once (keywords, labels, diff), then writes album.ini (and
+XMP sidecars); keywords the user removed from tags are shown greyed and never written again."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,9 @@ class CountingCaptioner:
     def predict(self, *args, **kwargs):
         self.calls += 1
         return self.captioner.predict(*args, **kwargs)
+
+    def __getattr__(self, name):   # fingerprint, select_keywords: the captioner's
+        return getattr(self.captioner, name)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +97,56 @@ def test_panel_writes_what_it_shows(captioner, small_album):
     assert {name: config.get(name, "auto_tags").split(",") for name in shown} == shown
     assert panel.diff == "" and panel.write_button.disabled  # nothing left to write
     assert "wrote" in panel.status.value
+
+
+def test_removed_keywords_are_greyed_and_not_written_again(captioner, small_album):
+    from helpers.widgets import AlbumTaggingPanel
+
+    panel = AlbumTaggingPanel(captioner, small_album, lang="eng", nb_keywords=3)
+    assert panel.merge_into_tags.value   # keywords go into tags by default (searchable)
+    words = panel.keywords()["plain.jpg"]
+    assert f"+tags = {', '.join(words)}" in panel.diff
+    panel.write()
+    # The user removes the first keyword from plain.jpg's tags by hand.
+    path = small_album / "album.ini"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(f"tags = {', '.join(words)}\n",
+                                 f"tags = {', '.join(words[1:])}\n", 1), encoding="utf-8")
+    panel.load()
+    assert panel.rejected() == {"plain.jpg": [words[0]]}
+    assert panel.keywords()["plain.jpg"] == words[1:]
+    label = panel._labels["plain.jpg"].value
+    assert "line-through" in label and words[0] in label and "never added again" in label
+    panel.set(lang="fra", captions=True)   # other settings: still never proposed again
+    panel.set(lang="eng")
+    assert words[0] not in panel.keywords()["plain.jpg"] and panel.rejected()["plain.jpg"] == [words[0]]
+
+
+def test_a_file_edited_after_the_preview_is_not_overwritten(captioner, small_album):
+    from helpers.widgets import AlbumTaggingPanel
+
+    panel = AlbumTaggingPanel(captioner, small_album, nb_keywords=2)
+    assert panel.diff
+    path = small_album / "album.ini"
+    path.write_text(path.read_text(encoding="utf-8") + "# edited meanwhile\n", encoding="utf-8")
+    result = panel.write()
+    assert not result.written and "changed on disk" in result.error
+    assert path.read_text(encoding="utf-8").endswith("# edited meanwhile\n")
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None,
+                    reason="exiftool not installed (apt-get install libimage-exiftool-perl)")
+def test_panel_writes_xmp_sidecars(captioner, small_album):
+    from helpers.widgets import AlbumTaggingPanel
+    from test_xmp import exiftool_reads
+
+    counting = CountingCaptioner(captioner)
+    panel = AlbumTaggingPanel(counting, small_album, lang="fra", nb_keywords=2)
+    assert "plain.jpg.xmp" not in panel.diff_view.value
+    panel.set(xmp=True)
+    assert "plain.jpg.xmp (new): +" in panel.diff_view.value and counting.calls == 1
+    result = panel.write()
+    assert result.sidecars_written == 3 and "XMP sidecar" in panel.status.value
+    found = exiftool_reads(small_album / "plain.jpg.xmp", "XMP-dc:Subject")
+    assert found["XMP-dc:Subject"] == panel.keywords()["plain.jpg"]
+    assert not panel.result.changed and panel.write_button.disabled   # nothing left to write
