@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from helpers import hierarchy
-from helpers.album_ini import AlbumError, atomic_write, default_mode, read_only
+from helpers.album_files import AlbumError, atomic_write, default_mode, read_only
 
 SIDECAR_NAMINGS = ("photo.jpg.xmp", "photo.xmp")
 BACKUP_SUFFIX = ".bak"

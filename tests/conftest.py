@@ -58,3 +58,25 @@ def trained_run(sample_dir, tmp_path_factory) -> Path:
     config = Config(data_dir=str(sample_dir), **TRAINED_RUN_CONFIG)
     train.train_run(config, run_dir, live_plot=False, verbose=0)
     return run_dir
+
+
+# Tiny runs for the training and pipeline tests.
+TINY = dict(backbone="sample_cnn", weights=None, image_size=32, decoder="attention", max_train_images=24,
+            max_val_images=8, min_word_count=1, min_synset_images=1, embedding_dim=8, hidden_dim=16,
+            attention_dim=8, tagger_hidden_dim=8, batch_size=16, epochs=2, encoder_epochs=1,
+            encoder_batch_size=8, caption_samples=1, feature_shard_size=16)
+
+
+def tiny_config(sample_dir, **changes):
+    """A `Config` of a run small enough to prepare and train in seconds on the sample."""
+    from helpers.config import Config
+
+    return Config(data_dir=str(sample_dir), **{**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def prepared(sample_dir, tmp_path_factory):
+    """A tiny run prepared on the sample (vocabularies, encoder trained 1 epoch, features)."""
+    from helpers import train
+
+    return train.prepare(tiny_config(sample_dir), tmp_path_factory.mktemp("run"), verbose=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import album_ini
+from helpers import album_files, album_ini
 from helpers.album_ini import AlbumError, edit_ini, untag_ini_text, update_ini_text
 
 # A user's album.ini with everything mps_autotags used to destroy.
@@ -260,30 +260,30 @@ def test_write_is_atomic_with_backup_and_keeps_encoding_crlf(tmp_path):
     folder.mkdir()
     original = "# Été 2024\r\n[Orchidée.jpg]\r\ntitle = Fleur d'été\r\n".encode("latin-1")
     (folder / "album.ini").write_bytes(original)
-    ini = album_ini.read_ini(folder / "album.ini")
+    ini = album_files.read_ini(folder / "album.ini")
     assert ini.encoding == "cp1252" and ini.newline == "\r\n"
     new_text = update_ini_text(ini.text, {"Orchidée.jpg": ["orchidée", "fleur"]})
-    backup = album_ini.write_ini(ini, new_text)
+    backup = album_files.write_ini(ini, new_text)
     assert backup == folder / "album.ini.bak" and backup.read_bytes() == original
     written = (folder / "album.ini").read_bytes()
     assert written.startswith(original) and written.endswith(
         "auto_tags = orchidée,fleur\r\n".encode("latin-1"))
     assert sorted(p.name for p in folder.iterdir()) == ["album.ini", "album.ini.bak"]  # no temp
     # A keyword the encoding cannot hold: clear error, nothing changed.
-    ini = album_ini.read_ini(folder / "album.ini")
+    ini = album_files.read_ini(folder / "album.ini")
     greek = update_ini_text(ini.text, {"Orchidée.jpg": ["ορχιδέα"]})
     with pytest.raises(AlbumError, match="cp1252.*UTF-8"):
-        album_ini.write_ini(ini, greek)
+        album_files.write_ini(ini, greek)
     assert (folder / "album.ini").read_bytes() == written
 
 
 def test_concurrent_change_is_not_overwritten(tmp_path):
     path = tmp_path / "album.ini"
     path.write_text("[a.jpg]\n", encoding="utf-8")
-    ini = album_ini.read_ini(path)
+    ini = album_files.read_ini(path)
     path.write_text("[a.jpg]\ntitle = edited meanwhile\n", encoding="utf-8")
     with pytest.raises(AlbumError, match="changed on disk"):
-        album_ini.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
+        album_files.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
     assert "edited meanwhile" in path.read_text(encoding="utf-8")
 
 
@@ -291,23 +291,23 @@ def test_read_only_folder_is_reported_and_untouched(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     (folder / "album.ini").write_text("[a.jpg]\n", encoding="utf-8")
-    ini = album_ini.read_ini(folder / "album.ini")
+    ini = album_files.read_ini(folder / "album.ini")
     folder.chmod(0o555)
     try:
         with pytest.raises(AlbumError, match="read-only"):
-            album_ini.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
+            album_files.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
         assert sorted(os.listdir(folder)) == ["album.ini"]
     finally:
         folder.chmod(0o755)
     (folder / "album.ini").chmod(stat.S_IRUSR)
     with pytest.raises(AlbumError, match="read-only"):
-        album_ini.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
+        album_files.write_ini(ini, update_ini_text(ini.text, {"a.jpg": ["x"]}))
 
 
 def test_untagging_a_file_we_created_deletes_it_with_a_backup(tmp_path):
     path = tmp_path / "album.ini"
     path.write_text(update_ini_text("", {"a.jpg": ["x"]}, merge_into_tags=True), encoding="utf-8")
     tagged = path.read_bytes()
-    ini = album_ini.read_ini(path)
-    assert album_ini.write_ini(ini, untag_ini_text(ini.text)) == tmp_path / "album.ini.bak"
+    ini = album_files.read_ini(path)
+    assert album_files.write_ini(ini, untag_ini_text(ini.text)) == tmp_path / "album.ini.bak"
     assert not path.exists() and (tmp_path / "album.ini.bak").read_bytes() == tagged

@@ -15,27 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import decoding, pipelines, train
+from conftest import TINY, tiny_config
+
+from helpers import decoding, train
 from helpers.bundle import load_bundle
 from helpers.config import Config
-from helpers.vocab import PAD_ID, START_ID, Vocabulary
+from helpers.vocab import Vocabulary
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-TINY = dict(backbone="sample_cnn", weights=None, image_size=32, decoder="attention", max_train_images=24,
-            max_val_images=8, min_word_count=1, min_synset_images=1, embedding_dim=8, hidden_dim=16,
-            attention_dim=8, tagger_hidden_dim=8, batch_size=16, epochs=2, encoder_epochs=1,
-            encoder_batch_size=8, caption_samples=1, feature_shard_size=16)
-
-
-def tiny_config(sample_dir, **changes) -> Config:
-    return Config(data_dir=str(sample_dir), **{**TINY, **changes})
-
-
-@pytest.fixture(scope="module")
-def prepared(sample_dir, tmp_path_factory):
-    return train.prepare(tiny_config(sample_dir), tmp_path_factory.mktemp("run"), verbose=0)
-
 
 def test_prepare_writes_vocabularies_encoder_and_features(prepared):
     run_dir = prepared.run_dir
@@ -58,24 +45,6 @@ def test_prepare_again_reuses_everything(prepared):
     again = train.prepare(prepared.config, prepared.run_dir, verbose=0)
     assert again.vocabulary == prepared.vocabulary and vocabulary_file.stat().st_mtime_ns == modified
     np.testing.assert_array_equal(again.train_cache.load()["pooled"], prepared.train_cache.load()["pooled"])
-
-
-def test_caption_dataset_batches_are_bucketed_and_shifted(prepared):
-    dataset = pipelines.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
-                                    prepared.synset_vocabulary, prepared.image_synsets, batch_size=8,
-                                    max_length=24, shuffle=True, seed=1)
-    examples = 0
-    for inputs, targets in dataset:
-        tokens, caption = inputs["tokens"].numpy(), targets["caption"].numpy()
-        assert (tokens[:, 0] == START_ID).all()
-        assert inputs["pooled"].shape == (len(tokens), 256) and inputs["grid"].shape == (len(tokens), 4, 128)
-        assert targets["tags"].shape == (len(tokens), len(prepared.synset_vocabulary))
-        # targets are the tokens shifted by one; every caption ends in the last column or is padded
-        np.testing.assert_array_equal(caption[:, :-1][tokens[:, 1:] != PAD_ID], tokens[:, 1:][tokens[:, 1:] != PAD_ID])
-        lengths = (tokens != PAD_ID).sum(axis=1)
-        assert lengths.max() - lengths.min() <= 8      # one length bucket per batch
-        examples += len(tokens)
-    assert examples == sum(len(record.captions) for record in prepared.train_records)
 
 
 class _StopAfterFirstEpoch(Exception):
