@@ -57,7 +57,7 @@ def album_keywords_grid(pictures, columns: int = 4, axes=None, title: str | None
 
 
 def plot_training_history(history, ax=None, metrics=("loss",)):
-    """Training and validation curves per epoch (model agent).
+    """Training and validation curves per epoch.
 
     Args:
         history: `{name: [value per epoch]}` (Keras `History.history`, or a `history.csv`
@@ -382,7 +382,7 @@ def plot_objects_per_image(counts, ax=None, title: str = "Visual Genome objects 
 
 
 def plot_preprocessing(images, preprocessed, titles=None, axes=None):
-    """Photos before and after the encoder's preprocessing, one column per photo (model agent).
+    """Photos before and after the encoder's preprocessing, one column per photo.
 
     Args:
         images: uint8 `[N, H, W, 3]` photos as loaded.

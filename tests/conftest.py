@@ -35,7 +35,7 @@ def sample_dir(tmp_path_factory) -> Path:
     return out
 
 
-# Small but real training run (model agent): a model trained on part of the sample, for the
+# Small but real training run: a model trained on part of the sample, for the
 # inference, metrics and album tests. About a minute on 2 CPU cores.
 TRAINED_RUN_CONFIG = dict(
     backbone="sample_cnn", weights=None, decoder="attention", max_train_images=600, max_val_images=60,
