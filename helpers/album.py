@@ -312,7 +312,7 @@ def tag_album(
     album_ini: str | os.PathLike | None = None,
     lang: str = "eng",
     nb_keywords: int = 5,
-    min_proba: float = 0.0,
+    min_proba: float | None = None,
     captions: bool = False,
     merge_into_tags: bool = True,
     recursive: bool = False,
@@ -332,7 +332,8 @@ def tag_album(
         predictor: `predict`, `fingerprint`, `select_keywords` (see `helpers.prediction`).
         album_dir: album folder, or `album_ini`: an album.ini file (its folder is the album).
         lang, nb_keywords, min_proba: keyword language, keywords per picture (at most),
-            confidence threshold in [0, 1].
+            confidence threshold in [0, 1] (None: the predictor's `default_min_proba`, 0 for a
+            trained run, 0.2 for the ImageNet hierarchy).
         captions: write the best caption as `description` where a picture has none (without it
             no caption is computed: no beam search).
         merge_into_tags, album_ini_output: as `plan_album`.
@@ -350,6 +351,8 @@ def tag_album(
         ValueError, helpers.xmp.ExifToolMissing: see `check_options` (before the model runs).
     """
     start = time.perf_counter()
+    if min_proba is None:
+        min_proba = getattr(predictor, "default_min_proba", 0.0)
     root, ini_path = check_options(album_dir, album_ini, recursive, lang, nb_keywords, min_proba,
                                    xmp_sidecars, sidecar_name)
     scans = _scans(root, ini_path, recursive)
