@@ -95,12 +95,16 @@ def _best_lemma(synset_name: str, lang: str) -> str | None:
         translations.update(set(candidates) & set(_lemma_names(sibling.name(), lang)))
 
     reader = wordnet()
+    # Scientific names (WordNet's "Ursus_arctos", "Carcharodon_carcharias": a capitalised genus
+    # then a lowercase species) that OMW lists as lemmas of the language too.
+    binomials = {name.casefold() for name in get_synset(synset_name).lemma_names()
+                 if "_" in name and name[:1].isupper() and name.split("_")[1][:1].islower()}
 
     def rank(item):
         position, lemma = item
         looks_like_a_word = lemma[:1].islower() and len(lemma) > 1   # not "Paris", "GSM", "g"
-        return (-translations[lemma], not looks_like_a_word, "_" in lemma,
-                -len(reader.synsets(lemma, lang=lang)), position)
+        return (lemma.casefold() in binomials, -translations[lemma], not looks_like_a_word,
+                "_" in lemma, -len(reader.synsets(lemma, lang=lang)), position)
 
     return min(enumerate(candidates), key=rank)[1]
 
@@ -129,6 +133,8 @@ def keyword(synset_name: str, lang: str = "eng", fallback: str = "hypernym") -> 
     one-word lemma of the synset is tagged more often in SemCor (`male_child.n.01` -> "boy"). In another language, among the synset's lemmas
     there (`synset.lemma_names(lang)`, encoding glitches repaired and duplicates dropped), prefer
 
+    0. anything but a scientific name that OMW also lists as a word of the language
+       (`brown_bear.n.01` in French: "ours brun", not "ursus arctos"),
     1. the lemma that also translates the most synsets sharing the synset's English keyword
        (OMW entries contain errors and rare synonyms: `red.n.01` in French has "bureaucratie",
        "paperasserie" and "rouge", and only "rouge" also translates the other "red" synsets),

@@ -14,6 +14,8 @@ def test_keywords_best_lemma():
     assert keyword("red.n.01", "fra") == "rouge"          # not "bureaucratie"
     assert keyword("black.n.01", "fra") == "noir"         # not "galeux"
     assert keyword("heart.n.01", "fra") == "cœur"         # repaired from OMW's "c\x9cur"
+    assert keyword("brown_bear.n.01", "fra") == "ours brun"   # not the scientific "ursus arctos"
+    assert keyword("great_white_shark.n.01", "fra") == "grand requin blanc"
     assert keyword("male_child.n.01") == "boy"
     assert keyword("television_receiver.n.01") == "television"
     assert keyword("dog.n.01") == "dog"
