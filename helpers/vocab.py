@@ -28,7 +28,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import nltk
 import numpy as np
+
+from helpers import nltk_data
 
 PAD = "<pad>"
 START = "<start>"
@@ -94,13 +97,9 @@ def _split_sentences(text: str) -> list[str]:
     """Punkt sentences of `text`, exactly as `nltk.word_tokenize` splits them."""
     global _sentence_splitter
     if _sentence_splitter is None:
-        import nltk
-
         try:
             nltk.data.find("tokenizers/punkt_tab/english/")
-        except LookupError:
-            from helpers import nltk_data  # raises NltkDataMissing with instructions if it can't
-
+        except LookupError:   # raises NltkDataMissing with instructions if it cannot be had
             nltk_data.ensure_nltk_data(("punkt_tab",))
         _sentence_splitter = nltk.tokenize.sent_tokenize
     return _sentence_splitter(text)
