@@ -39,7 +39,8 @@ from configupdater import ConfigUpdater
 from configupdater.option import Option
 from configupdater.section import Section
 
-from helpers.album_files import (AlbumError, line_ending)
+from helpers.album_files import AlbumError, line_ending
+from helpers.keywords import unique_keywords
 
 ALBUM_INI = "album.ini"
 AUTO_TAGS_KEY = "auto_tags"              # the key mps_autotags wrote (MyPhotoShare ignores it)
@@ -323,15 +324,6 @@ def _flags(document: _Document, name: str) -> set[str]:
             if flag.strip()}
 
 
-def _dedupe(words) -> list[str]:
-    seen, kept = set(), []
-    for word in words:
-        if word and word.casefold() not in seen:
-            seen.add(word.casefold())
-            kept.append(word)
-    return kept
-
-
 def _tool_lines(auto_tags, rejected, flags) -> list[tuple[str, str | None]]:
     """(key, value or None to remove) of the tool's keys."""
     ordered = [flag for flag in STATE_FLAGS if flag in flags]
@@ -371,7 +363,7 @@ def edit_ini(
     default_raw = document.value("DEFAULT", "tags")
     default_items = split_list(default_raw)
     for name, words in keywords.items():
-        words = _dedupe(clean_keyword(word) for word in words)
+        words = unique_keywords(clean_keyword(word) for word in words)
         exists = name in document.sections
         flags = _flags(document, name) if exists else set()
         own = document.has(name, "tags")
@@ -379,7 +371,7 @@ def edit_ini(
         current_folded = _casefolded(current)
         previous = split_list(document.value(name, AUTO_TAGS_KEY)) if IN_TAGS in flags else []
         ours = [word for word in previous if word.casefold() in current_folded] if own else []
-        rejected = _dedupe([word for word in split_list(document.value(name, REJECTED_KEY))
+        rejected = unique_keywords([word for word in split_list(document.value(name, REJECTED_KEY))
                             if word.casefold() not in current_folded]
                            + [word for word in previous if word.casefold() not in current_folded])
         rejected_folded = _casefolded(rejected)

@@ -206,3 +206,14 @@ def select_keywords(
         seen.add(word.casefold())
         chosen.append((synset, word, float(probability)))
     return chosen
+
+
+def unique_keywords(words) -> list[str]:
+    """`words` without empty ones and without repeats, compared case-insensitively (the first
+    spelling is kept, in order): "Chien", "chien" -> "Chien"."""
+    seen, kept = set(), []
+    for word in words:
+        if word and word.casefold() not in seen:
+            seen.add(word.casefold())
+            kept.append(word)
+    return kept

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from helpers import hierarchy
 from helpers.album_files import AlbumError, atomic_write, default_mode, read_only
+from helpers.keywords import unique_keywords
 
 SIDECAR_NAMINGS = ("photo.jpg.xmp", "photo.xmp")
 BACKUP_SUFFIX = ".bak"
@@ -219,15 +220,6 @@ def _without(words: Sequence[str], unwanted: Iterable[str]) -> list[str]:
     return [word for word in words if word.casefold() not in unwanted]
 
 
-def _dedupe(words: Iterable[str]) -> list[str]:
-    seen, kept = set(), []
-    for word in words:
-        if word and word.casefold() not in seen:
-            seen.add(word.casefold())
-            kept.append(word)
-    return kept
-
-
 @dataclasses.dataclass
 class SidecarPlan:
     """A sidecar as it is and as it will be.
@@ -323,11 +315,11 @@ def plan_keywords(plan: SidecarPlan, keywords: Sequence[tuple[str, Sequence[str]
     before = {tag: plan.before.get(tag, []) for tag in LISTS}
     subjects, hierarchical = before[SUBJECT], before[HIERARCHICAL]
     ours = [word for word in before[ADDED] if word.casefold() in _folded(subjects)]
-    rejected = _dedupe(_without(before[REJECTED], subjects)
+    rejected = unique_keywords(_without(before[REJECTED], subjects)
                        + _without(before[ADDED], subjects))
     chosen = [(word, path) for word, path in keywords if word.casefold() not in _folded(rejected)]
-    words = _dedupe(word for word, _ in chosen)
-    paths = _dedupe("|".join(clean_level(level) for level in path if clean_level(level))
+    words = unique_keywords(word for word, _ in chosen)
+    paths = unique_keywords("|".join(clean_level(level) for level in path if clean_level(level))
                     for _, path in chosen)
     drop = _without(ours, words)
     add = _without(words, subjects)

@@ -11,28 +11,9 @@ from helpers import encoders, model
 from helpers.bundle import BundleMismatchError, load_bundle, save_bundle
 from helpers.config import Config
 from helpers.synset_vocabulary import SynsetVocabulary
-from helpers.vocab import END_ID, START_ID, Vocabulary
+from helpers.vocab import START_ID, Vocabulary
 
 RNG = np.random.default_rng(0)
-
-
-def _features(batch=3, cells=16, depth=24):
-    pooled = RNG.normal(size=(batch, depth)).astype(np.float32)
-    grid = RNG.normal(size=(batch, cells, depth)).astype(np.float32)
-    return pooled, grid
-
-
-def _tokens(batch=3, length=7, vocabulary_size=20):
-    tokens = RNG.integers(4, vocabulary_size, size=(batch, length)).astype(np.int32)
-    tokens[:, 0] = START_ID
-    tokens[0, 4:] = 0       # a padded caption
-    tokens[0, 3] = END_ID
-    return tokens
-
-
-def _tiny_config(decoder):
-    return Config(decoder=decoder, embedding_dim=8, hidden_dim=16, attention_dim=8,
-                  tagger_hidden_dim=8, dropout=0.2)
 
 
 def _bundle(tmp_path, decoder="attention"):

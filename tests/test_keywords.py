@@ -62,3 +62,7 @@ def test_select_keywords_threshold_translation_and_duplicates():
     assert keywords.select_keywords(probabilities, 1, 0.0, "fra",
                                  lambda s, lang: words.get(s)) == [("dog.n.01", "chien", 0.9)]
 
+
+
+def test_unique_keywords_keeps_the_first_spelling():
+    assert keywords.unique_keywords(["Chien", "chien", "", "chat", "CHAT"]) == ["Chien", "chat"]
