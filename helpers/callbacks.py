@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from helpers import decoding, plots
 from helpers.features import FeatureCache
@@ -75,15 +76,27 @@ class SampleCaptions(keras.callbacks.Callback):
 
 
 class EpochClock(keras.callbacks.Callback):
-    """The epoch a `fit` is in (`epoch`, 0-based, set before the epoch's data is read), for the
-    training data, whose order is a function of (seed, epoch) (`pipelines.caption_dataset`)."""
+    """The epoch a `fit` is in, and the random draws of that epoch as a function of (seed, epoch).
 
-    def __init__(self):
+    `epoch` (0-based) is set before the epoch's data is read, for the training data whose order
+    is a function of (seed, epoch) (`pipelines.caption_dataset`). At the same moment every random
+    seed state of the model (Keras `SeedGenerator`s: the dropout masks) is set from
+    `(seed, epoch, its index)`: a run killed during epoch e and resumed from its backup (which
+    holds weights and optimizer, not seed states) draws the masks an uninterrupted run draws.
+    """
+
+    def __init__(self, seed: int = 0):
         super().__init__()
+        self.seed = int(seed)
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = int(epoch)
+        states = [variable for variable in self.model.variables
+                  if variable.path.endswith("seed_generator_state")]
+        for index, state in enumerate(states):     # the model's order: the same in every process
+            start = np.random.default_rng([self.seed, self.epoch, index]).integers(0, 2**31 - 1)
+            state.assign(np.array([start, 0], dtype=state.dtype))
 
 
 class StateFile(keras.callbacks.Callback):

@@ -368,7 +368,7 @@ def fit(prepared: Prepared, strategy: str | None = None, callbacks: Sequence = (
     """
     config = prepared.config
     distribution = get_strategy(strategy or config.strategy)
-    clock = EpochClock()
+    clock = EpochClock(config.seed)
     train = pipelines.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
                                       prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
                                       config.max_caption_length, shuffle=True, seed=config.seed,

@@ -102,9 +102,10 @@ def test_killed_run_resumes_at_its_next_epoch(prepared, tmp_path):
 
 def test_a_stopped_and_resumed_run_equals_an_uninterrupted_one(prepared, tmp_path):
     """The data order of epoch e is a function of (seed, e): a run stopped after its first epoch
-    and resumed gives the history of a run that was never stopped. (Without dropout: its random
-    draws are not yet restored on resume, issue 11.)"""
-    config = dataclasses.replace(prepared.config, epochs=3, caption_samples=0, dropout=0.0)
+    and resumed gives the history of a run that was never stopped, dropout masks included (they
+    are drawn from (seed, epoch) too)."""
+    config = dataclasses.replace(prepared.config, epochs=3, caption_samples=0)
+    assert config.dropout > 0
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     for run_dir in (whole, stopped):
         shutil.copytree(prepared.run_dir, run_dir)   # features reused; only the heads' settings change
