@@ -86,7 +86,8 @@ def _train(args: argparse.Namespace) -> int:
     from helpers import train  # imported here: TensorFlow
 
     result = train.train_run(config_from_args(args), resolve_run_dir(args.run), live_plot=False, verbose=2)
-    print(f"trained {result.run_dir}: bundle {result.bundle_dir} in {result.seconds:.0f} s")
+    saved = f"bundle {result.bundle_dir}" if (result.bundle_dir / "bundle.json").is_file() else "no bundle"
+    print(f"trained {result.run_dir}: {saved} in {result.seconds:.0f} s")
     return 0
 
 

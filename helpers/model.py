@@ -439,6 +439,33 @@ class CaptionTagger(keras.Model):
               "grid": np.zeros((1, cells, depth), np.float32), "tokens": np.ones((1, 2), np.int32)})
         return self
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras builds the loss and metrics from the first batch before `fit`; under a
+        `tf.distribute` strategy it first averages that batch over the replicas with
+        `strategy.reduce`, which `MultiWorkerMirroredStrategy` refuses for a nested batch (Keras
+        3 issue keras-team/keras#20585: `fit` cannot start under it). Only shapes and dtypes are
+        needed: build from the first replica's part of the batch instead."""
+        strategy = self._distribute_strategy
+        if strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            data_batch = next(batches)
+            break
+
+        def first_replica(value):
+            if isinstance(value, tf.distribute.DistributedValues):
+                return strategy.experimental_local_results(value)[0]
+            return value
+
+        with strategy.scope():
+            self._symbolic_build(data_batch=keras.tree.map_structure(first_replica, data_batch))
+
+    def train_step(self, data):
+        return _one_dimensional_under_multi_worker(super().train_step(data))
+
+    def test_step(self, data):
+        return _one_dimensional_under_multi_worker(super().test_step(data))
+
     def get_config(self):
         return {**super().get_config(),
                 "decoder": keras.saving.serialize_keras_object(self.decoder),
@@ -450,6 +477,19 @@ class CaptionTagger(keras.Model):
         decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
         tagger = keras.saving.deserialize_keras_object(config.pop("tagger"))
         return cls(decoder, tagger, **config)
+
+
+def _one_dimensional_under_multi_worker(logs: dict) -> dict:
+    """A step's metric values as `[1]` tensors under a multi-worker `MultiWorkerMirroredStrategy`
+    (unchanged otherwise). Keras 3 averages them over the workers with `strategy.reduce("MEAN",
+    value, axis=0)`, which fails on scalars (keras-team/keras#20585); the reduction then returns
+    scalars again, the mean over the replicas."""
+    strategy = tf.distribute.get_strategy()
+    if not (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode()):
+        return logs
+    return {name: keras.ops.reshape(value, (1,)) if len(keras.ops.shape(value)) == 0 else value
+            for name, value in logs.items()}
 
 
 def build_heads(config: Config, vocabulary_size: int, num_synsets: int, cells: int, depth: int,

@@ -306,9 +306,13 @@ def compile_heads(heads: model.CaptionTagger, config: Config, steps: int) -> Non
     )
 
 
-def get_strategy(name: str = "default") -> tf.distribute.Strategy:
+def get_strategy(name: str | tf.distribute.Strategy = "default") -> tf.distribute.Strategy:
     """`tf.distribute` strategy by name: "default" (one device), "mirrored" (all local devices,
-    synchronous), "multi_worker" (several machines described by the TF_CONFIG variable)."""
+    synchronous), "multi_worker" (several machines described by the TF_CONFIG variable; create it
+    before TensorFlow runs any operation: collective ops are configured at program start, which
+    is why `train_run` creates its strategy first). A strategy object is returned as it is."""
+    if isinstance(name, tf.distribute.Strategy):
+        return name
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -319,6 +323,18 @@ def get_strategy(name: str = "default") -> tf.distribute.Strategy:
                              "(cluster and task of this worker); see tf.distribute.MultiWorkerMirroredStrategy")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}; choose 'default', 'mirrored' or 'multi_worker'")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes what a run keeps once (its bundle): always, except a
+    multi-worker worker other than the chief (TF_CONFIG's "chief" task, else worker 0)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 \
+        and "chief" not in resolver.cluster_spec().as_dict()
 
 
 # --- callbacks ------------------------------------------------------------------------------------
@@ -350,14 +366,14 @@ def training_callbacks(prepared: Prepared, live_plot: bool = True, extra: Sequen
 
 
 # --- training -------------------------------------------------------------------------------------
-def fit(prepared: Prepared, strategy: str | None = None, callbacks: Sequence = (), live_plot: bool = True,
+def fit(prepared: Prepared, strategy: str | tf.distribute.Strategy | None = None, callbacks: Sequence = (), live_plot: bool = True,
         verbose: int | str = "auto") -> tuple[model.CaptionTagger, dict]:
     """Train the heads on the feature cache; resume from the run's backup when there is one.
 
     Args:
         prepared: from `prepare`.
-        strategy: tf.distribute strategy name (None: `config.strategy`); the model and optimizer
-            are built under its scope.
+        strategy: tf.distribute strategy, or its name (None: `config.strategy`); the model and
+            optimizer are built under its scope.
         callbacks: extra Keras callbacks.
         live_plot: redraw loss curves in a notebook.
         verbose: Keras `fit` verbosity.
@@ -409,7 +425,8 @@ class TrainResult:
     seconds: float
 
 
-def train_run(config: Config, run_dir: str | Path, strategy: str | None = None, callbacks: Sequence = (),
+def train_run(config: Config, run_dir: str | Path, strategy: str | tf.distribute.Strategy | None = None,
+              callbacks: Sequence = (),
               live_plot: bool = True, verbose: int | str = "auto") -> TrainResult:
     """Prepare (vocabularies, encoder, features), train both heads, save `run_dir/bundle`.
 
@@ -417,10 +434,17 @@ def train_run(config: Config, run_dir: str | Path, strategy: str | None = None, 
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    distribution = get_strategy(strategy or config.strategy)    # before any TensorFlow operation
     prepared = prepare(config, run_dir, verbose=verbose if verbose != "auto" else 1)
-    heads, history = fit(prepared, strategy, callbacks, live_plot, verbose)
-    bundle_dir = bundle.save_bundle(run_dir / "bundle", config, prepared.vocabulary,
-                                          prepared.synset_vocabulary, prepared.encoder, heads)
+    heads, history = fit(prepared, distribution, callbacks, live_plot, verbose)
+    bundle_dir = run_dir / "bundle"
+    seconds = time.perf_counter() - started
+    if not is_chief(distribution):      # the same weights as the chief's: it saves the bundle
+        print(f"run {run_dir}: trained as worker {distribution.cluster_resolver.task_id}; the chief "
+              f"saves the bundle ({seconds:.0f} s in all)")
+        return TrainResult(run_dir, bundle_dir, history, seconds)
+    bundle.save_bundle(bundle_dir, config, prepared.vocabulary, prepared.synset_vocabulary,
+                       prepared.encoder, heads)
     seconds = time.perf_counter() - started
     print(f"run {run_dir}: bundle saved to {bundle_dir} ({seconds:.0f} s in all)")
     return TrainResult(run_dir, bundle_dir, history, seconds)
