@@ -1,7 +1,7 @@
 """Keywords on real photos: the ImageNet hierarchy vs raw ImageNet classes vs a trained model.
 
     python -m bench.real_photos            # all 239 photos (first run: ~1 min of EfficientNet)
-    python -m bench.real_photos --tune     # also the grid search of the selector's two constants
+    python -m bench.real_photos --tune     # also the grid search of the selector's constants
 
 The photos: `../shared/data/coco-mini-2017` (or `$SHARED_DIR/data/coco-mini-2017`), 80 train2017
 and 159 val2017 real COCO JPEGs. The 159 with annotations (80 train + 79 val) are scored; the 80
@@ -42,8 +42,15 @@ The EfficientNet-Lite0 class probabilities of the 239 photos (`helpers.efficient
 preprocessing: `load_for_imagenet` + `preprocess_input`, batches of 32) are cached in
 `bench/results/real_photos_probabilities.npz`, keyed by the photo list, so re-runs take seconds.
 
-Tuning (`--tune`): the grid of the selector's `HEDGING_LAMBDA` and `MIN_PROBA` on the 80 train2017
-photos only (their defaults were chosen from it); the 79 val2017 photos are the held-out check.
+Limits, printed with the table: the **oracle** precision@1, the share of photos where at least one
+synset the selector may choose (`is_keyword_candidate`) with a hierarchical probability >=
+`MIN_PROBA` is correct (what a selector giving one confident keyword per photo could reach if it
+always picked right), at `MIN_PROBA` and at 0.1; and what "2x (b) at the same counts" asks:
+a precision of 2 x (b)'s, impossible once (b) exceeds 0.5.
+
+Tuning (`--tune`): the grid of the selector's `HEDGING_LAMBDA`, `MIN_PROBA` and
+`MAX_KEYWORD_CLASSES` on the 80 train2017 photos only (their defaults were chosen from it); the
+79 val2017 photos are the held-out check.
 
 Writes `bench/results/real_photos.md` (the table) and returns the numbers for `python -m bench`.
 """
@@ -70,8 +77,9 @@ NB_KEYWORDS = 5               # keywords per photo, every method
 BATCH_SIZE = 32               # photos per EfficientNet call
 REFERENCE_LEVELS = 2          # a keyword <= this many hypernym levels above a reference is correct
 LANGUAGES = ("fra", "spa")    # every photo must get a keyword in these, without English fallback
-TUNING_LAMBDAS = (0.0, 2.0, 5.0, math.log2(1000), 20.0)          # bits
+TUNING_LAMBDAS = (0.0, 2.0, 5.0, math.log2(1000), 2 * math.log2(1000))   # bits
 TUNING_THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)         # min_proba
+TUNING_CAPS = (60, 80, 100, 120, 130, 150, 200, 300, 500)        # MAX_KEYWORD_CLASSES
 MIN_VOTES = 1                 # a caption synset is a reference when this many captions name it
 
 
@@ -173,6 +181,22 @@ def score(keywords: Sequence[Sequence[str]], references: Sequence[set[str]],
     return result
 
 
+def oracle_precision(probabilities: np.ndarray, references: Sequence[set[str]],
+                     floor: float) -> float:
+    """Share of photos with at least one correct `is_keyword_candidate` synset whose hierarchical
+    probability is >= `floor`: the precision@1 of a selector that gives one keyword with that
+    confidence per photo and always picks a right one when there is one (an upper bound)."""
+    from helpers import hierarchy
+
+    tree = hierarchy.imagenet_hierarchy()
+    candidates = np.array([hierarchy.is_keyword_candidate(name) for name in tree.synset_names])
+    found = 0
+    for row, refs in zip(tree.propagate(probabilities), references):
+        confident = np.flatnonzero((row >= floor) & candidates)
+        found += any(is_correct(tree.synset_names[i], refs) for i in confident)
+    return found / len(references)
+
+
 # --- the methods ----------------------------------------------------------------------------
 def hierarchy_keywords(probabilities: np.ndarray, lang: str = "eng",
                        select: Callable | None = None, **options) -> list[list[tuple]]:
@@ -231,17 +255,30 @@ def to_markdown(table: dict[str, dict[str, dict]], notes: Sequence[str]) -> str:
 
 
 def tune(probabilities: np.ndarray, references: list[set[str]], categories: list[set[str]],
-         lambdas=TUNING_LAMBDAS, thresholds=TUNING_THRESHOLDS) -> list[dict]:
-    """Grid of the selector's two constants on these photos (call it with train2017 only)."""
+         lambdas=TUNING_LAMBDAS, thresholds=TUNING_THRESHOLDS, caps=TUNING_CAPS) -> list[dict]:
+    """Grid of the selector's three constants on these photos (call it with train2017 only):
+    `hedging_lambda`, `min_proba`, and `helpers.hierarchy.MAX_KEYWORD_CLASSES` (set for the
+    grid, restored after it)."""
+    from helpers import hierarchy
+
     rows = []
-    for hedging_lambda in lambdas:
-        for min_proba in thresholds:
-            chosen = hierarchy_keywords(probabilities, hedging_lambda=hedging_lambda,
-                                        min_proba=min_proba)
-            result = score([[s for s, _, _ in kw] for kw in chosen], references, categories)
-            rows.append({"lambda": hedging_lambda, "min_proba": min_proba, **result})
-            print(f"lambda {hedging_lambda:5.2f}  min_proba {min_proba:.2f}  "
-                  + "  ".join(f"{c} {result[c]:.3f}" for c in COLUMNS))
+    default_cap = hierarchy.MAX_KEYWORD_CLASSES
+    try:
+        for cap in caps:
+            hierarchy.MAX_KEYWORD_CLASSES = cap
+            hierarchy.is_keyword_candidate.cache_clear()
+            for hedging_lambda in lambdas:
+                for min_proba in thresholds:
+                    chosen = hierarchy_keywords(probabilities, hedging_lambda=hedging_lambda,
+                                                min_proba=min_proba)
+                    result = score([[s for s, _, _ in kw] for kw in chosen], references, categories)
+                    rows.append({"cap": cap, "lambda": hedging_lambda, "min_proba": min_proba,
+                                 **result})
+                    print(f"cap {cap:3d}  lambda {hedging_lambda:5.2f}  min_proba {min_proba:.2f}  "
+                          + "  ".join(f"{c} {result[c]:.3f}" for c in COLUMNS))
+    finally:
+        hierarchy.MAX_KEYWORD_CLASSES = default_cap
+        hierarchy.is_keyword_candidate.cache_clear()
     return rows
 
 
@@ -295,6 +332,8 @@ def run(quick: bool = False, tuning: bool = False, sample_run: str | os.PathLike
         given = [(synset, word) for keywords in per_photo for synset, word, _ in keywords]
         same_as_english[lang] = (sum(word.casefold() == (keyword(synset, "eng") or "").casefold()
                                      for synset, word in given), len(given))
+    oracle = {floor: oracle_precision(probabilities[rows], references, floor)
+              for floor in (hierarchy.MIN_PROBA, 0.1)}
     tuned = None
     if tuning:
         train = [i for i, record in enumerate(records) if record.split == "train2017"]
@@ -310,6 +349,13 @@ def run(quick: bool = False, tuning: bool = False, sample_run: str | os.PathLike
         (f"(a) precision@5 {a['precision@5']:.3f} (target >= 0.70) = "
          f"{a['precision@5'] / b['precision@5']:.2f}x (b) at the same counts (target >= 2), "
          f"{a['precision@5'] / b5['precision@5']:.2f}x (b)'s top-5"),
+        (f"limits: oracle precision@1 (one confident candidate per photo, always the right one "
+         f"when there is one) {oracle[hierarchy.MIN_PROBA]:.3f} at p >= {hierarchy.MIN_PROBA}, "
+         f"{oracle[0.1]:.3f} at p >= 0.1; 2x (b) at the same counts would be "
+         f"{2 * b['precision@5']:.3f}, above 1 (the most a precision can be)"
+         if 2 * b['precision@5'] > 1 else
+         f"limits: oracle precision@1 {oracle[hierarchy.MIN_PROBA]:.3f} at p >= "
+         f"{hierarchy.MIN_PROBA}, {oracle[0.1]:.3f} at p >= 0.1"),
         *(f"photos with a keyword in {lang}, no English fallback: {count} / {len(paths)} "
           f"({same_as_english[lang][0]} of its {same_as_english[lang][1]} keywords are spelt as "
           f"in English: OMW's own {lang} lemmas, such as 'pizza')"
@@ -330,6 +376,7 @@ def run(quick: bool = False, tuning: bool = False, sample_run: str | os.PathLike
             for method, splits in table.items() for split, result in splits.items()
             if result is not None for column in COLUMNS}
     return {"photos_scored": len(records), "photos_total": len(paths),
+            **{f"oracle_precision@1_at_{floor}": round(value, 4) for floor, value in oracle.items()},
             **{f"photos_with_{lang}_keyword": count for lang, count in languages.items()},
             **flat, **({"tuning": tuned} if tuned else {})}
 
@@ -338,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.real_photos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tune", action="store_true",
-                        help="grid-search the selector's lambda and min_proba on train2017")
+                        help="grid-search the selector's lambda, min_proba and keyword cap on train2017")
     parser.add_argument("--sample-run", default=str(SAMPLE_RUN),
                         help="the trained run of the control (c) (default: runs/sample)")
     args = parser.parse_args(argv)
