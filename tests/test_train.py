@@ -136,27 +136,33 @@ def test_unknown_strategy_and_multi_worker_without_tf_config(monkeypatch):
         train.get_strategy("multi_worker")
 
 
-def test_mirrored_strategy_on_two_logical_cpus(sample_dir, tmp_path):
-    script = textwrap.dedent(f"""
-        import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-        from helpers import train
-        from helpers.config import Config
-        config = Config(data_dir={str(sample_dir)!r}, **{dict(TINY, decoder="lstm", epochs=1, encoder_epochs=0, caption_samples=0)!r})
-        strategy = train.get_strategy("mirrored")
-        print("replicas", strategy.num_replicas_in_sync)
-        result = train.train_run(config, {str(tmp_path / 'run')!r}, strategy="mirrored", live_plot=False, verbose=0)
-        print("loss", result.history["loss"][-1])
-    """)
+def test_mirrored_strategy_on_two_logical_cpus_and_its_resume(sample_dir, tmp_path):
+    """MirroredStrategy over two logical CPUs trains, and a second call with more epochs resumes
+    from the backup at the next epoch (each call in its own process, as after a stop)."""
+    def script(epochs: int) -> str:
+        return textwrap.dedent(f"""
+            import tensorflow as tf
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+            from helpers import train
+            from helpers.config import Config
+            config = Config(data_dir={str(sample_dir)!r}, **{dict(TINY, decoder="lstm", epochs=epochs, encoder_epochs=0, caption_samples=0)!r})
+            strategy = train.get_strategy("mirrored")
+            print("replicas", strategy.num_replicas_in_sync)
+            result = train.train_run(config, {str(tmp_path / 'run')!r}, strategy=strategy, live_plot=False, verbose=0)
+            print("epochs", len(result.history.get("loss", [])), "loss", result.history["loss"][-1])
+        """)
+
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    completed = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                               text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "replicas 2" in completed.stdout
-    loss = float(completed.stdout.split("loss")[-1])
-    assert np.isfinite(loss)
+    for epochs in (1, 2):
+        completed = subprocess.run([sys.executable, "-c", script(epochs)], cwd=PROJECT_ROOT, env=env,
+                                   capture_output=True, text=True, timeout=300)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert "replicas 2" in completed.stdout
+        assert "epochs 1 loss" in completed.stdout         # the second call trains epoch 2 only
+        assert np.isfinite(float(completed.stdout.split("loss")[-1]))
+    assert train.read_history(tmp_path / "run")["epoch"].tolist() == [0, 1]
     assert (tmp_path / "run" / "bundle" / "heads.weights.h5").is_file()
 
 
