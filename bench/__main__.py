@@ -25,11 +25,13 @@ BENCHMARKS = (
     ("vgenome_memory", "Visual Genome streaming vs json.load (peak memory)"),
     ("features_speed", "Feature extraction (images/s)"),
     ("train_speed", "Decoder training (tokens/s)"),
+    ("pipeline_speed", "Caption input pipeline vs in-memory gather (examples/s, RSS)"),
     ("beam_speed", "Beam search vs greedy vs per-image loop (images/s)"),
     ("album_speed", "Album tagging end to end (photos/s)"),
     ("real_photos", "Keywords on real photos: ImageNet hierarchy vs raw classes (precision)"),
     ("imagenet_speed", "No-training tagging, ImageNet classes + WordNet (photos/s)"),
     ("album_rerun", "Album re-runs with the prediction cache (seconds, peak memory)"),
+    ("scaling", "Cost per item at 1x, 4x, 16x the sample (seconds/item, peak memory)"),
 )
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
