@@ -15,7 +15,11 @@ Everything a run produces lives in one folder, `runs/<name>/`:
 `train_run(config, run_dir)` does it all; `prepare` and `fit` are its two halves. A stopped or
 killed run continues where it stopped: vocabularies, encoder and features are reused, and
 `keras.callbacks.BackupAndRestore` restores the heads' weights, the optimizer state (including
-`optimizer.iterations`, hence the learning-rate schedule) and the epoch counter.
+`optimizer.iterations`, hence the learning-rate schedule) and the epoch counter; the data order
+and the dropout masks of epoch e are functions of (seed, e) (`pipelines.caption_dataset`,
+`callbacks.EpochClock`), so a killed and resumed run computes what an uninterrupted one computes.
+Under `strategy="multi_worker"` every worker keeps its own backup in its own copy of the run
+folder, and the chief alone saves the bundle (README, "Training on several GPUs or machines").
 
 Command line (`helpers.cli`): `python -m helpers prepare --run NAME ...` and
 `python -m helpers train --run NAME`.
