@@ -1,7 +1,7 @@
 """Beam search speed: batched beam search vs a per-image, per-step Python loop vs batched greedy.
 
     python -m bench.beam_speed            # 64 images, both decoders
-    python -m bench.beam_speed --quick    # 16 images, the LSTM decoder only
+    python -m bench.beam_speed --quick    # 32 images, the LSTM decoder only
 
 Decoders of realistic size with random weights (time per step does not depend on the weights):
 vocabulary 10,000, word embedding 256, LSTM 512; the attention decoder over a 7 x 7 x 1280 grid
@@ -18,6 +18,18 @@ Three measurements, same decoder, same features, all decoding every image:
   captions; checked below). Target: batched >= 5x faster.
 * **batched greedy** (`helpers.decoding.greedy_decode`): the cheapest decoding there is.
   Target: beam search (width 3) costs <= 2x greedy.
+
+Two more measurements (issue 11) compare beam search with what its arithmetic allows:
+
+* **time per decoder row, beam vs greedy at the same rows**: greedy decoding on `BEAM_WIDTH` x the
+  images (batches of `BEAM_WIDTH * BATCH_SIZE`) runs the decoder on as many rows per step as beam
+  search on 1 x the images; seconds / (rows x steps) of each. Target: beam <= 1.15 x greedy: the
+  bookkeeping of the search (top-k, gathers, scatters) must cost little beside the decoder step.
+* **beam step vs bare matmuls**: the matrix products one beam step must do (LSTM gates, attention
+  projections, attention context, output projection to the vocabulary), with the same shapes,
+  as plain `tf.matmul`s in a compiled loop of as many steps; the achieved multiply-add throughput
+  of beam search (counted over the rows it really steps) / that of the bare matmuls.
+  Target: >= 0.8.
 
 Beam and greedy are timed in interleaved rounds (best of 3 each). Beam search computes about 3x the
 decoder rows of greedy decoding (one row per image at the first step, then one per beam), and a
@@ -92,6 +104,48 @@ def _batched(decoder, pooled, grid, batch_size: int):
     return beam, greedy
 
 
+def step_flops(decoder, kind: str, rows: int, images: int) -> float:
+    """Floating-point operations (2 per multiply-add) of the matrix products of one decoder step
+    over `rows` hypotheses of `images` images (attention: the `BEAM_WIDTH` slots of each image
+    take part, as `AttentionDecoder.step` attends over `[B, K]`)."""
+    return 2.0 * sum(r * k * n for r, k, n in _step_matmul_shapes(decoder, kind, rows, images))
+
+
+def _step_matmul_shapes(decoder, kind: str, rows: int, images: int) -> list[tuple[int, int, int]]:
+    """`(m, k, n)` of every matrix product of one decoder step (`[m, k] @ [k, n]`)."""
+    hidden, embedding = HIDDEN_DIM, EMBEDDING_DIM
+    if kind == "lstm":
+        return [(rows, embedding, 4 * hidden), (rows, hidden, 4 * hidden), (rows, hidden, VOCABULARY_SIZE)]
+    slots = images * BEAM_WIDTH
+    depth = decoder.feature_dim                                   # D' = grid depth + coordinates
+    return [(slots, hidden, ATTENTION_DIM),                        # W_h h
+            (slots * GRID_CELLS, ATTENTION_DIM, 1),                # v^T tanh(...)
+            (slots, GRID_CELLS, depth),                            # alpha @ cells (per image)
+            (slots, hidden, 1),                                    # gate
+            (rows, embedding + depth, 4 * hidden), (rows, hidden, 4 * hidden),   # LSTM
+            (rows, hidden + depth, VOCABULARY_SIZE)]               # output projection
+
+
+def bare_matmul_seconds(shapes, steps: int):
+    """A function timing `steps` rounds of plain `tf.matmul`s of `shapes` in one compiled loop
+    (each round depends on the previous one, like decoding steps)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    lefts = [tf.constant(rng.normal(size=(m, k)).astype(np.float32) * 0.01) for m, k, _ in shapes]
+    rights = [tf.constant(rng.normal(size=(k, n)).astype(np.float32) * 0.01) for _, k, n in shapes]
+
+    @tf.function
+    def loop():
+        def body(t, carry):
+            corners = [tf.matmul(left + carry * 0.0, right)[0, 0] for left, right in zip(lefts, rights)]
+            return t + 1, tf.reduce_sum(tf.stack(corners))
+        return tf.while_loop(lambda t, _: t < steps, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+    loop()
+    return lambda: loop().numpy()
+
+
 def measure(kind: str, images: int, loop_images: int) -> dict:
     """Images/s of the three methods for one decoder kind (see the module docstring)."""
     decoder, pooled, grid = _decoders_and_features(kind, images)
@@ -103,8 +157,17 @@ def measure(kind: str, images: int, loop_images: int) -> dict:
         return decoding.reference_beam_search(decoder, pooled[:loop_images], grid[:loop_images],
                                               BEAM_WIDTH, MAX_LENGTH)
 
-    batched_beam(), batched_greedy()                     # warm-up: trace the compiled loops
-    seconds = interleaved_best({"beam": batched_beam, "greedy": batched_greedy})
+    # Greedy on BEAM_WIDTH x the images, in batches of BEAM_WIDTH x BATCH_SIZE: as many decoder
+    # rows per step as beam search (the same features repeated: the same work per row).
+    many_pooled, many_grid = (np.concatenate([x] * BEAM_WIDTH) for x in (pooled, grid))
+    _, greedy_same_rows = _batched(decoder, many_pooled, many_grid, BEAM_WIDTH * BATCH_SIZE)
+    # The bare matmuls of one beam step (BEAM_WIDTH rows per image), as many steps as beam search.
+    bare = bare_matmul_seconds(_step_matmul_shapes(decoder, kind, BEAM_WIDTH * BATCH_SIZE, BATCH_SIZE),
+                               MAX_LENGTH * (images // BATCH_SIZE))
+
+    batched_beam(), batched_greedy(), greedy_same_rows()  # warm-up: trace the compiled loops
+    seconds = interleaved_best({"beam": batched_beam, "greedy": batched_greedy,
+                                "greedy_same_rows": greedy_same_rows, "bare_matmuls": bare})
     beam_seconds, greedy_seconds = seconds["beam"], seconds["greedy"]
     loop_seconds = _time(loop) * images / loop_images    # extrapolated to all images
 
@@ -115,6 +178,17 @@ def measure(kind: str, images: int, loop_images: int) -> dict:
         [h.tokens.tolist() for h in found] == [h.tokens.tolist() for h in expected]
         for found, expected in zip(batched_results, loop_results))
     steps = sum(max(h.length for h in hypotheses) for hypotheses in batched_results) / len(batched_results)
+    # Decoder row-steps actually computed (a random decoder never says <end>, so every image runs
+    # MAX_LENGTH steps: beam 1 row at the first step then BEAM_WIDTH; greedy 1 row per step).
+    beam_row_steps = images * (1 + BEAM_WIDTH * (MAX_LENGTH - 1))
+    greedy_row_steps = BEAM_WIDTH * images * MAX_LENGTH
+    per_row = (beam_seconds / beam_row_steps) / (seconds["greedy_same_rows"] / greedy_row_steps)
+    # Multiply-add throughput: beam search's (its real rows: 1 per image at the first step) vs bare.
+    beam_flops = (images // BATCH_SIZE) * (
+        step_flops(decoder, kind, BATCH_SIZE, BATCH_SIZE)
+        + (MAX_LENGTH - 1) * step_flops(decoder, kind, BEAM_WIDTH * BATCH_SIZE, BATCH_SIZE))
+    bare_flops = (images // BATCH_SIZE) * MAX_LENGTH * step_flops(decoder, kind, BEAM_WIDTH * BATCH_SIZE, BATCH_SIZE)
+    beam_gflops, bare_gflops = beam_flops / beam_seconds / 1e9, bare_flops / seconds["bare_matmuls"] / 1e9
     return {
         "decoder": kind,
         "images": images,
@@ -127,6 +201,17 @@ def measure(kind: str, images: int, loop_images: int) -> dict:
         "beam_cost_vs_greedy": round(beam_seconds / greedy_seconds, 2),           # target <= 2
         # Decoder rows x steps: greedy 1 row per image and step; beam 1 at the first step, then K.
         "decoder_rows_beam_vs_greedy": round((1 + BEAM_WIDTH * (MAX_LENGTH - 1)) / MAX_LENGTH, 2),
+        "greedy_same_rows_images_per_s": round(BEAM_WIDTH * images / seconds["greedy_same_rows"], 2),
+        "beam_vs_greedy_time_per_row": round(per_row, 3),                        # target <= 1.15
+        "beam_step_gflop_per_s": round(beam_gflops, 2),
+        "bare_matmul_gflop_per_s": round(bare_gflops, 2),
+        "beam_vs_bare_matmul_throughput": round(beam_gflops / bare_gflops, 3),   # target >= 0.8
+        "targets": {"speedup_vs_per_image_loop": ">= 5", "beam_cost_vs_greedy": "<= 2",
+                    "beam_vs_greedy_time_per_row": "<= 1.15", "beam_vs_bare_matmul_throughput": ">= 0.8"},
+        "pass": {"speedup_vs_per_image_loop": loop_seconds / beam_seconds >= 5,
+                 "beam_cost_vs_greedy": beam_seconds / greedy_seconds <= 2,
+                 "beam_vs_greedy_time_per_row": per_row <= 1.15,
+                 "beam_vs_bare_matmul_throughput": beam_gflops / bare_gflops >= 0.8},
         "loop_images_checked": loop_images,
         "loop_same_captions": same,
     }
@@ -152,7 +237,7 @@ def batch_sweep(kind: str, images: int, batch_sizes) -> dict:
 def run(quick: bool = False) -> dict:
     """Measure, print the ratios and return the numbers (`{"lstm": {...}, "attention": {...}}`)."""
     kinds = ["lstm"] if quick else ["lstm", "attention"]
-    images = 16 if quick else 64
+    images = 32 if quick else 64   # whole batches of BATCH_SIZE
     loop_images = 4 if quick else 8
     sweep_sizes = (8, 16) if quick else (8, 16, 32, 64)
     results = {}
@@ -171,6 +256,11 @@ def run(quick: bool = False) -> dict:
               f"(target >= 5); beam cost vs greedy: {numbers['beam_cost_vs_greedy']:.2f}x (target <= 2) "
               f"for {numbers['decoder_rows_beam_vs_greedy']:.2f}x the decoder rows; same captions as the "
               f"loop on {numbers['loop_same_captions']}/{numbers['loop_images_checked']} images")
+        print(f"  time per decoder row, beam vs greedy at the same rows: "
+              f"{numbers['beam_vs_greedy_time_per_row']:.2f}x (target <= 1.15); beam step "
+              f"{numbers['beam_step_gflop_per_s']:.1f} GFLOP/s vs bare matmuls of the same shapes "
+              f"{numbers['bare_matmul_gflop_per_s']:.1f} = {numbers['beam_vs_bare_matmul_throughput']:.2f} "
+              f"(target >= 0.8)")
         sweep = ", ".join(f"{size}: {ratio:.2f}x" for size, ratio in numbers["beam_cost_vs_greedy_by_batch_size"].items())
         print(f"  beam cost vs greedy by batch size: {sweep} ({time.perf_counter() - started:.0f} s)")
     return results
@@ -179,7 +269,7 @@ def run(quick: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.beam_speed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="16 images, LSTM decoder only")
+    parser.add_argument("--quick", action="store_true", help="32 images, LSTM decoder only")
     args = parser.parse_args(argv)
     print(json.dumps(run(quick=args.quick), indent=2))
     return 0

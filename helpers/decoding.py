@@ -114,12 +114,23 @@ def _hypothesis(tokens, log_probability, finished, attention, alpha) -> Hypothes
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+_TOP_WORDS_CHUNK = 128   # words per chunk of `_top_words`' two-stage top-k
+
+
 def _top_words(logits, count: int):
     """The `count` most probable words of each row, <pad> and <start> excluded (never generated).
 
     Equivalent to `top_k(log_softmax(logits) with -inf at <pad>, <start>)` but without
     materialising the masked `[R, V]` log-probabilities: top-(count + 2) of the raw logits, drop
     the banned ids, subtract log-sum-exp.
+
+    A full `top_k` over `[R, V]` costs about as much as eight passes over the logits; for large
+    vocabularies it is done in two stages instead, exactly: the words are cut into contiguous
+    chunks of `_TOP_WORDS_CHUNK`, and the m best words of a row all lie in the m chunks with the
+    largest maxima (a word outside them is beaten by those m maxima), so one `reduce_max` pass
+    picks the chunks and `top_k` runs over m chunks only. The chunks are taken in word order, so
+    ties go to the lowest word id as with a plain `top_k`. The chunk maxima also give the row
+    maximum that log-sum-exp needs.
 
     Args:
         logits: float `[R, V]`.
@@ -130,12 +141,29 @@ def _top_words(logits, count: int):
         -inf where fewer than k' words are allowed.
     """
     logits = tf.cast(logits, tf.float32)
-    vocabulary_size = tf.shape(logits)[-1]
-    log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)          # (R, 1)
-    values, words = tf.math.top_k(logits, k=tf.minimum(count + 2, vocabulary_size))  # (R, k + 2)
+    static_size = logits.shape[-1]
+    chunk = _TOP_WORDS_CHUNK
+    wanted = count + 2
+    if static_size is None or static_size < 4 * chunk * wanted:   # small vocabulary: one top_k
+        vocabulary_size = tf.shape(logits)[-1]
+        log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)          # (R, 1)
+        values, words = tf.math.top_k(logits, k=tf.minimum(wanted, vocabulary_size))  # (R, k + 2)
+    else:
+        chunks = -(-static_size // chunk)
+        padded = tf.pad(logits, [[0, 0], [0, chunks * chunk - static_size]], constant_values=-np.inf)
+        padded = tf.reshape(padded, [-1, chunks, chunk])                               # (R, N, C)
+        chunk_max = tf.reduce_max(padded, axis=-1)                                     # (R, N)
+        # log-sum-exp as tf.reduce_logsumexp computes it, from the chunk maxima's maximum.
+        row_max = tf.reduce_max(chunk_max, axis=-1, keepdims=True)                     # (R, 1)
+        row_max = tf.where(tf.math.is_finite(row_max), row_max, tf.zeros_like(row_max))
+        log_normaliser = tf.math.log(tf.reduce_sum(tf.exp(logits - row_max), axis=-1, keepdims=True)) + row_max
+        best_chunks = tf.sort(tf.math.top_k(chunk_max, k=wanted).indices, axis=-1)     # (R, m) word order
+        candidates = tf.reshape(tf.gather(padded, best_chunks, batch_dims=1), [-1, wanted * chunk])  # (R, m * C)
+        values, positions = tf.math.top_k(candidates, k=wanted)                        # (R, m)
+        words = tf.gather(best_chunks, positions // chunk, batch_dims=1) * chunk + positions % chunk
     banned = tf.equal(words, PAD_ID) | tf.equal(words, START_ID)
     values = tf.where(banned, tf.constant(-np.inf, tf.float32), values - log_normaliser)
-    values, order = tf.math.top_k(values, k=tf.minimum(count, vocabulary_size))    # (R, k')
+    values, order = tf.math.top_k(values, k=tf.minimum(count, tf.shape(words)[-1]))  # (R, k')
     return values, tf.gather(words, order, batch_dims=1)
 
 

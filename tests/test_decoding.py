@@ -203,6 +203,27 @@ def test_compiled_beam_search_equals_the_reference_algorithm(kind):
             assert [h.score for h in found] == pytest.approx([h.score for h in expected], abs=1e-4)
 
 
+@pytest.mark.parametrize("count", [1, 3])
+def test_two_stage_top_words_equals_a_plain_top_k_over_the_vocabulary(count):
+    """The chunked top-k of `_top_words` (vocabularies of thousands of words) picks exactly what a
+    top_k over the masked log-softmax picks, ties going to the lowest word id, <pad> and <start>
+    never chosen even when they score best."""
+    rng = np.random.default_rng(3)
+    vocabulary_size = 10_003                      # not a multiple of the chunk size
+    logits = rng.normal(size=(7, vocabulary_size)).astype(np.float32)
+    logits[0, [PAD_ID, START_ID]] = 50.0          # banned words with the best logits
+    logits[1, [17, 500, 9_999, 10_002]] = 9.0     # a four-way tie for the best word
+    logits[2, 4_000:4_200] = 9.0                  # a tie across chunk boundaries
+    logits[3] = 0.0                               # all equal
+    logits[4, :5] = [-np.inf, 3.0, -np.inf, 20.0, 8.0]
+    values, words = decoding._top_words(tf.constant(logits), count)
+    log_probs = tf.nn.log_softmax(logits).numpy()
+    log_probs[:, [PAD_ID, START_ID]] = -np.inf
+    expected_values, expected_words = tf.math.top_k(log_probs, k=count)
+    np.testing.assert_array_equal(words.numpy(), expected_words.numpy())
+    np.testing.assert_allclose(values.numpy(), expected_values.numpy(), rtol=1e-5, atol=1e-5)
+
+
 class FixedNextWordDecoder(model.CaptionDecoder):
     """A decoder whose next word does not depend on the image: after <start> or word w, word
     w + 1 (word 4 after the last one) with probability 0.6, <end> with 0.3, and 0.1 shared by the
