@@ -211,7 +211,7 @@ def run(quick: bool = False) -> dict:
             measured[onednn].append(_run_worker(onednn, steps, rounds))
     best = {onednn: {key: max(result[key] for result in results) for key in results[0]}
             for onednn, results in measured.items()}
-    default_onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "") == "1"   # off on this CPU unless set
+    default_onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "") != "0"   # helpers turns it on
     results: dict = {
         "batch_size": BATCH_SIZE, "caption_length": CAPTION_LENGTH, "vocabulary_size": VOCABULARY_SIZE,
         "steps_per_round": steps, "rounds": rounds,
