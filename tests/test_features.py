@@ -42,6 +42,26 @@ def test_cache_holds_the_encoder_features_of_every_image(tmp_path, encoder, phot
     np.testing.assert_allclose(pooled[0], shard["pooled"][1])
     everything = cache.load()
     assert everything["pooled"].shape == (10, 256) and everything["ok"].all()
+    # read straight into 64-byte-aligned memory, the same arrays as np.load's
+    with np.load(tmp_path / "cache" / "shard-00001.npz") as stored:
+        read = cache.shard(1)
+        assert sorted(read) == sorted(stored.files)
+        for name in stored.files:
+            assert read[name].dtype == stored[name].dtype and read[name].ctypes.data % 64 == 0, name
+            np.testing.assert_array_equal(read[name], stored[name], err_msg=name)
+
+
+def test_an_unreadable_shard_is_refused_with_its_name(tmp_path, encoder, photos):
+    paths, ids = photos
+    cache = features.extract_features(encoder, paths, ids, tmp_path / "cache", batch_size=3, shard_size=4)
+    shard_file = tmp_path / "cache" / "shard-00000.npz"
+    data = shard_file.read_bytes()
+    shard_file.write_bytes(data[: len(data) // 2])                       # truncated
+    with pytest.raises(features.FeatureCacheError, match="shard-00000.npz is unreadable"):
+        cache.shard(0)
+    np.savez(shard_file, image_ids=np.array([{"a": 1}], dtype=object))  # a pickled object
+    with pytest.raises(features.FeatureCacheError, match="not a plain C-ordered array"):
+        cache.shard(0)
 
 
 def test_interrupted_extraction_resumes_without_recomputing_finished_shards(tmp_path, encoder, photos):
