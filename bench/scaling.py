@@ -30,7 +30,7 @@ The model is deliberately tiny (embedding 64, LSTM 128, attention 64, tagger 64;
 at 128 px; seed 0) so that the stages measure the pipeline, not a model's size.
 
 **Peak memory.** Every (stage, scale) runs in a fresh process (`python -m bench.scaling --worker`);
-its peak is `resource.getrusage(RUSAGE_SELF).ru_maxrss` at the end minus that of a process that
+its peak is its VmHWM (/proc/self/status; `ru_maxrss` elsewhere) at the end minus that of a process that
 only imported the same modules (TensorFlow alone is ~600 MB, not a stage's). It includes the
 inputs the stage loads (records, one feature shard, ...). In quick mode one process per scale runs
 every stage (4 TensorFlow imports instead of 20); there the peak of each stage is the VmHWM of
@@ -356,6 +356,15 @@ def _vm_hwm_kib() -> int | None:
     return None
 
 
+def _peak_kib() -> int:
+    """Peak resident memory of this process, KiB: VmHWM where Linux has it. Not `ru_maxrss`,
+    which a process started from a large one inherits (Linux keeps the parent's peak at fork
+    across exec: started from `python -m bench` after the other benchmarks, every worker
+    "peaked" at that process's 2.8 GB)."""
+    peak = _vm_hwm_kib()
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _reset_peak() -> bool:
     """Reset this process's peak resident memory (Linux >= 4.0); False where that is impossible."""
     try:
@@ -368,18 +377,17 @@ def _reset_peak() -> bool:
 def worker(stages: list[str], factor: int, work: Path, quick: bool, light: bool) -> dict:
     """Run `stages` at scale `factor` in this process; seconds, sub-steps and peak memory of each.
 
-    With one stage, its peak is `ru_maxrss` (KiB on Linux); with several, VmHWM after a reset.
+    With one stage, its peak is `_peak_kib()`; with several, VmHWM after a reset.
     """
     _import_modules(light)
     sizes = scale_sizes(quick)[factor]
-    results = {"baseline_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "stages": {}}
+    results = {"baseline_kib": _peak_kib(), "stages": {}}
     for stage in stages:
         shared_process = len(stages) > 1 and _reset_peak()
         start = time.perf_counter()
         result = STAGE_FUNCTIONS[stage](work / f"scale{factor}", sizes)
         result["seconds"] = time.perf_counter() - start
-        result["peak_kib"] = (_vm_hwm_kib() if shared_process
-                              else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        result["peak_kib"] = _vm_hwm_kib() if shared_process else _peak_kib()
         results["stages"][stage] = result
     return results
 
