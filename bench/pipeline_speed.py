@@ -220,15 +220,8 @@ import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 
-def peak_kib():
-    # VmHWM: this process's own peak (ru_maxrss can carry the parent's across exec).
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
 from bench import pipeline_speed
+from bench.timing import peak_kib
 from helpers import features, pipelines
 cache = features.FeatureCache(sys.argv[1])
 split = pipeline_speed.synthetic_split(cache.image_ids)

@@ -66,12 +66,13 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.timing import peak_kib, vm_hwm_kib
 
 STAGES = ("sample", "vocabularies", "features", "train", "evaluate", "album")
 ITEMS = {"sample": "picture", "vocabularies": "image", "features": "image", "train": "caption",
@@ -345,26 +346,6 @@ def _import_modules(light: bool) -> None:
         importlib.import_module(name)
 
 
-def _vm_hwm_kib() -> int | None:
-    """Peak resident memory of this process since the last reset, KiB (Linux), else None."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _peak_kib() -> int:
-    """Peak resident memory of this process, KiB: VmHWM where Linux has it. Not `ru_maxrss`,
-    which a process started from a large one inherits (Linux keeps the parent's peak at fork
-    across exec: started from `python -m bench` after the other benchmarks, every worker
-    "peaked" at that process's 2.8 GB)."""
-    peak = _vm_hwm_kib()
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _reset_peak() -> bool:
     """Reset this process's peak resident memory (Linux >= 4.0); False where that is impossible."""
     try:
@@ -377,17 +358,17 @@ def _reset_peak() -> bool:
 def worker(stages: list[str], factor: int, work: Path, quick: bool, light: bool) -> dict:
     """Run `stages` at scale `factor` in this process; seconds, sub-steps and peak memory of each.
 
-    With one stage, its peak is `_peak_kib()`; with several, VmHWM after a reset.
+    With one stage, its peak is `peak_kib()`; with several, VmHWM after a reset.
     """
     _import_modules(light)
     sizes = scale_sizes(quick)[factor]
-    results = {"baseline_kib": _peak_kib(), "stages": {}}
+    results = {"baseline_kib": peak_kib(), "stages": {}}
     for stage in stages:
         shared_process = len(stages) > 1 and _reset_peak()
         start = time.perf_counter()
         result = STAGE_FUNCTIONS[stage](work / f"scale{factor}", sizes)
         result["seconds"] = time.perf_counter() - start
-        result["peak_kib"] = _vm_hwm_kib() if shared_process else _peak_kib()
+        result["peak_kib"] = vm_hwm_kib() if shared_process else peak_kib()
         results["stages"][stage] = result
     return results
 

@@ -1,8 +1,30 @@
-"""Timing shared by the benchmarks."""
+"""Timing and peak memory shared by the benchmarks."""
 
 from __future__ import annotations
 
+import resource
 import time
+from pathlib import Path
+
+
+def vm_hwm_kib() -> int | None:
+    """Peak resident memory of this process (since its start or the last reset through
+    /proc/self/clear_refs), KiB: Linux's VmHWM; None where /proc has no such line."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_kib() -> int:
+    """Peak resident memory of this process, KiB: VmHWM, which belongs to this process's own
+    address space. `ru_maxrss` (the fallback where there is no /proc) survives exec on Linux: a
+    child started by a benchmark process with TensorFlow loaded would report that parent's peak."""
+    peak = vm_hwm_kib()
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def interleaved_best(measurements: dict, repeats: int = 3) -> dict:

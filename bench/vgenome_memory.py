@@ -28,21 +28,11 @@ NAMES = ["man", "shirt", "tree", "window", "building", "sign", "car", "street", 
          "table", "plate", "sky", "cloud", "grass", "wall", "light", "door", "chair", "bike"]
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
+from bench.timing import peak_kib
 from helpers import vgenome
-
-def peak_kib():
-    # VmHWM belongs to this process's own address space; ru_maxrss survives exec on Linux and
-    # would report the parent's peak (a benchmark harness with TensorFlow loaded).
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 baseline = peak_kib()
 path, method = Path(sys.argv[1]), sys.argv[2]

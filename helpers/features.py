@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from helpers.pipelines import image_dataset
+from helpers.pipelines import empty_aligned, image_dataset
 
 MANIFEST = "manifest.json"
 FORMAT_NAME = "helpers.features.cache"
@@ -241,20 +241,8 @@ def _write_shard(cache_dir: Path, shard: int, shard_rows, image_ids, arrays, siz
         pooled=arrays["pooled"][:size], grid=arrays["grid"][:size]))
 
 
-ALIGNMENT = 64   # bytes: TensorFlow takes a numpy array aligned so without copying it
-
-
-def _empty_aligned(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """An uninitialised C-ordered array whose data starts on an `ALIGNMENT`-byte boundary."""
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    buffer = np.empty(size + ALIGNMENT, np.uint8)
-    offset = -buffer.ctypes.data % ALIGNMENT
-    return buffer[offset:offset + size].view(dtype).reshape(shape)
-
-
 def _read_shard_file(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a shard file, each read straight from the file into `ALIGNMENT`-aligned
+    """The arrays of a shard file, each read straight from the file into `pipelines.ALIGNMENT`-aligned
     memory: one copy, and no CRC pass.
 
     A shard is an uncompressed `.npz` (`np.savez`: a zip archive of stored `.npy` members). Its
@@ -288,7 +276,7 @@ def _read_shard_file(path: Path) -> dict[str, np.ndarray]:
                 shape, fortran_order, dtype = read_header(raw)
                 if dtype.hasobject or fortran_order:
                     raise ValueError(f"member {info.filename!r} is not a plain C-ordered array")
-                array = _empty_aligned(shape, dtype)
+                array = empty_aligned(shape, dtype)
                 if array.nbytes and raw.readinto(memoryview(array.reshape(-1).view(np.uint8))) != array.nbytes:
                     raise ValueError(f"member {info.filename!r} is truncated")
                 arrays[name] = array
@@ -371,7 +359,7 @@ class FeatureCache:
 
     def shard(self, index: int) -> dict[str, np.ndarray]:
         """Arrays of one shard: image_ids int64 [N], variants int16 [N], ok bool [N], pooled
-        float32 [N, P], grid float16 [N, L, D], each in memory aligned to `ALIGNMENT` bytes.
+        float32 [N, P], grid float16 [N, L, D], each in memory aligned to `pipelines.ALIGNMENT` bytes.
 
         Raises:
             FeatureCacheError: the shard file is unreadable (truncated, not a shard).

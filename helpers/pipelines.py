@@ -290,20 +290,29 @@ class _CaptionTable:
         return tags
 
 
+ALIGNMENT = 64   # bytes: `tf.numpy_function` takes a numpy array aligned so without copying it
+
+
+def empty_aligned(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised C-ordered array whose data starts on an `ALIGNMENT`-byte boundary."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = np.empty(size + ALIGNMENT, np.uint8)
+    offset = -buffer.ctypes.data % ALIGNMENT
+    return buffer[offset:offset + size].view(dtype).reshape(shape)
+
+
 def _aligned(array: np.ndarray, dtype) -> np.ndarray:
-    """`array` as `dtype` in memory aligned to 64 bytes: itself when it already is
+    """`array` as `dtype` in memory aligned to `ALIGNMENT` bytes: itself when it already is
     (`FeatureCache.shard` reads shards so), else a copy.
 
     `tf.numpy_function` hands such an array to TensorFlow without copying it; it copies any other
     (`np.load` returns arrays aligned to 16 bytes), and much slower than numpy does: a shard of
     512 rows (67 MB) took 80-90 ms to pass, 25 ms to copy here (2 cores).
     """
-    if array.dtype == dtype and array.flags.c_contiguous and array.ctypes.data % 64 == 0:
+    if array.dtype == dtype and array.flags.c_contiguous and array.ctypes.data % ALIGNMENT == 0:
         return array
-    size = array.size * np.dtype(dtype).itemsize
-    buffer = np.empty(size + 64, np.uint8)
-    offset = -buffer.ctypes.data % 64
-    aligned = buffer[offset:offset + size].view(dtype).reshape(array.shape)
+    aligned = empty_aligned(array.shape, dtype)
     np.copyto(aligned, array, casting="same_kind")
     return aligned
 
