@@ -33,8 +33,6 @@ import bisect
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -237,11 +235,9 @@ print(json.dumps({"examples": examples, "seconds": time.perf_counter() - start,
 
 def _epoch_memory(cache_dir: Path) -> dict:
     """Peak memory of one epoch of `caption_dataset` over a cache, in a fresh process."""
-    completed = subprocess.run([sys.executable, "-c", _CHILD, str(cache_dir), str(PROJECT_ROOT)],
-                               capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(f"memory child failed:\n{completed.stderr[-2000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    from bench.timing import run_child
+
+    return run_child(_CHILD, str(cache_dir), str(PROJECT_ROOT))
 
 
 def run(quick: bool = False) -> dict:

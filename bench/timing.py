@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,3 +50,17 @@ def interleaved_best(measurements: dict, repeats: int = 3) -> dict:
             function()
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def run_child(script: str, *args: str) -> dict:
+    """Run `python -c script args...` in a fresh process (its own peak memory) and return the
+    JSON object its last line of output prints.
+
+    Raises:
+        RuntimeError: the child failed (the message ends with its stderr).
+    """
+    completed = subprocess.run([sys.executable, "-c", script, *args],
+                               capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark child {args} failed:\n{completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])

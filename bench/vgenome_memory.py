@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,12 +72,9 @@ def write_objects_json(path: Path, target_mb: float, seed: int = 0) -> dict:
 
 
 def _measure(path: Path, method: str) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path), method, str(PROJECT_ROOT)],
-        capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{method} child failed:\n{completed.stderr[-2000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    from bench.timing import run_child
+
+    return run_child(_CHILD, str(path), method, str(PROJECT_ROOT))
 
 
 def run(quick: bool = False) -> dict:
