@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             result = importlib.import_module(f"bench.{name}").run(quick=args.quick)
-        except Exception as error:  # one broken benchmark must not hide the others' numbers
+        except Exception as error:  # noqa: BLE001 - one broken benchmark must not hide the others' numbers
             traceback.print_exc()
             result = {"error": f"{type(error).__name__}: {error}"}
             failures += 1
