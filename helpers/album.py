@@ -31,6 +31,7 @@ from helpers.album_ini import (  # noqa: F401  (re-exported: the album API users
     check_written, edit_ini, escape_value, mps_config, parse_like_myphotoshare, unified_diff,
     untag_ini_text, update_ini_text)
 from helpers.album_scan import AlbumScan, Skipped, caption_to_description, find_album_dirs, scan_album
+from helpers.hierarchy import MIN_PROBA as IMAGENET_MIN_PROBA
 from helpers.keywords import available_languages
 from helpers.keywords import select_keywords as top_k_keywords
 
@@ -349,7 +350,7 @@ def tag_album(
         album_dir: album folder, or `album_ini`: an album.ini file (its folder is the album).
         lang, nb_keywords, min_proba: keyword language, keywords per picture (at most),
             confidence threshold in [0, 1] (None: the predictor's `default_min_proba`, 0 for a
-            trained run, 0.2 for the ImageNet hierarchy).
+            trained run, 0.25 for the ImageNet hierarchy).
         captions: write the best caption as `description` where a picture has none (without it
             no caption is computed: no beam search).
         merge_into_tags, album_ini_output: as `plan_album`.
@@ -444,8 +445,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lang", default="eng", help="keyword language code (default: eng)")
     add("--nb-keywords", type=int, default=5, help="keywords per picture (5)")
     add("--min-proba", type=float, default=None,
-        help="confidence threshold, 0..1 (default: the model's own: 0 for a trained run, 0.2 for "
-             "--model imagenet)")
+        help=f"confidence threshold, 0..1 (default: the model's own: 0 for a trained run, "
+             f"{IMAGENET_MIN_PROBA} for --model imagenet)")
     add("--captions", action="store_true", help="best caption as description where there is none")
     add("--merge-into-tags", action=argparse.BooleanOptionalAction, default=True,
         help="keywords into tags, which MyPhotoShare searches (default); "

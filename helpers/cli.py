@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nb-keywords", type=int, default=5, help="keywords per photo (5)")
     p.add_argument("--min-proba", type=float, default=None,
                    help="minimum keyword probability (default: the model's own, 0 for a trained run, "
-                        "0.2 for the ImageNet hierarchy)")
+                        f"{album.IMAGENET_MIN_PROBA} for the ImageNet hierarchy)")
     p.add_argument("--lang", default="eng", help="keyword language, Open Multilingual Wordnet code (eng)")
     p.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
     p.set_defaults(func=_caption)
