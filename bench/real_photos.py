@@ -51,8 +51,9 @@ Limits, measured in the same run (`limits`, skipped by `--no-limits`) and printe
   a selector giving one confident keyword per photo could reach if it always picked right), at
   `MIN_PROBA` and at 0.1;
 * the **selector's ceiling**: the best precision@5 of the whole grid of its three constants
-  (`GRID`, 315 settings) chosen on the 159 scored photos themselves (in-sample: optimistic), and
-  the setting chosen on train2017 alone with its held-out val2017 score;
+  (`TUNING_CAPS` x `TUNING_LAMBDAS` x `TUNING_THRESHOLDS`, 315 settings) chosen on the 159 scored
+  photos themselves (in-sample: optimistic), and the setting chosen on train2017 alone with its
+  held-out val2017 score;
 * a **learned selector** (`learned_selector_precision`: gradient boosting on each candidate's
   features, one keyword per photo), learned on one split and scored on the other: whether a
   better rule is within reach of these photos;
@@ -436,8 +437,8 @@ def learned_selector_precision(probabilities: np.ndarray, references: Sequence[s
 def limits(probabilities: np.ndarray, paths: Sequence[Path], rows: Sequence[int], records,
            references: Sequence[set[str]], categories: Sequence[set[str]],
            settings: list[dict] | None = None) -> dict:
-    """The limits of the module docstring: the selector's ceiling over its grid and the
-    precision of other views of the photo. `probabilities` are all photos' (`paths` order),
+    """The limits of the module docstring: the selector's ceiling over its grid, a learned
+    selector across the two splits, and the precision of other views of the photo. `probabilities` are all photos' (`paths` order),
     `rows[i]` is record i's row; `settings`: `grid`'s rows for groups train2017, val2017 and
     all, when already computed."""
     from helpers import hierarchy
