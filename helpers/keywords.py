@@ -82,6 +82,30 @@ def _english_keyword(synset_name: str) -> str:
 
 
 @functools.cache
+def _is_genus(word: str) -> bool:
+    """Whether WordNet names a genus `word` (case-insensitive): "felis" (genus Felis), "cancer"
+    (genus Cancer); not "labrador", "border", "yorkshire"."""
+    wanted = f"genus_{word.casefold()}"
+    return any(wanted in (name.casefold() for name in synset.lemma_names())
+               for synset in wordnet().synsets(word, pos="n"))
+
+
+@functools.cache
+def is_scientific_name(lemma: str, lang: str) -> bool:
+    """Whether a lemma of `lang` is a Linnaean species name: two or more words, the first a genus
+    WordNet knows that is no other word of `lang` than the genus's name ("Felis_domesticus", "tinca tinca" and
+    "felis_silvestris_catus" in French or Spanish; not "Labrador_retriever", "border collie",
+    "ours brun", nor Spanish "rosa_de_Jericó", whose "rosa" is a Spanish word too)."""
+    words = lemma.replace(" ", "_").split("_")
+    if len(words) < 2 or not words[0] or not _is_genus(words[0]):
+        return False
+    if lang == "eng":
+        return True
+    return all(any(name.casefold().startswith("genus_") for name in synset.lemma_names())
+               for synset in wordnet().synsets(words[0].casefold(), pos="n", lang=lang))
+
+
+@functools.cache
 def _best_lemma(synset_name: str, lang: str) -> str | None:
     """Best lemma of a synset in `lang` (None if it has none): see `keyword`."""
     if lang == "eng":
@@ -95,34 +119,40 @@ def _best_lemma(synset_name: str, lang: str) -> str | None:
         translations.update(set(candidates) & set(_lemma_names(sibling.name(), lang)))
 
     reader = wordnet()
-    # Scientific names (WordNet's "Ursus_arctos", "Carcharodon_carcharias": a capitalised genus
-    # then a lowercase species) that OMW lists as lemmas of the language too.
-    binomials = {name.casefold() for name in get_synset(synset_name).lemma_names()
-                 if "_" in name and name[:1].isupper() and name.split("_")[1][:1].islower()}
 
     def rank(item):
         position, lemma = item
         looks_like_a_word = lemma[:1].islower() and len(lemma) > 1   # not "Paris", "GSM", "g"
-        return (lemma.casefold() in binomials, -translations[lemma], not looks_like_a_word,
+        return (is_scientific_name(lemma, lang), -translations[lemma], not looks_like_a_word,
                 "_" in lemma, -len(reader.synsets(lemma, lang=lang)), position)
 
     return min(enumerate(candidates), key=rank)[1]
 
 
+def _common_word(synset_name: str, lang: str) -> str | None:
+    """`_best_lemma`, unless the synset's only lemmas in `lang` are scientific names (the best
+    one is then scientific: rule 0 ranks them last)."""
+    lemma = _best_lemma(synset_name, lang)
+    return None if lemma is None or (lang != "eng" and is_scientific_name(lemma, lang)) else lemma
+
+
 @functools.cache
 def _keyword(synset_name: str, lang: str, fallback: str) -> str | None:
-    lemma = _best_lemma(synset_name, lang)
+    lemma = _common_word(synset_name, lang)
     if lemma is None and fallback == "hypernym":
         level = [get_synset(synset_name)]
         for _ in range(_HYPERNYM_LEVELS):  # breadth first, nearest level first
             level = [parent for synset in level
                      for parent in synset.hypernyms() + synset.instance_hypernyms()]
-            lemma = next((found for parent in level
-                          if (found := _best_lemma(parent.name(), lang)) is not None), None)
-            if lemma is not None:
+            found = [(-parent.min_depth(), parent.name(), word) for parent in level
+                     if (word := _common_word(parent.name(), lang)) is not None]
+            if found:   # the most specific parent with a word: "chat" before "animal domestique"
+                lemma = min(found)[2]
                 break
+        else:   # no common word near: the synset's scientific name, if it has one
+            lemma = _best_lemma(synset_name, lang)
     elif lemma is None and fallback == "english":
-        lemma = _english_keyword(synset_name)
+        lemma = _best_lemma(synset_name, lang) or _english_keyword(synset_name)
     return None if lemma is None else lemma.replace("_", " ")
 
 
@@ -133,7 +163,8 @@ def keyword(synset_name: str, lang: str = "eng", fallback: str = "hypernym") -> 
     one-word lemma of the synset is tagged more often in SemCor (`male_child.n.01` -> "boy"). In another language, among the synset's lemmas
     there (`synset.lemma_names(lang)`, encoding glitches repaired and duplicates dropped), prefer
 
-    0. anything but a scientific name that OMW also lists as a word of the language
+    0. anything but a scientific name (`is_scientific_name`: "Ursus arctos", a genus WordNet
+       knows then a species) that OMW also lists as a lemma of the language
        (`brown_bear.n.01` in French: "ours brun", not "ursus arctos"),
     1. the lemma that also translates the most synsets sharing the synset's English keyword
        (OMW entries contain errors and rare synonyms: `red.n.01` in French has "bureaucratie",
@@ -146,13 +177,17 @@ def keyword(synset_name: str, lang: str = "eng", fallback: str = "hypernym") -> 
        `dog.n.01` has "can" and "perro"; "perro" names 2 synsets, "can" 1),
     5. then OMW's order;
 
-    underscores become spaces.
+    underscores become spaces. A synset whose only lemmas in `lang` are scientific names
+    (`domestic_cat.n.01` in French: "felis domesticus") counts as one without a lemma there:
+    people search their photos for "chat", so `fallback` applies, and the scientific name is
+    kept only when the hypernym fallback finds no common word (or with `fallback="english"`).
 
     Args:
         synset_name: e.g. "dog.n.01".
         lang: a code of `available_languages()` ("fra", "spa", "cmn", ...).
         fallback: when the synset has no lemma in `lang`: "hypernym" uses the nearest hypernym
-            (breadth first, up to 3 levels) that has one; "none" gives None; "english" gives the
+            (breadth first, up to 3 levels; within a level the deepest, then by name) that has
+            one; "none" gives None; "english" gives the
             English keyword (only when asked: never silently English for another language).
 
     Returns:

@@ -31,6 +31,24 @@ def test_omw_encoding_repair():
     assert len(names) == len(set(names))
 
 
+def test_scientific_names_give_way_to_common_words():
+    # OMW's only French lemma of domestic_cat.n.01 is "felis_domesticus": people search "chat",
+    # the word of its most specific hypernym (cat.n.01), not "animal domestique" (domestic_animal)
+    assert keywords._lemma_names("domestic_cat.n.01", "fra") == ("felis_domesticus",)
+    assert keyword("domestic_cat.n.01", "fra") == "chat"
+    assert keyword("domestic_cat.n.01", "fra", fallback="none") is None
+    assert keyword("domestic_cat.n.01", "fra", fallback="english") == "felis domesticus"
+    assert keyword("tench.n.01", "spa") != "tinca tinca"
+    assert keywords.is_scientific_name("Felis_domesticus", "fra")
+    assert keywords.is_scientific_name("tinca_tinca", "spa")
+    assert keywords.is_scientific_name("felis_silvestris_catus", "spa")
+    # not species names: a breed named after a place, common words, a genus that is a word too
+    assert not keywords.is_scientific_name("Labrador_retriever", "fra")
+    assert not keywords.is_scientific_name("border_collie", "fra")
+    assert not keywords.is_scientific_name("ours_brun", "fra")
+    assert not keywords.is_scientific_name("rosa_silvestre", "spa")      # "rosa": a Spanish word
+
+
 def test_keyword_fallbacks():
     # street_sign.n.01 has no French lemma; its hypernym sign.n.02 has
     assert keyword("street_sign.n.01", "fra", fallback="none") is None
