@@ -141,23 +141,29 @@ def run_series(
     return runs
 
 
+def _shown(path: Path) -> str:
+    """A path as printed: relative to the project when inside it, else absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
 def print_summary(runs: list[NotebookRun], run_dir: Path, out_dir: Path) -> None:
     """Seconds per notebook, the evaluation table when there is one, and where outputs went."""
     print("\nSummary")
     for run in runs:
-        print(f"  {run.name:<28} {run.seconds:7.1f} s  -> {run.output.relative_to(PROJECT_ROOT)}")
+        print(f"  {run.name:<28} {run.seconds:7.1f} s  -> {_shown(run.output)}")
     print(f"  {'total':<28} {sum(run.seconds for run in runs):7.1f} s")
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
-        print(f"\nEvaluation ({metrics_path.relative_to(PROJECT_ROOT)})")
+        print(f"\nEvaluation ({_shown(metrics_path)})")
         for group, values in metrics.items():
             if isinstance(values, dict):
                 for key, value in values.items():
                     if isinstance(value, (int, float)):
                         print(f"  {group + '/' + key:<28} {value:.3f}")
-    print(f"\nExecuted notebooks and figures: {out_dir.relative_to(PROJECT_ROOT)}/")
-    print(f"Trained model bundle:           {(run_dir / 'bundle').relative_to(PROJECT_ROOT)}/")
+    print(f"\nExecuted notebooks and figures: {_shown(out_dir)}/")
+    print(f"Trained model bundle:           {_shown(run_dir / 'bundle')}/")
 
 
 def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM) -> Path:
@@ -189,7 +195,7 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     path = out_dir / "real_album_keywords.png"
     figure.savefig(path, dpi=80)
     print(f"tagged {len(photos)} real photos in {seconds:.1f} s (model loading included); "
-          f"thumbnails with keywords: {path.relative_to(PROJECT_ROOT)}")
+          f"thumbnails with keywords: {_shown(path)}")
     return path
 
 
