@@ -93,13 +93,14 @@ def _is_genus(word: str) -> bool:
 @functools.cache
 def is_scientific_name(lemma: str, lang: str) -> bool:
     """Whether a lemma of `lang` is a Linnaean species name: two or more words, the first a genus
-    WordNet knows that is no other word of `lang` than the genus's name ("Felis_domesticus", "tinca tinca" and
-    "felis_silvestris_catus" in French or Spanish; not "Labrador_retriever", "border collie",
-    "ours brun", nor Spanish "rosa_de_Jericó", whose "rosa" is a Spanish word too)."""
+    WordNet knows, and either English WordNet lists the name too ("Haliaeetus_leucocephalus",
+    "Felis_domesticus") or the genus is no other word of `lang` ("tinca tinca" in Spanish).
+    Not "Labrador_retriever", "border collie", "ours brun", nor Spanish "rosa_de_Jericó", whose
+    "rosa" is a Spanish word too."""
     words = lemma.replace(" ", "_").split("_")
     if len(words) < 2 or not words[0] or not _is_genus(words[0]):
         return False
-    if lang == "eng":
+    if lang == "eng" or wordnet().synsets("_".join(words), pos="n"):
         return True
     return all(any(name.casefold().startswith("genus_") for name in synset.lemma_names())
                for synset in wordnet().synsets(words[0].casefold(), pos="n", lang=lang))

@@ -39,6 +39,8 @@ def test_scientific_names_give_way_to_common_words():
     assert keyword("domestic_cat.n.01", "fra", fallback="none") is None
     assert keyword("domestic_cat.n.01", "fra", fallback="english") == "felis domesticus"
     assert keyword("tench.n.01", "spa") != "tinca tinca"
+    assert keyword("bald_eagle.n.01", "fra") == "pygargue à tête blanche"   # both in OMW: the word
+    assert keywords.is_scientific_name("haliaeetus_leucocephalus", "fra")  # English WordNet has it
     assert keywords.is_scientific_name("Felis_domesticus", "fra")
     assert keywords.is_scientific_name("tinca_tinca", "spa")
     assert keywords.is_scientific_name("felis_silvestris_catus", "spa")
