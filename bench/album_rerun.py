@@ -12,7 +12,7 @@ the model exactly what copies would.
 
 The model: MobileNetV2 224 px with random weights and COCO-sized heads (`bench.album_speed`), tags
 only (tag-album's default: no beam search). The predictor is loaded once; times are those of
-`helpers.album.tag_album(..., recursive=True)` (scan, cache, predict, plan, write album.ini):
+`helpers.album.tagging.tag_album(..., recursive=True)` (scan, cache, predict, plan, write album.ini):
 
 1. **first run**: every photo predicted; photos/s.
 2. **unchanged re-run**: nothing predicted, no photo decoded. Target: < 5 % of the first run.
@@ -112,10 +112,10 @@ def add_photos(root: Path, sources: list[Path], count: int) -> list[Path]:
 
 
 def _predictor(temporary: Path):
-    from helpers.inference import Captioner
+    from helpers.predict.predictors import Captioner
 
     predictor = Captioner.from_bundle(bench_bundle(temporary))
-    from helpers import keywords
+    from helpers.wordnet import keywords
 
     for name in predictor.synset_names:   # WordNet's first lookups: a one-time cost
         keywords.keyword(name, "eng")
@@ -123,7 +123,7 @@ def _predictor(temporary: Path):
 
 
 def _tag(predictor, root: Path, cache: Path, batch_size: int):
-    from helpers import album
+    from helpers.album import tagging as album
 
     start = time.perf_counter()
     summary = album.tag_album(predictor, album_dir=root, recursive=True, cache=cache,

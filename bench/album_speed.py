@@ -10,11 +10,11 @@ captioning the last overlap nothing, a fixed cost per album that a 2-batch album
 
 Three measurements, side by side, with the same model and the same photos:
 
-* **end to end**: `helpers.album.tag_album(..., captions=True)`: scan, decode (JPEG draft mode in
+* **end to end**: `helpers.album.tagging.tag_album(..., captions=True)`: scan, decode (JPEG draft mode in
   a thread pool, overlapping the model), encode, tag, caption (beam search, width 3), write
   album.ini (atomic, with backup). Photos per second.
 * **limit**: the work that cannot be avoided, each part measured alone and their times per photo
-  added: draft decoding alone (`helpers.images.load_images`, same threads) + the encoder alone on
+  added: draft decoding alone (`helpers.data.images.load_images`, same threads) + the encoder alone on
   pre-decoded tensors (the same batches). Target for tags only: end to end >= 0.85 of this limit's
   speed. With captions the limit also adds **beam search alone** (width 3, one caption per photo,
   as `tag_album` asks) on the encoded features of the same batches: target end to end with
@@ -46,7 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.timing import interleaved_best
-from helpers import album, images
+from helpers.album import tagging as album
+from helpers.data import images
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 CAMERA_SIZE = (4000, 3000)   # pixels, 12 megapixels
@@ -76,12 +77,13 @@ def make_camera_album(folder: Path, count: int, source_dir: Path) -> list[Path]:
 def bench_bundle(out_dir: Path, run_dir: Path | None = None) -> Path:
     """The bundle to time: `run_dir`'s when it is MobileNetV2, else a random-weight MobileNetV2
     224 px bundle at COCO sizes (see the module docstring). Returns the bundle folder."""
-    from helpers import encoders, model
+    from helpers import model
+    from helpers.pretrained import encoders
     from helpers.bundle import save_bundle
     from helpers.config import Config
-    from helpers.synset_vocabulary import SynsetVocabulary
-    from helpers.synsets import COCO_CATEGORY_SYNSETS
-    from helpers.vocab import Vocabulary
+    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+    from helpers.wordnet.synsets import COCO_CATEGORY_SYNSETS
+    from helpers.text.vocab import Vocabulary
 
     if run_dir is not None and (Path(run_dir) / "bundle" / "bundle.json").is_file():
         manifest = json.loads((Path(run_dir) / "bundle" / "bundle.json").read_text())
@@ -105,7 +107,7 @@ def bench_bundle(out_dir: Path, run_dir: Path | None = None) -> Path:
 
 def mean_caption_tokens() -> int:
     """Mean tokens per caption of the real COCO captions in ../shared, rounded (about 11)."""
-    from helpers.vocab import tokenize
+    from helpers.text.vocab import tokenize
 
     caption_file = next(iter(sorted((SHARED_DIR / "data" / "coco-val2014-captions-4800").glob(
         "*.json"))))
@@ -118,8 +120,8 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
     import keras
     import tensorflow as tf
 
-    from helpers import keywords
-    from helpers.inference import Captioner
+    from helpers.wordnet import keywords
+    from helpers.predict.predictors import Captioner
 
     count, batch, repeats = (16, 8, 2) if quick else (64, 16, 3)
     with tempfile.TemporaryDirectory(prefix="album_speed_") as temporary:

@@ -11,12 +11,12 @@ vocabulary 10,000, word embedding 256, LSTM 512; the attention decoder over a 7 
 
 Three measurements, same decoder, same features, all decoding every image:
 
-* **batched beam search** (`helpers.decoding.beam_search`, width 3): all images and beams in one
+* **batched beam search** (`helpers.predict.decoding.beam_search`, width 3): all images and beams in one
   batch, one compiled step per time step.
 * **per-image loop**: the textbook implementation: one image at a time, one eager
   `decoder.step` call per time step over that image's beams, Python bookkeeping (it gives the same
   captions; checked below). Target: batched >= 5x faster.
-* **batched greedy** (`helpers.decoding.greedy_decode`): the cheapest decoding there is.
+* **batched greedy** (`helpers.predict.decoding.greedy_decode`): the cheapest decoding there is.
   Target: beam search (width 3) costs <= 2x greedy.
 
 Two more measurements (issue 11) compare beam search with what its arithmetic allows:
@@ -91,7 +91,7 @@ def _decoders_and_features(kind: str, images: int):
 
 def _batched(decoder, pooled, grid, batch_size: int):
     """`(beam, greedy)`: functions decoding every image in batches of `batch_size`."""
-    from helpers import decoding
+    from helpers.predict import decoding
 
     batches = [(pooled[i:i + batch_size], grid[i:i + batch_size]) for i in range(0, len(pooled), batch_size)]
 
@@ -152,7 +152,7 @@ def measure(kind: str, images: int, loop_images: int) -> dict:
     batched_beam, batched_greedy = _batched(decoder, pooled, grid, BATCH_SIZE)
 
     def loop():
-        from helpers import decoding
+        from helpers.predict import decoding
 
         return decoding.reference_beam_search(decoder, pooled[:loop_images], grid[:loop_images],
                                               BEAM_WIDTH, MAX_LENGTH)

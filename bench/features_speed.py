@@ -6,9 +6,9 @@
 MobileNetV2 at 224 px with `weights=None` (the time per image does not depend on the weights).
 Three measurements over the same photos:
 
-* **cached pipeline** (`helpers.features.extract_features`): parallel JPEG decoding overlapped
+* **cached pipeline** (`helpers.training.features.extract_features`): parallel JPEG decoding overlapped
   with the encoder through `tf.data` prefetching, shards written to disk. Everything counted.
-* **decoding alone**: the pipeline's own decode stage (`helpers.pipelines.image_dataset`: parallel
+* **decoding alone**: the pipeline's own decode stage (`helpers.training.pipelines.image_dataset`: parallel
   JPEG decoding in draft mode + resizing), iterated without the encoder.
 * **encoder alone**: the same encoder on already decoded, resized tensors in memory.
 * **limit**: decoding alone + encoder alone, seconds per image added: on 2 cores decoding competes
@@ -51,9 +51,10 @@ def _photos(quick: bool) -> list[Path]:
 
 def run(quick: bool = False) -> dict:
     """Measure the three ways; returns images/s of each and the two ratios."""
-    from helpers import encoders, features
-    from helpers.images import load_image
-    from helpers.pipelines import image_dataset
+    from helpers.pretrained import encoders
+    from helpers.training import features
+    from helpers.data.images import load_image
+    from helpers.training.pipelines import image_dataset
 
     paths = _photos(quick)
     ids = list(range(len(paths)))

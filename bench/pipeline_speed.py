@@ -3,14 +3,14 @@
     python -m bench.pipeline_speed            # shards of 512 rows (about 4 minutes, 2.1 GB of disk)
     python -m bench.pipeline_speed --quick    # shards of 128 rows (about 1.5 minutes, 0.5 GB)
 
-Writes a synthetic 32-shard feature cache in the on-disk format of `helpers.features` (its own
+Writes a synthetic 32-shard feature cache in the on-disk format of `helpers.training.features` (its own
 shard writer; MobileNetV2 sizes: pooled 1280 float32, grid 7 x 7 x 1280 float16) to a temporary
 folder, and 4- and 8-shard caches made of its first shards, with 5 captions of 8-16 words per
 image (10-18 ids), a 10,000-word vocabulary and 500 synsets (5 per image), batches of 64.
 Measured, side by side (`bench.timing.interleaved_best`, one epoch of the 8-shard cache per
 call, fastest of the rounds, after a warm-up epoch):
 
-* **pipeline**: `helpers.pipelines.caption_dataset` reading the cache from disk (shard files in
+* **pipeline**: `helpers.training.pipelines.caption_dataset` reading the cache from disk (shard files in
   the page cache, as in training after the first epoch). Everything counted, epoch start included.
 * **in memory**: the same examples from arrays already in RAM, a batched `tf.gather` chain
   (indices -> batch -> parallel gather -> prefetch): the limit for data in RAM, no bucketing.
@@ -49,7 +49,7 @@ SYNSETS = [f"synset{n}.n.01" for n in range(NUM_SYNSETS)]
 
 
 class Record:
-    """What `caption_dataset` reads of a `helpers.coco.ImageRecord`."""
+    """What `caption_dataset` reads of a `helpers.data.coco.ImageRecord`."""
 
     def __init__(self, image_id: int, captions: list[str]):
         self.image_id, self.captions = image_id, captions
@@ -57,8 +57,8 @@ class Record:
 
 def synthetic_split(image_ids) -> dict:
     """Records, vocabularies and tags of images; the same for the same ids in every process."""
-    from helpers.synset_vocabulary import SynsetVocabulary
-    from helpers.vocab import Vocabulary
+    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+    from helpers.text.vocab import Vocabulary
 
     records, image_synsets = [], {}
     for image_id in image_ids:
@@ -72,11 +72,11 @@ def synthetic_split(image_ids) -> dict:
 
 
 def write_cache(folder: Path, num_shards: int, shard_rows: int, source: Path | None = None):
-    """A complete `helpers.features` cache of `num_shards` shards of `shard_rows` images (ids
+    """A complete `helpers.training.features` cache of `num_shards` shards of `shard_rows` images (ids
     0, 1, ...), written with its shard writer; returns its `FeatureCache`. The features are random
     (one block reused by every shard: their values do not change the speed), so shard i is the
     same file in every such cache: the shards `source` (another such cache) has are linked."""
-    from helpers import features
+    from helpers.training import features
 
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -137,10 +137,10 @@ def in_memory_dataset(cache, split: dict, seed: int = 0):
 
 def _generator_caption_dataset(cache, records, vocabulary, synset_vocabulary, image_synsets,
                                batch_size, max_length, shuffle=True, seed=0):
-    """The replaced `helpers.pipelines.caption_dataset`, one example per generator step."""
+    """The replaced `helpers.training.pipelines.caption_dataset`, one example per generator step."""
     import tensorflow as tf
 
-    from helpers.pipelines import BUCKET_BOUNDARIES
+    from helpers.training.pipelines import BUCKET_BOUNDARIES
 
     captions = {record.image_id: [vocabulary.encode(c, max_length) for c in record.captions]
                 for record in records}
@@ -196,7 +196,8 @@ def count_examples(dataset) -> int:
 def lstm_examples_per_second(steps: int) -> float:
     """Examples/s of `train_on_batch` of LSTM heads at COCO sizes (the `bench.train_speed` setup)."""
     from bench import train_speed
-    from helpers import model, train
+    from helpers import model
+    from helpers.training import train
     from helpers.config import Config
 
     config = Config(decoder="lstm", embedding_dim=train_speed.EMBEDDING_DIM, hidden_dim=train_speed.HIDDEN_DIM,
@@ -220,7 +221,8 @@ sys.path.insert(0, sys.argv[2])
 
 from bench import pipeline_speed
 from bench.timing import peak_kib
-from helpers import features, pipelines
+from helpers.training import features
+from helpers.training import pipelines
 cache = features.FeatureCache(sys.argv[1])
 split = pipeline_speed.synthetic_split(cache.image_ids)
 dataset = pipelines.caption_dataset(cache, **split, batch_size=pipeline_speed.BATCH_SIZE,
@@ -243,7 +245,7 @@ def _epoch_memory(cache_dir: Path) -> dict:
 def run(quick: bool = False) -> dict:
     """Write the caches, measure, print and return examples/s, ratios and peak memory (MB)."""
     from bench.timing import interleaved_best
-    from helpers import pipelines
+    from helpers.training import pipelines
 
     shard_rows = 128 if quick else 512
     repeats, steps = (3, 3) if quick else (5, 10)

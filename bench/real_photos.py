@@ -8,11 +8,11 @@ The photos: `../shared/data/coco-mini-2017` (or `$SHARED_DIR/data/coco-mini-2017
 and 159 val2017 real COCO JPEGs. The 159 with annotations (80 train + 79 val) are scored; the 80
 val JPEGs without annotations only take part in the language check.
 
-References of a photo: the synsets its five human captions name (`helpers.synsets.records_synsets`
+References of a photo: the synsets its five human captions name (`helpers.wordnet.synsets.records_synsets`
 with `min_votes=1`: this project's caption -> synset mapping, any caption naming the synset) and
 its COCO instance categories (`coco_category_synsets`). A keyword is **correct** when its synset
 equals a reference, is a hyponym of one (any depth: "golden retriever" for "dog"), or is a
-hypernym of one at most 2 levels up along any hypernym path (`helpers.synsets.hypernyms(ref, 2)`:
+hypernym of one at most 2 levels up along any hypernym path (`helpers.wordnet.synsets.hypernyms(ref, 2)`:
 "canine", "carnivore", "domestic animal" and "animal" for "dog"; not "mammal", 4 levels up).
 
 Measures, per method (the same photos, the same rule):
@@ -21,7 +21,7 @@ Measures, per method (the same photos, the same rule):
   summed over the photos, divided by the keywords counted (`sum(min(k, n))`): a photo with fewer
   than k keywords counts with what it has, a photo with none counts nothing (see "coverage").
 * **keywords per photo** (at most 5), **coverage** (photos with at least one keyword).
-* **mean depth**: mean WordNet depth (`helpers.hierarchy.depth`, shortest path from entity.n.01)
+* **mean depth**: mean WordNet depth (`helpers.wordnet.hierarchy.depth`, shortest path from entity.n.01)
   of the keywords counted in precision@5: specificity; entity 0, animal 6, dog 8, retriever 11.
 * **category recall**: of the photos' COCO categories that ImageNet can express (the category's
   synset has an ImageNet class at or below it: 53 of the 80, "dog", "pizza", "bus", "person";
@@ -30,7 +30,7 @@ Measures, per method (the same photos, the same rule):
 
 Methods:
 
-* (a) **hierarchy**: `helpers.hierarchy.select_keywords` on the EfficientNet-Lite0 probabilities
+* (a) **hierarchy**: `helpers.wordnet.hierarchy.select_keywords` on the EfficientNet-Lite0 probabilities
   propagated up WordNet (`ImageNetHierarchy.propagate`), its default constants; and the same with
   `chain=True` (each keyword after its ancestors, general first: what a hierarchical keyword
   field gets; precision@k then counts the general words first).
@@ -39,7 +39,7 @@ Methods:
   comparison, same photos, same number of keywords, same denominators.
 * (c) **sample model** (control): the trained run `runs/sample` (`make demo`), its top-5 tags.
 
-The EfficientNet-Lite0 class probabilities of the 239 photos (`helpers.efficientnet_lite`, its own
+The EfficientNet-Lite0 class probabilities of the 239 photos (`helpers.pretrained.efficientnet_lite`, its own
 preprocessing: `load_for_imagenet` + `preprocess_input`, batches of 32) are cached in
 `bench/results/real_photos_probabilities.npz`, keyed by the photo list and `CACHE_VERSION` (bumped
 when the preprocessing changes), so re-runs take seconds.
@@ -103,7 +103,7 @@ CACHE_VERSION = 2             # bump when the photos' preprocessing changes: cac
 def load_photos(root: Path = COCO_MINI):
     """`(records, all_paths)`: the annotated `ImageRecord`s of both splits (train first) and
     every JPEG of both split folders (annotated or not), sorted."""
-    from helpers.coco import load_coco
+    from helpers.data.coco import load_coco
 
     if not root.is_dir():
         raise FileNotFoundError(f"{root} not found: this benchmark needs ../shared/data "
@@ -115,7 +115,7 @@ def load_photos(root: Path = COCO_MINI):
 
 def reference_synsets(records) -> list[set[str]]:
     """Synsets of each record's captions (>= 2 captions agree) and COCO categories."""
-    from helpers.synsets import SynsetMapper, records_synsets
+    from helpers.wordnet.synsets import SynsetMapper, records_synsets
 
     return records_synsets(records, SynsetMapper(), min_votes=MIN_VOTES, progress=False)
 
@@ -131,7 +131,7 @@ def imagenet_probabilities(paths: Sequence[Path], cache: Path | None = CACHE_FIL
             return stored["probabilities"]
     from tqdm.auto import tqdm
 
-    from helpers import efficientnet_lite
+    from helpers.pretrained import efficientnet_lite
 
     started = time.perf_counter()
     model = efficientnet_lite.efficientnet_lite0_classifier(weights="imagenet")
@@ -154,8 +154,8 @@ def imagenet_probabilities(paths: Sequence[Path], cache: Path | None = CACHE_FIL
 # --- scoring --------------------------------------------------------------------------------
 def is_correct(synset: str, references: set[str]) -> bool:
     """The rule: equal to a reference, a hyponym of one, or a hypernym of one <= 2 levels up."""
-    from helpers.hierarchy import ancestors
-    from helpers.synsets import hypernyms
+    from helpers.wordnet.hierarchy import ancestors
+    from helpers.wordnet.synsets import hypernyms
 
     if synset in references or not references.isdisjoint(ancestors(synset)):
         return True
@@ -164,8 +164,8 @@ def is_correct(synset: str, references: set[str]) -> bool:
 
 def expressible_categories(categories: Sequence[str]) -> set[str]:
     """Synsets of the COCO categories that have an ImageNet class at or below them."""
-    from helpers.hierarchy import imagenet_hierarchy
-    from helpers.synsets import coco_category_synsets
+    from helpers.wordnet.hierarchy import imagenet_hierarchy
+    from helpers.wordnet.synsets import coco_category_synsets
 
     hierarchy = imagenet_hierarchy()
     return {synset for synset in coco_category_synsets(categories)
@@ -175,7 +175,7 @@ def expressible_categories(categories: Sequence[str]) -> set[str]:
 def score(keywords: Sequence[Sequence[str]], references: Sequence[set[str]],
           categories: Sequence[set[str]]) -> dict:
     """The measures of one method: `keywords[i]` are photo i's synsets, most important first."""
-    from helpers.hierarchy import depth
+    from helpers.wordnet.hierarchy import depth
 
     result = {}
     for k in (1, 3, 5):
@@ -203,7 +203,7 @@ def oracle_precision(probabilities: np.ndarray, references: Sequence[set[str]],
     """Share of photos with at least one correct `is_keyword_candidate` synset whose hierarchical
     probability is >= `floor`: the precision@1 of a selector that gives one keyword with that
     confidence per photo and always picks a right one when there is one (an upper bound)."""
-    from helpers import hierarchy
+    from helpers.wordnet import hierarchy
 
     tree = hierarchy.imagenet_hierarchy()
     candidates = np.array([hierarchy.is_keyword_candidate(name) for name in tree.synset_names])
@@ -218,7 +218,7 @@ def oracle_precision(probabilities: np.ndarray, references: Sequence[set[str]],
 def hierarchy_keywords(probabilities: np.ndarray, lang: str = "eng",
                        select: Callable | None = None, **options) -> list[list[tuple]]:
     """(a): `select_keywords` on each photo's hierarchical probabilities."""
-    from helpers import hierarchy
+    from helpers.wordnet import hierarchy
 
     select = select or hierarchy.select_keywords
     tree = hierarchy.imagenet_hierarchy()
@@ -229,7 +229,7 @@ def hierarchy_keywords(probabilities: np.ndarray, lang: str = "eng",
 
 def raw_top_classes(probabilities: np.ndarray, count: int = NB_KEYWORDS) -> list[list[str]]:
     """(b): the `count` most probable ImageNet classes of each photo (synset names)."""
-    from helpers.hierarchy import imagenet_hierarchy
+    from helpers.wordnet.hierarchy import imagenet_hierarchy
 
     leaves = imagenet_hierarchy().leaf_names
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :count]
@@ -241,7 +241,7 @@ def sample_model_keywords(paths: Sequence[Path], run_dir: Path = SAMPLE_RUN
     """(c): a trained run's top-5 tags (default `runs/sample`), None when it has no bundle."""
     if not (Path(run_dir) / "bundle" / "bundle.json").is_file():
         return None
-    from helpers.inference import Captioner
+    from helpers.predict.predictors import Captioner
 
     captioner = Captioner.from_bundle(run_dir)
     predictions = captioner.predict([str(path) for path in paths], nb_keywords=NB_KEYWORDS,
@@ -277,13 +277,13 @@ def grid(probabilities: np.ndarray, references: Sequence[set[str]],
          verbose: bool = False) -> list[dict]:
     """Every setting of the selector's three constants, scored on each group of photos.
 
-    `hedging_lambda`, `min_proba` and `helpers.hierarchy.MAX_KEYWORD_CLASSES` (set for the grid,
+    `hedging_lambda`, `min_proba` and `helpers.wordnet.hierarchy.MAX_KEYWORD_CLASSES` (set for the grid,
     restored after it); `groups` maps a name ("train2017", "all") to photo indices. Returns one
     row per setting: `{"cap", "lambda", "min_proba", <group>: score(...) of the group}`.
     """
     from tqdm.auto import tqdm
 
-    from helpers import hierarchy
+    from helpers.wordnet import hierarchy
 
     rows = []
     default_cap = hierarchy.MAX_KEYWORD_CLASSES
@@ -314,7 +314,7 @@ def grid(probabilities: np.ndarray, references: Sequence[set[str]],
 
 
 # --- other views of the photo (limits) --------------------------------------------------------
-# name: (input side in pixels, crop as `helpers.images.load_image`, mirrored left-right)
+# name: (input side in pixels, crop as `helpers.data.images.load_image`, mirrored left-right)
 VIEWS = {
     "centre crop 224 (the default)": (224, "center", False),
     "centre crop 224, mirrored": (224, "center", True),
@@ -356,8 +356,8 @@ def view_probabilities(paths: Sequence[Path], cache: Path | None = VIEWS_CACHE
                                 for name, members in MEAN_VIEWS.items()}}
     from tqdm.auto import tqdm
 
-    from helpers import efficientnet_lite
-    from helpers.images import load_image
+    from helpers.pretrained import efficientnet_lite
+    from helpers.data.images import load_image
 
     views: dict[str, np.ndarray] = {}
     models = {}
@@ -406,7 +406,7 @@ def learned_selector_precision(probabilities: np.ndarray, references: Sequence[s
     """
     from sklearn.ensemble import GradientBoostingClassifier
 
-    from helpers import hierarchy
+    from helpers.wordnet import hierarchy
 
     tree = hierarchy.imagenet_hierarchy()
     candidates = np.array([hierarchy.is_keyword_candidate(name) for name in tree.synset_names])
@@ -441,7 +441,7 @@ def limits(probabilities: np.ndarray, paths: Sequence[Path], rows: Sequence[int]
     selector across the two splits, and the precision of other views of the photo. `probabilities` are all photos' (`paths` order),
     `rows[i]` is record i's row; `settings`: `grid`'s rows for groups train2017, val2017 and
     all, when already computed."""
-    from helpers import hierarchy
+    from helpers.wordnet import hierarchy
 
     groups = {split: [i for i, record in enumerate(records) if split in ("all", record.split)]
               for split in (*SPLITS, "all")}
@@ -499,8 +499,8 @@ def run(quick: bool = False, tuning: bool = False, sample_run: str | os.PathLike
     the numbers (and writes `bench/results/real_photos.md`). The limits (`limits`: ~1.5 min of
     selector grid, and the first time ~1 min of EfficientNet on the views) are measured unless
     `with_limits` is False; by default, unless `quick`. `tuning`: also print the whole grid."""
-    from helpers import hierarchy
-    from helpers.keywords import keyword
+    from helpers.wordnet import hierarchy
+    from helpers.wordnet.keywords import keyword
 
     started = time.perf_counter()
     records, paths = load_photos()
@@ -559,7 +559,7 @@ def run(quick: bool = False, tuning: bool = False, sample_run: str | os.PathLike
     a, b = table["(a) hierarchy"]["all"], table["(b) raw classes, (a)'s count"]["all"]
     b5 = table["(b) raw top-5 classes"]["all"]
     notes = [
-        (f"selector: helpers.hierarchy.select_keywords, lambda = "
+        (f"selector: helpers.wordnet.hierarchy.select_keywords, lambda = "
          f"{hierarchy.HEDGING_LAMBDA:.2f} bits, min_proba = {hierarchy.MIN_PROBA} (tuned on "
          f"train2017's 80 photos; val2017 held out)"),
         (f"(a) precision@5 {a['precision@5']:.3f} (target >= 0.70) = "

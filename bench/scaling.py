@@ -8,7 +8,7 @@ On 2 shared cores the full mode takes about 12 minutes and the quick mode about 
 (importing TensorFlow, ~12 s; setting up Keras `fit`, ~15 s; starting Java for METEOR, ~20 s per
 evaluation) are paid at every scale, whatever its size.
 
-**Sizes.** The embedded sample (`helpers.sample.make_sample` defaults, what `make demo` trains on)
+**Sizes.** The embedded sample (`helpers.data.sample.make_sample` defaults, what `make demo` trains on)
 has 2,000 training and 300 validation images. 16x that would not fit a short benchmark on 2 cores,
 so the full mode's 1x is **1/16 of the sample**: 125 training + 20 validation images, and the album
 of 100 photos the issue asks for; 4x = 500 + 80 (album 400), 16x = 2,000 + 320 (album 1,600), i.e.
@@ -22,9 +22,9 @@ at the end), in the order `python -m helpers prepare / train / evaluate / tag-al
 | sample | `make_sample(n_train, n_val, n_album)`: drawing + JPEG + COCO/VG/album.ini files | picture drawn |
 | vocabularies | what `prepare` does before the encoder: `load_records`, `image_tag_targets`, `Vocabulary.build`, `SynsetVocabulary.build` (each also timed alone) | train + val image |
 | features | `build_encoder` (`sample_cnn`, random weights, no encoder training) + `extract_features` of both splits | train + val image |
-| train | `helpers.train.fit`, one epoch (`live_plot=False`, `caption_samples=0`); warm: the training batches after the first | training caption |
+| train | `helpers.training.train.fit`, one epoch (`live_plot=False`, `caption_samples=0`); warm: the training batches after the first | training caption |
 | evaluate | `Captioner.from_bundle` + `helpers.evaluate.evaluate_run` on val (beam search width 3, COCO caption metrics, tag metrics); warm: its `predict` calls | val image |
-| album | `load_predictor(run)` + `helpers.album.tag_album` as `tag-album --run` does by default (keywords, no captions) | album photo |
+| album | `load_predictor(run)` + `helpers.album.tagging.tag_album` as `tag-album --run` does by default (keywords, no captions) | album photo |
 
 The model is deliberately tiny (embedding 64, LSTM 128, attention 64, tagger 64; `sample_cnn`
 at 128 px; seed 0) so that the stages measure the pipeline, not a model's size.
@@ -153,7 +153,7 @@ def _result(items: int, warm_s: float, warmup_s: float, warmup_items: int, other
 
 
 def stage_sample(work: Path, sizes: Sizes) -> dict:
-    from helpers import sample
+    from helpers.data import sample
 
     steps: dict = {}
     probe = WARMUP
@@ -167,9 +167,9 @@ def stage_sample(work: Path, sizes: Sizes) -> dict:
 
 def _vocabularies(config, train_records, val_records):
     """What `prepare` builds before the encoder, from the records."""
-    from helpers import train
-    from helpers.synset_vocabulary import SynsetVocabulary
-    from helpers.vocab import Vocabulary
+    from helpers.training import train
+    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+    from helpers.text.vocab import Vocabulary
 
     image_synsets = train.image_tag_targets(config, train_records + val_records)
     vocabulary = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_count)
@@ -181,9 +181,9 @@ def _vocabularies(config, train_records, val_records):
 def stage_vocabularies(work: Path, sizes: Sizes) -> dict:
     import keras
 
-    from helpers import train
-    from helpers.synset_vocabulary import SynsetVocabulary
-    from helpers.vocab import Vocabulary
+    from helpers.training import train
+    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+    from helpers.text.vocab import Vocabulary
 
     config, run_dir, steps = bench_config(work / "data"), work / "run", {}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +210,9 @@ def stage_vocabularies(work: Path, sizes: Sizes) -> dict:
 def stage_features(work: Path, sizes: Sizes) -> dict:
     import keras
 
-    from helpers import encoders, features, train
+    from helpers.pretrained import encoders
+    from helpers.training import features
+    from helpers.training import train
 
     config, run_dir, steps = bench_config(work / "data"), work / "run", {}
     train_records, val_records = train.load_records(config)
@@ -235,9 +237,12 @@ def stage_features(work: Path, sizes: Sizes) -> dict:
 def stage_train(work: Path, sizes: Sizes) -> dict:
     import keras
 
-    from helpers import bundle, encoders, features, train
-    from helpers.synset_vocabulary import SynsetVocabulary
-    from helpers.vocab import Vocabulary
+    from helpers import bundle
+    from helpers.pretrained import encoders
+    from helpers.training import features
+    from helpers.training import train
+    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+    from helpers.text.vocab import Vocabulary
 
     config, run_dir, steps = bench_config(work / "data"), work / "run", {}
     train_records, val_records = train.load_records(config)
@@ -290,8 +295,9 @@ class _TimedCaptioner:
 
 
 def stage_evaluate(work: Path, sizes: Sizes) -> dict:
-    from helpers import evaluate, train
-    from helpers.inference import Captioner
+    from helpers import evaluate
+    from helpers.training import train
+    from helpers.predict.predictors import Captioner
 
     steps: dict = {}
     captioner = _timed(steps, "Captioner.from_bundle", lambda: Captioner.from_bundle(work / "run"))
@@ -312,7 +318,8 @@ def stage_evaluate(work: Path, sizes: Sizes) -> dict:
 def stage_album(work: Path, sizes: Sizes) -> dict:
     import shutil
 
-    from helpers import album, inference
+    from helpers.album import tagging as album
+    from helpers.predict import predictors as inference
 
     steps: dict = {}
     predictor = _timed(steps, "load_predictor", lambda: inference.load_predictor(run=work / "run"))
@@ -340,8 +347,8 @@ def _import_modules(light: bool) -> None:
     """The modules a worker imports before any stage (the baseline process imports the same)."""
     import importlib
 
-    names = ["helpers.sample"] if light else ["helpers.sample", "helpers.album", "helpers.bundle",
-                                              "helpers.evaluate", "helpers.inference", "helpers.train"]
+    names = ["helpers.data.sample"] if light else ["helpers.data.sample", "helpers.album.tagging", "helpers.bundle",
+                                              "helpers.evaluate", "helpers.predict.predictors", "helpers.training.train"]
     for name in names:
         importlib.import_module(name)
 
@@ -457,7 +464,10 @@ def measure_coco_rates(quick: bool) -> dict:
     import numpy as np
 
     from bench import beam_speed
-    from helpers import decoding, encoders, features, images
+    from helpers.predict import decoding
+    from helpers.pretrained import encoders
+    from helpers.training import features
+    from helpers.data import images
 
     paths = sorted((SHARED_DIR / "data" / "coco-mini-2017" / "val2017").glob("*.jpg"))[:32 if quick else 96]
     if not paths:
@@ -495,14 +505,15 @@ def measure_coco_rates(quick: bool) -> dict:
 
 
 def decoder_tokens_per_s(steps: int) -> dict:
-    """Training tokens/s of both decoders at COCO sizes, as `helpers.train.fit` trains them (no
+    """Training tokens/s of both decoders at COCO sizes, as `helpers.training.train.fit` trains them (no
     XLA): `bench.train_speed`'s sizes and random batches, compiled by `train.compile_heads`, timed
     over `steps` steps after two warm-up steps. (`bench.train_speed.run` measures more, XLA and
     oneDNN variants in subprocesses, in about 10 minutes.)"""
     import numpy as np
 
     from bench import train_speed
-    from helpers import model, train
+    from helpers import model
+    from helpers.training import train
     from helpers.config import Config
 
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ subprocesses.
 
 Heads of realistic size with random inputs: vocabulary 10,000, word embedding 256, LSTM 512,
 attention 256 over a 7 x 7 x 1280 grid (MobileNetV2 at 224 px), batch 64 captions of 14 tokens,
-compiled exactly as `helpers.train.fit` compiles them (masked cross-entropy + tag BCE, Adam with
+compiled exactly as `helpers.training.train.fit` compiles them (masked cross-entropy + tag BCE, Adam with
 the warmup/cosine schedule, gradient clipping). Counted tokens are the non-padding targets.
 
 **FLOPs per token** (`training_flops`) are counted from the layer shapes, 2 FLOPs per
@@ -136,7 +136,8 @@ def _worker(steps: int, rounds: int) -> dict:
     tokens/s of both decoders with XLA off and on, in interleaved rounds (best round kept)."""
     import tensorflow as tf
 
-    from helpers import model, train
+    from helpers import model
+    from helpers.training import train
     from helpers.config import Config
 
     rng = np.random.default_rng(0)

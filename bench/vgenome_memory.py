@@ -1,4 +1,4 @@
-"""Peak memory of reading Visual Genome objects.json: streaming (helpers.vgenome) vs json.load.
+"""Peak memory of reading Visual Genome objects.json: streaming (helpers.data.vgenome) vs json.load.
 
     python -m bench.vgenome_memory            # a 200+ MB objects.json (about a minute)
     python -m bench.vgenome_memory --quick    # about 20 MB
@@ -6,7 +6,7 @@
 Writes a synthetic file in the official layout (`[{"image_id", "objects": [{"synsets", "h",
 "object_id", "names", "w", "y", "x"}, ...]}, ...]`, 10-60 objects per image as in VG v1.2) to a
 temporary folder, then, each in a fresh Python subprocess, counts objects per image (a) by
-streaming with `helpers.vgenome.object_counts` and (b) with `json.load`. Each child reports its
+streaming with `helpers.data.vgenome.object_counts` and (b) with `json.load`. Each child reports its
 peak resident memory (`VmHWM` of `/proc/self/status`) and the same memory right
 after its imports, so the reported "work" memory is what reading the file added.
 """
@@ -30,7 +30,7 @@ import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from bench.timing import peak_kib
-from helpers import vgenome
+from helpers.data import vgenome
 
 baseline = peak_kib()
 path, method = Path(sys.argv[1]), sys.argv[2]

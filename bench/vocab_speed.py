@@ -8,7 +8,7 @@ absent): the COCO val2014 4,800-image set (24,019 captions) and Flickr8k (40,460
 
 For each corpus it measures, in captions per second:
 
-- `tokenize`: `helpers.vocab.tokenize` (and `nltk.word_tokenize` on the same captions: the
+- `tokenize`: `helpers.text.vocab.tokenize` (and `nltk.word_tokenize` on the same captions: the
   speed ratio, and how many captions the two tokenise differently);
 - `build`: `Vocabulary.build(min_count=5)` (tokenise + `collections.Counter`), with the
   extrapolated time for the full COCO 2014 train+val captions (616,767);
@@ -64,8 +64,9 @@ def _seconds(function, *args):
 def measure(name: str, by_image: dict[object, list[str]], quick: bool) -> dict:
     import nltk
 
-    from helpers import synsets, vocab
-    from helpers.synset_vocabulary import SynsetVocabulary
+    from helpers.wordnet import synsets
+    from helpers.text import vocab
+    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
     captions = [caption for group in by_image.values() for caption in group]
     n = len(captions)

@@ -1,30 +1,27 @@
 """Caption and tag photos: COCO / Visual Genome data, a CNN encoder with a synset
-classifier and an LSTM caption decoder, training, inference and MyPhotoShare album tagging.
+classifier and an LSTM caption decoder, training, prediction and MyPhotoShare album tagging.
 
-Modules, in the order the notebooks use them:
+The package, one line a layer, top to bottom (each imports only from the lines below it;
+`pyproject.toml` states the contract, `tests/test_layers.py` enforces it):
 
-- `helpers.nltk_data`  make WordNet, OMW, stopwords and punkt available (offline friendly)
-- `helpers.sample`     the embedded, generated sample dataset (COCO + Visual Genome formats)
-- `helpers.coco`       COCO captions/instances (pycocotools) and Flickr8k/30k caption files
-- `helpers.vgenome`    Visual Genome JSON, streamed (plain or zipped)
-- `helpers.vocab`      caption tokenisation and the word `Vocabulary`
-- `helpers.synsets`    words -> WordNet synsets, the `SynsetVocabulary`, multilingual keywords
-- `helpers.images`     robust photo loading (EXIF, modes, draft decoding)
-- `helpers.model`      encoder registry, synset classifier, LSTM / attention decoders, bundles
-- `helpers.features`   frozen-encoder feature cache, sharded and resumable
-- `helpers.train`      tf.data pipelines, training loop with live curves, checkpoints, resume
-- `helpers.inference`  greedy and batched beam search, tag prediction
-- `helpers.metrics`    COCO caption metrics (pycocoevalcap) and tagging metrics
-- `helpers.album`      MyPhotoShare `album.ini` tagging
-- `helpers.widgets`    the ipywidgets album-tagging panel
-- `helpers.plots`      every figure the notebooks show
+- `helpers.cli`, `demo`, `widgets`, `evaluate`  the command line, `make demo`, the album panel, scoring a run
+- `helpers.album`       MyPhotoShare `album.ini`, XMP sidecars, tagging an album
+- `helpers.training`    tf.data pipelines, the feature cache, callbacks, the training loop
+- `helpers.predict`     beam search, the `Predictor` protocol and predictors, the prediction cache
+- `helpers.bundle`      a trained model on disk (config, vocabularies, weights)
+- `helpers.model`       the architecture: synset classifier, LSTM and soft-attention caption decoders
+- `helpers.pretrained`  CNN encoders, EfficientNet-Lite0 with Google's weights, the weights reader
+- `helpers.wordnet`     synset mapping, the synset vocabulary, keywords in 30 languages, hierarchy
+- `helpers.text`, `plots`, `metrics`  tokenisation and vocabulary; every figure; caption and tag metrics
+- `helpers.data`        COCO, Visual Genome, the embedded sample, photos, NLTK data
+- `helpers.config`      `Config` (every training default) and the project's paths
 
 The command line is `python -m helpers --help`.
 """
 
 import os as _os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"   # as in pyproject.toml
 
 # oneDNN's CPU kernels: TensorFlow turns them on by itself only on CPUs with AVX-512, yet they
 # train the attention decoder 1.3-2.4x faster on AVX2 CPUs too (README, "Performance"). On unless

@@ -16,10 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.config import Config
-from helpers.encoders import build_encoder, encoder_output_shapes, encoder_spec
+from helpers.pretrained.encoders import build_encoder, encoder_output_shapes, encoder_spec
 from helpers.model import CaptionDecoder, CaptionTagger, SynsetClassifier, build_heads
-from helpers.synset_vocabulary import SynsetVocabulary
-from helpers.vocab import Vocabulary
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+from helpers.text.vocab import Vocabulary
 
 BUNDLE_FORMAT = "helpers.model.bundle"   # the value written by earlier versions: bundles stay readable
 BUNDLE_VERSION = 1
@@ -35,8 +35,8 @@ class Bundle:
 
     Attributes:
         config: the run's `Config`.
-        vocabulary: `helpers.vocab.Vocabulary` of the decoder.
-        synset_vocabulary: `helpers.synset_vocabulary.SynsetVocabulary` of the classifier.
+        vocabulary: `helpers.text.vocab.Vocabulary` of the decoder.
+        synset_vocabulary: `helpers.wordnet.synset_vocabulary.SynsetVocabulary` of the classifier.
         encoder: images -> {"pooled", "grid"} (`build_encoder`).
         heads: the `CaptionTagger` (decoder + tagger).
         tagger: `heads.tagger`; decoder: `heads.decoder`.

@@ -12,7 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from helpers import album, metrics, sample
+from helpers import metrics
+from helpers.album import tagging as album
+from helpers.data import sample
 from helpers.config import SAMPLE_DIR, Config, resolve_run_dir
 
 # --- make-sample, score: light commands (no TensorFlow) ---------------------------------------
@@ -40,7 +42,7 @@ def _score(args: argparse.Namespace) -> int:
 # --- prepare, train ---------------------------------------------------------------------------
 _CONFIG_OPTIONS = {  # option -> (Config field, type, help)
     "--data-dir": ("data_dir", str, "COCO-layout dataset folder"),
-    "--backbone": ("backbone", str, "encoder backbone (helpers.encoders.ENCODERS)"),
+    "--backbone": ("backbone", str, "encoder backbone (helpers.pretrained.encoders.ENCODERS)"),
     "--weights": ("weights", str, "'imagenet', 'none' or a weights file"),
     "--image-size": ("image_size", int, "encoder input side in pixels"),
     "--decoder": ("decoder", str, "'lstm' or 'attention'"),
@@ -73,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from helpers import train  # imported here: TensorFlow
+    from helpers.training import train  # imported here: TensorFlow
 
     run_dir = resolve_run_dir(args.run)
     prepared = train.prepare(config_from_args(args), run_dir)
@@ -83,7 +85,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from helpers import train  # imported here: TensorFlow
+    from helpers.training import train  # imported here: TensorFlow
 
     result = train.train_run(config_from_args(args), resolve_run_dir(args.run), live_plot=False, verbose=2)
     saved = f"bundle {result.bundle_dir}" if (result.bundle_dir / "bundle.json").is_file() else "no bundle"
@@ -95,8 +97,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def load_predictor(args: argparse.Namespace):
-    """The predictor that `--run` / `--model` name (see `helpers.inference.load_predictor`)."""
-    from helpers import inference  # imported here: TensorFlow
+    """The predictor that `--run` / `--model` name (see `helpers.predict.predictors.load_predictor`)."""
+    from helpers.predict import predictors as inference  # imported here: TensorFlow
 
     return inference.load_predictor(run=getattr(args, "run", None), model=getattr(args, "model", None))
 

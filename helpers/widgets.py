@@ -4,7 +4,7 @@ The model runs **once** per album (`AlbumTaggingPanel.load`): the per-photo syns
 and captions are cached, so moving the confidence slider, the keyword-count slider or the language
 dropdown only re-filters and re-translates (milliseconds) and the thumbnails' keywords and the
 album.ini diff update immediately. "Write album.ini" writes exactly the diff shown
-(`helpers.album.apply_plan`: in place, atomic, with album.ini.bak; sidecars with the XMP box).
+(`helpers.album.tagging.apply_plan`: in place, atomic, with album.ini.bak; sidecars with the XMP box).
 Keywords go into `tags` by default (MyPhotoShare searches it); keywords the user removed from
 `tags` are shown greyed and never added again.
 
@@ -22,13 +22,16 @@ from pathlib import Path
 import ipywidgets
 from PIL import Image
 
-from helpers import album, images, keywords, photo_cache
+from helpers.album import tagging as album
+from helpers.data import images
+from helpers.wordnet import keywords
+from helpers.predict import photo_cache
 
 
 def language_options(default: str = "eng") -> list[tuple[str, str]]:
     """Dropdown options `("French (fra)", "fra")` for every keyword language, sorted by name.
 
-    Uses `helpers.keywords.available_languages()`; `default` is always included.
+    Uses `helpers.wordnet.keywords.available_languages()`; `default` is always included.
     """
     names = dict(keywords.available_languages())
     names.setdefault(default, default)
@@ -46,7 +49,7 @@ class AlbumTaggingPanel:
     """Preview and write an album's keywords with live controls.
 
     Args:
-        captioner: the predictor (`predict`, `select_keywords`; a `helpers.inference.Captioner`
+        captioner: the predictor (`predict`, `select_keywords`; a `helpers.predict.predictors.Captioner`
             or the ImageNet tagger): keywords are chosen by its own `select_keywords` rule.
         album_dir: album folder (its album.ini is edited).
         lang: initial keyword language code.
@@ -61,12 +64,12 @@ class AlbumTaggingPanel:
         columns: thumbnails per row.
         load: run the model on the album now (else call `load()`).
         xmp: initially also write XMP sidecars (needs ExifTool), named `sidecar_name`.
-        cache: a `helpers.photo_cache.PredictionCache` (or its file path): only photos it lacks
+        cache: a `helpers.predict.photo_cache.PredictionCache` (or its file path): only photos it lacks
             are predicted; None: predict every photo once per `load`.
 
     Attributes:
         widget: the `ipywidgets.VBox` to display (the panel also displays itself).
-        result: the current `helpers.album.AlbumResult` (what "Write" would write).
+        result: the current `helpers.album.tagging.AlbumResult` (what "Write" would write).
     """
 
     def __init__(self, captioner, album_dir: str | os.PathLike, lang: str = "eng",
@@ -83,7 +86,7 @@ class AlbumTaggingPanel:
         self._predictions: dict[str, object] = {}
         self._labels: dict[str, ipywidgets.HTML] = {}
         self._session = None            # ExifTool, started when the XMP box is first ticked
-        self._sidecars = None           # photo path -> helpers.xmp.SidecarPlan as read
+        self._sidecars = None           # photo path -> helpers.album.xmp.SidecarPlan as read
         self.scan: album.AlbumScan | None = None
         self.result: album.AlbumResult | None = None
 
@@ -244,7 +247,7 @@ class AlbumTaggingPanel:
 
     @property
     def predictions(self) -> dict[str, object]:
-        """Picture name -> the cached `helpers.prediction.Prediction` (the model ran once)."""
+        """Picture name -> the cached `helpers.predict.prediction.Prediction` (the model ran once)."""
         return dict(self._predictions)
 
     @property

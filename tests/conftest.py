@@ -28,7 +28,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     """The embedded sample dataset, generated once per test session (small but complete)."""
-    from helpers import sample
+    from helpers.data import sample
 
     out = tmp_path_factory.mktemp("sample")
     sample.make_sample(out, seed=0)
@@ -51,7 +51,7 @@ def trained_run(sample_dir, tmp_path_factory) -> Path:
 
     Small and quick, not accurate: tests may check shapes, types and plumbing, not caption quality.
     """
-    from helpers import train
+    from helpers.training import train
     from helpers.config import Config
 
     run_dir = tmp_path_factory.mktemp("trained_run")
@@ -77,6 +77,6 @@ def tiny_config(sample_dir, **changes):
 @pytest.fixture(scope="module")
 def prepared(sample_dir, tmp_path_factory):
     """A tiny run prepared on the sample (vocabularies, encoder trained 1 epoch, features)."""
-    from helpers import train
+    from helpers.training import train
 
     return train.prepare(tiny_config(sample_dir), tmp_path_factory.mktemp("run"), verbose=0)

@@ -1,4 +1,4 @@
-"""Tests for helpers/album.py: pictures found safely, whole albums tagged with the real trained
+"""Tests for helpers/album/tagging.py: pictures found safely, whole albums tagged with the real trained
 Captioner (the `trained_run` fixture) through the prediction cache, the command line (`run_cli`),
 XMP sidecars with the real ExifTool, and `--untag` giving the original album.ini back byte for
 byte. The album.ini text rules themselves are tested in tests/test_album_ini.py."""
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import album, images, keywords
+from helpers.album import tagging as album
+from helpers.data import images
+from helpers.wordnet import keywords
 from test_album_ini import USER_INI, assert_only_our_lines_added, read_like_myphotoshare
 from test_images import BAD_FILES, write_photo_corpus
 
@@ -68,7 +70,7 @@ def test_scan_album_finds_pictures_and_refuses_outside(user_album):
 
 @pytest.fixture(scope="module")
 def captioner(trained_run):
-    from helpers.inference import Captioner
+    from helpers.predict.predictors import Captioner
 
     return Captioner.from_bundle(trained_run)
 
@@ -435,9 +437,9 @@ def test_xmp_sidecars_from_the_command_line(captioner, user_album, capsys):
 
 def test_album_code_never_imports_a_model():
     """Album tagging sits below the model: importing it (and the panel) loads no TensorFlow."""
-    code = ("import sys, helpers.album, helpers.widgets\n"
+    code = ("import sys, helpers.album.tagging, helpers.widgets\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow' or m in "
-            "('helpers.inference', 'helpers.model', 'helpers.train', 'helpers.features'))\n"
+            "('helpers.predict.predictors', 'helpers.model', 'helpers.training.train', 'helpers.training.features'))\n"
             "print(bad)")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=Path(__file__).resolve().parent.parent).stdout

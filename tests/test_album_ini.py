@@ -1,4 +1,4 @@
-"""Tests for helpers/album_ini.py: album.ini edited in place byte for byte, the tags route that
+"""Tests for helpers/album/ini.py: album.ini edited in place byte for byte, the tags route that
 keeps the user in charge (rejected keywords never come back), untagging back to the original
 bytes, and atomic writes with backups. Every result is read back with MyPhotoShare's parser."""
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import album_files, album_ini
-from helpers.album_ini import AlbumError, edit_ini, untag_ini_text, update_ini_text
+from helpers.album import files as album_files
+from helpers.album import ini as album_ini
+from helpers.album.ini import AlbumError, edit_ini, untag_ini_text, update_ini_text
 
 # A user's album.ini with everything mps_autotags used to destroy.
 USER_INI = """\

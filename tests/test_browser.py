@@ -419,7 +419,7 @@ def pick_threshold(panel, lang: str) -> float:
 def test_album_notebook_panel_in_browser(jupyter_lab, page, trained_run, sample_dir, tmp_path):
     """Notebook 4 in JupyterLab: the slider and the language dropdown change the keywords."""
     from helpers.config import resolve_bundle_dir
-    from helpers.inference import Captioner
+    from helpers.predict.predictors import Captioner
     from helpers.widgets import AlbumTaggingPanel
 
     if not NOTEBOOK.is_file():

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from helpers import encoders, model
+from helpers import model
+from helpers.pretrained import encoders
 from helpers.bundle import BundleMismatchError, load_bundle, save_bundle
 from helpers.config import Config
-from helpers.synset_vocabulary import SynsetVocabulary
-from helpers.vocab import START_ID, Vocabulary
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+from helpers.text.vocab import START_ID, Vocabulary
 
 RNG = np.random.default_rng(0)
 

@@ -1,4 +1,4 @@
-"""Tests of helpers/coco.py on the real COCO-mini, Karpathy and Flickr8k files in ../shared."""
+"""Tests of helpers/data/coco.py on the real COCO-mini, Karpathy and Flickr8k files in ../shared."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import logging
 import pytest
 from pycocotools.coco import COCO
 
-from helpers import coco
-from helpers.coco import DatasetError
+from helpers.data import coco
+from helpers.data.coco import DatasetError
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_categories_match_pycocotools(coco_mini):
 def test_image_ids_select_in_order_and_unknown_ids_are_logged(coco_mini, caplog):
     every = coco.load_coco(coco_mini, "val2017")
     wanted = [every[5].image_id, every[2].image_id, 999_999_999]
-    with caplog.at_level(logging.WARNING, logger="helpers.coco"):
+    with caplog.at_level(logging.WARNING, logger="helpers.data.coco"):
         chosen = coco.load_coco(coco_mini, "val2017", image_ids=wanted)
     assert [r.image_id for r in chosen] == wanted[:2]
     assert chosen[0].captions == every[5].captions
@@ -64,7 +64,7 @@ def test_images_without_captions_are_counted(coco_mini, tmp_path, caplog):
     data["annotations"][0]["caption"] = "   "  # an empty caption is dropped, not kept
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "captions_val2017.json").write_text(json.dumps(data))
-    with caplog.at_level(logging.WARNING, logger="helpers.coco"):
+    with caplog.at_level(logging.WARNING, logger="helpers.data.coco"):
         records = coco.load_coco(tmp_path, "val2017")
     assert len(records) == 78 and last not in {r.image_id for r in records}
     assert coco.captions_count(records) == 395 - 5 - 1

@@ -1,4 +1,4 @@
-"""helpers.decoding: greedy decoding and batched beam search against exhaustive search, the
+"""helpers.predict.decoding: greedy decoding and batched beam search against exhaustive search, the
 per-image reference algorithm and a decoder with a known answer."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import decoding, model
+from helpers import model
+from helpers.predict import decoding
 from helpers.config import Config
-from helpers.vocab import END_ID, PAD_ID, START_ID
+from helpers.text.vocab import END_ID, PAD_ID, START_ID
 
 VOCABULARY_SIZE, GRID_CELLS, FEATURE_DIM = 40, 9, 12
 

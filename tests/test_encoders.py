@@ -1,11 +1,11 @@
-"""helpers.encoders: the backbone registry and `build_encoder`."""
+"""helpers.pretrained.encoders: the backbone registry and `build_encoder`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from helpers import encoders
+from helpers.pretrained import encoders
 
 RNG = np.random.default_rng(0)
 

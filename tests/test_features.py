@@ -1,4 +1,4 @@
-"""Tests of helpers/features.py: the sharded, resumable feature cache."""
+"""Tests of helpers/training/features.py: the sharded, resumable feature cache."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from helpers import encoders, features
-from helpers.images import load_image
+from helpers.pretrained import encoders
+from helpers.training import features
+from helpers.data.images import load_image
 
 SIZE = 32   # small images keep the encoder fast
 

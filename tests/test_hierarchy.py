@@ -1,4 +1,4 @@
-"""helpers.hierarchy on real WordNet 3.0 / OMW (../shared/nltk_data) and real EfficientNet-Lite0
+"""helpers.wordnet.hierarchy on real WordNet 3.0 / OMW (../shared/nltk_data) and real EfficientNet-Lite0
 logits of 16 COCO photos (../shared/models/efficientnet-lite0-reference)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import hierarchy
-from helpers.keywords import keyword
-from helpers.synsets import get_synset
+from helpers.wordnet import hierarchy
+from helpers.wordnet.keywords import keyword
+from helpers.wordnet.synsets import get_synset
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 REFERENCE = SHARED_DIR / "models" / "efficientnet-lite0-reference"
@@ -235,7 +235,7 @@ def test_class_names():
 
 
 def test_the_module_stays_below_the_model_layer():
-    """Imports flow one way: helpers.hierarchy may not import TensorFlow, Keras or the modules
+    """Imports flow one way: helpers.wordnet.hierarchy may not import TensorFlow, Keras or the modules
     above it (model, inference, album, train, features)."""
     tree_ = ast.parse(Path(hierarchy.__file__).read_text(encoding="utf-8"))
     imported = set()
@@ -245,8 +245,8 @@ def test_the_module_stays_below_the_model_layer():
         elif isinstance(node, ast.ImportFrom):
             imported |= {f"{node.module}.{alias.name}" if node.module == "helpers" else
                          node.module for alias in node.names}
-    allowed_helpers = {"helpers.config", "helpers.nltk_data", "helpers.synsets",
-                       "helpers.keywords"}
+    allowed_helpers = {"helpers.config", "helpers.data.nltk_data", "helpers.wordnet.synsets",
+                       "helpers.wordnet.keywords"}
     for name in imported:
         assert not name.startswith(("tensorflow", "keras")), name
         if name.startswith("helpers"):

@@ -1,4 +1,4 @@
-"""Tests for helpers/images.py on real COCO photos and a bad-input corpus generated here.
+"""Tests for helpers/data/images.py on real COCO photos and a bad-input corpus generated here.
 
 `write_photo_corpus(folder, photo)` is also used by tests/test_album.py: it turns one real photo
 into every kind of file a user's album may hold (good ones in odd formats, and broken ones).
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import images
-from helpers.images import ImageLoadError, load_image, load_images
+from helpers.data import images
+from helpers.data.images import ImageLoadError, load_image, load_images
 
 # name -> expected reason fragment, for the broken files written by `write_photo_corpus`.
 BAD_FILES = {

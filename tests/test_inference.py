@@ -1,4 +1,4 @@
-"""helpers.inference: the Captioner on a model trained on the sample (captions, tags in French,
+"""helpers.predict.predictors: the Captioner on a model trained on the sample (captions, tags in French,
 corrupt photos, in-memory arrays) and the `caption` command."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import decoding, inference
+from helpers.predict import decoding
+from helpers.predict import predictors as inference
 
 @pytest.fixture(scope="module")
 def captioner(trained_run):
@@ -43,7 +44,7 @@ def test_captioner_captions_and_tags_in_french_and_survives_a_corrupt_photo(capt
         assert all(text.strip() and all(w in vocabulary for w in text.split()) for text, _ in prediction.captions)
         assert set(prediction.synset_probabilities) == set(captioner.synset_names)
         assert 1 <= len(prediction.tags) <= 3
-        from helpers import keywords
+        from helpers.wordnet import keywords
 
         for synset, keyword, probability in prediction.tags:
             assert keyword == keywords.keyword(synset, "fra")
@@ -58,7 +59,7 @@ def test_early_stopping_for_fewer_captions_returns_the_same_best_ones(captioner,
     """With top_n < beam_width the search drops hypotheses that can no longer be among the top_n
     and stops early; it must return exactly the first top_n of the complete search. Checked on the
     trained decoder (whose captions end at varied lengths) and 24 val photos."""
-    from helpers.images import load_images
+    from helpers.data.images import load_images
 
     config = json.loads((Path(trained_run) / "config.json").read_text())
     photos = sorted((Path(config["data_dir"]) / config["val_split"]).glob("*.jpg"))[:24]
@@ -81,7 +82,7 @@ def test_early_stopping_for_fewer_captions_returns_the_same_best_ones(captioner,
 
 
 def test_captioner_accepts_uint8_arrays(captioner, val_photos):
-    from helpers.images import load_image
+    from helpers.data.images import load_image
 
     size = captioner.image_size
     pixels = load_image(val_photos[0], size=size)
@@ -128,7 +129,7 @@ def test_imagenet_tagger_keywords_of_real_photos(imagenet_tagger, reference, sha
     """Real COCO photos: the hierarchy probabilities contain the reference model's top-1 class with
     the highest class probability, French keywords come without an English fallback, and a corrupt
     file is reported while the others are tagged."""
-    from helpers import hierarchy
+    from helpers.wordnet import hierarchy
 
     names, top5 = reference
     photos = [shared_data / "coco-mini-2017" / "val2017" / name for name in names[:6]]
@@ -177,6 +178,6 @@ def test_caption_cli_with_the_imagenet_model_prints_keywords(reference, shared_d
     assert status == 0
     lines = buffer.getvalue().splitlines()
     assert Path(lines[0]).resolve() == photo.resolve(), lines
-    from helpers.keywords import keyword
+    from helpers.wordnet.keywords import keyword
 
     assert lines[1].strip().startswith(f"tags: {keyword('zebra.n.01', 'spa')} ("), lines

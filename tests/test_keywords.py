@@ -1,11 +1,11 @@
-"""helpers.keywords: synset -> keyword in a language (real WordNet / OMW data)."""
+"""helpers.wordnet.keywords: synset -> keyword in a language (real WordNet / OMW data)."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import keywords
-from helpers.keywords import keyword
+from helpers.wordnet import keywords
+from helpers.wordnet.keywords import keyword
 
 
 def test_keywords_best_lemma():

@@ -29,9 +29,10 @@ def test_the_package_keeps_its_layers():
 def test_the_contract_catches_a_lower_layer_importing_a_higher_one(tmp_path):
     shutil.copytree(PROJECT_ROOT / "helpers", tmp_path / "helpers",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    keywords = tmp_path / "helpers" / "keywords.py"
-    keywords.write_text(keywords.read_text(encoding="utf-8") + "\nfrom helpers import inference\n",
+    keywords = tmp_path / "helpers" / "wordnet" / "keywords.py"
+    keywords.write_text(keywords.read_text(encoding="utf-8") + "\nfrom helpers.predict import predictors\n",
                         encoding="utf-8")
     result = lint_imports(tmp_path)
     assert result.returncode == 1
-    assert "helpers.keywords is not allowed to import helpers.inference" in result.stdout
+    assert "helpers.wordnet is not allowed to import helpers.predict" in result.stdout
+    assert "helpers.wordnet.keywords -> helpers.predict.predictors" in result.stdout

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from helpers import model
 from helpers.config import Config
-from helpers.vocab import END_ID, START_ID
+from helpers.text.vocab import END_ID, START_ID
 
 RNG = np.random.default_rng(0)
 

@@ -23,7 +23,7 @@ import pandas
 
 from conftest import tiny_config
 
-from helpers import train
+from helpers.training import train
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 300            # per process

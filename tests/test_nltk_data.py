@@ -1,4 +1,4 @@
-"""Tests of helpers/nltk_data.py: finds the offline copy, downloads into data/nltk_data, explains
+"""Tests of helpers/data/nltk_data.py: finds the offline copy, downloads into data/nltk_data, explains
 what to do when neither works. `nltk.download` is replaced where the network would be needed."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import time
 import nltk
 import pytest
 
-from helpers import nltk_data
-from helpers.nltk_data import NltkDataMissing, ensure_nltk_data
+from helpers.data import nltk_data
+from helpers.data.nltk_data import NltkDataMissing, ensure_nltk_data
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for helpers/photo_cache.py: predictions kept per photo and model, exactly; only new or
+"""Tests for helpers/predict/photo_cache.py: predictions kept per photo and model, exactly; only new or
 changed photos (or a new model) reach the predictor; chunks bound the memory.
 
 The predictor here is a small stand-in with the predictor protocol that counts the photos it is
@@ -14,8 +14,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from helpers import photo_cache
-from helpers.prediction import Prediction
+from helpers.predict import photo_cache
+from helpers.predict.prediction import Prediction
 
 SYNSETS = ["dog.n.01", "cat.n.01", "tree.n.01", "car.n.01"]
 

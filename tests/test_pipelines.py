@@ -1,4 +1,4 @@
-"""helpers.pipelines: the tf.data chains (caption batches from the feature cache)."""
+"""helpers.training.pipelines: the tf.data chains (caption batches from the feature cache)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import features, pipelines
-from helpers.synset_vocabulary import SynsetVocabulary
-from helpers.vocab import PAD_ID, START_ID, Vocabulary
+from helpers.training import features
+from helpers.training import pipelines
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+from helpers.text.vocab import PAD_ID, START_ID, Vocabulary
 
 Record = collections.namedtuple("Record", "image_id captions")   # the fields caption_dataset reads
 
@@ -41,7 +42,7 @@ def test_caption_dataset_batches_are_bucketed_and_shifted(prepared):
     assert batches == int(dataset.cardinality())        # the epoch's length, known in advance
 
 
-# A small cache written in the format of helpers.features, with what the sample lacks: augmented
+# A small cache written in the format of helpers.training.features, with what the sample lacks: augmented
 # copies (an image id on several rows), unreadable rows, cached images without captions.
 
 def write_cache(folder, shards: list[list[tuple[int, int, bool]]]) -> features.FeatureCache:

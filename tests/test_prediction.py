@@ -1,8 +1,8 @@
-"""helpers.prediction: what a model says about one photo."""
+"""helpers.predict.prediction: what a model says about one photo."""
 
 from __future__ import annotations
 
-from helpers import prediction
+from helpers.predict import prediction
 
 def test_format_caption_is_im2txt_style():
     assert prediction.format_caption(0, "a man sitting on a bench", 0.000005) == \

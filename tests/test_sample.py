@@ -1,4 +1,4 @@
-"""Tests of helpers/sample.py: determinism, official formats, captions that match the pixels."""
+"""Tests of helpers/data/sample.py: determinism, official formats, captions that match the pixels."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from helpers import coco, sample
+from helpers.data import coco
+from helpers.data import sample
 
 SMALL = dict(n_train=40, n_val=10, n_album=6)
 
@@ -147,7 +148,7 @@ def test_pixels_have_the_annotated_colour(small_sample):
 
 def test_no_other_noun_reaches_two_captions_of_an_image(small_sample):
     """Only colour and shape nouns may be in >= 2 captions of an image (the tag vote rule)."""
-    from helpers.nltk_data import NltkDataMissing, ensure_nltk_data
+    from helpers.data.nltk_data import NltkDataMissing, ensure_nltk_data
 
     try:
         ensure_nltk_data(["wordnet", "stopwords"])

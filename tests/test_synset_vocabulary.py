@@ -1,4 +1,4 @@
-"""helpers.synset_vocabulary: order, encode/decode, save/load of the tag vocabulary."""
+"""helpers.wordnet.synset_vocabulary: order, encode/decode, save/load of the tag vocabulary."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers.synset_vocabulary import SynsetVocabulary
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
 def test_synset_vocabulary_order_encode_decode(tmp_path):
     per_image = [{"dog.n.01", "sofa.n.01"}, {"dog.n.01"}, {"cat.n.01", "sofa.n.01"}, {"cat.n.01"},

@@ -1,4 +1,4 @@
-"""helpers.synsets: word -> synset mapping, tag targets and hypernyms,
+"""helpers.wordnet.synsets: word -> synset mapping, tag targets and hypernyms,
 checked against real WordNet / OMW data and real COCO captions."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from helpers import synsets
-from helpers.synset_vocabulary import SynsetVocabulary
-from helpers.synsets import COCO_CATEGORY_SYNSETS, SENSE_OVERRIDES, SynsetMapper, image_synsets
-from helpers.keywords import keyword
-from helpers.vocab import tokenize
+from helpers.wordnet import synsets
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+from helpers.wordnet.synsets import COCO_CATEGORY_SYNSETS, SENSE_OVERRIDES, SynsetMapper, image_synsets
+from helpers.wordnet.keywords import keyword
+from helpers.text.vocab import tokenize
 
 SAMPLE_WORDS = ["red", "green", "black", "purple", "pink", "aqua",
                 "circle", "square", "triangle", "rectangle", "ellipse", "hexagon"]
@@ -172,7 +172,7 @@ def test_coco_category_synsets_helper(mapper):
 
 
 def test_records_synsets(shared_data, mapper):
-    from helpers import coco
+    from helpers.data import coco
 
     records = coco.load_coco(shared_data / "coco-mini-2017", "train2017")
     per_image = synsets.records_synsets(records, mapper, vg_synsets={records[0].image_id: {"x.n.01"}},

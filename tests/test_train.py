@@ -1,4 +1,4 @@
-"""Tests of helpers/train.py: run preparation, bucketed datasets, resume after a kill, bundles,
+"""Tests of helpers/training/train.py: run preparation, bucketed datasets, resume after a kill, bundles,
 MirroredStrategy on two logical CPU devices (in a subprocess)."""
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import pytest
 
 from conftest import TINY, tiny_config
 
-from helpers import decoding, train
+from helpers.predict import decoding
+from helpers.training import train
 from helpers.bundle import load_bundle
 from helpers.config import Config
-from helpers.vocab import Vocabulary
+from helpers.text.vocab import Vocabulary
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,7 +146,7 @@ def test_mirrored_strategy_on_two_logical_cpus_and_its_resume(sample_dir, tmp_pa
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-            from helpers import train
+            from helpers.training import train
             from helpers.config import Config
             config = Config(data_dir={str(sample_dir)!r}, **{dict(TINY, decoder="lstm", epochs=epochs, encoder_epochs=0, caption_samples=0)!r})
             strategy = train.get_strategy("mirrored")

@@ -1,4 +1,4 @@
-"""Tests of helpers/vgenome.py on the official Visual Genome JSON of images 1-5 (../shared)."""
+"""Tests of helpers/data/vgenome.py on the official Visual Genome JSON of images 1-5 (../shared)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import zipfile
 
 import pytest
 
-from helpers import coco, sample, vgenome
-from helpers.coco import DatasetError
+from helpers.data import coco
+from helpers.data import sample
+from helpers.data import vgenome
+from helpers.data.coco import DatasetError
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""helpers.vocab: NLTK-equivalent tokenisation and the word Vocabulary, on real captions."""
+"""helpers.text.vocab: NLTK-equivalent tokenisation and the word Vocabulary, on real captions."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import nltk
 import numpy as np
 import pytest
 
-from helpers import vocab
-from helpers.vocab import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary, tokenize
+from helpers.text import vocab
+from helpers.text.vocab import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary, tokenize
 
 
 def nltk_tokens(caption: str) -> list[str]:

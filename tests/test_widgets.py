@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import album, keywords
+from helpers.album import tagging as album
+from helpers.wordnet import keywords
 from test_images import write_photo_corpus
 
 
@@ -30,7 +31,7 @@ class CountingCaptioner:
 
 @pytest.fixture(scope="module")
 def captioner(trained_run):
-    from helpers.inference import Captioner
+    from helpers.predict.predictors import Captioner
 
     return Captioner.from_bundle(trained_run)
 

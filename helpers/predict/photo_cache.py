@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.prediction import Prediction
+from helpers.predict.prediction import Prediction
 
 SCHEMA_VERSION = "1"
 CHUNK_PHOTOS = 256       # photos per predictor call: bounds the predictions held in memory
@@ -227,7 +227,7 @@ def predict(
 
     Args:
         predictor: has `predict(paths, beam_width=, top_n=, nb_keywords=, min_proba=, lang=,
-            batch_size=, progress=, captions=)` and `fingerprint` (see `helpers.prediction`).
+            batch_size=, progress=, captions=)` and `fingerprint` (see `helpers.predict.prediction`).
         paths: photo files (absolute paths are keys).
         cache: where predictions are kept; a predictor with an empty fingerprint (a model never
             saved) cannot be recognised later: give it a temporary cache.

@@ -1,6 +1,6 @@
 """The `SynsetVocabulary`: the tags a model predicts, one index per WordNet synset.
 
-Built from the training images' tag synsets (`helpers.synsets.records_synsets`), optionally rolled
+Built from the training images' tag synsets (`helpers.wordnet.synsets.records_synsets`), optionally rolled
 up along hypernyms, saved as JSON beside the model.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.synsets import with_hypernyms
+from helpers.wordnet.synsets import with_hypernyms
 
-FORMAT_NAME = "helpers.synsets.SynsetVocabulary"   # as earlier versions wrote it: files stay readable
+FORMAT_NAME = "helpers.wordnet.synsets.SynsetVocabulary"   # as earlier versions wrote it: files stay readable
 FORMAT_VERSION = 1
 
 

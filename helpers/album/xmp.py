@@ -33,9 +33,9 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from helpers import hierarchy
-from helpers.album_files import AlbumError, atomic_write, default_mode, read_only
-from helpers.keywords import unique_keywords
+from helpers.wordnet import hierarchy
+from helpers.album.files import AlbumError, atomic_write, default_mode, read_only
+from helpers.wordnet.keywords import unique_keywords
 
 SIDECAR_NAMINGS = ("photo.jpg.xmp", "photo.xmp")
 BACKUP_SUFFIX = ".bak"
@@ -107,7 +107,7 @@ def clean_level(word: str) -> str:
 @functools.lru_cache(maxsize=65536)
 def keyword_path(synset: str, keyword: str, lang: str) -> tuple[str, ...]:
     """The keyword's hierarchy for `lr:hierarchicalSubject`, general -> specific, ending with
-    `keyword` itself (`helpers.hierarchy.keyword_path`)."""
+    `keyword` itself (`helpers.wordnet.hierarchy.keyword_path`)."""
     try:
         path = list(hierarchy.keyword_path(synset, lang))
     except ValueError:   # not a WordNet synset: the keyword alone

@@ -77,8 +77,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from helpers.config import imagenet_wnids
-from helpers.keywords import keyword
-from helpers.synsets import get_synset, wordnet
+from helpers.wordnet.keywords import keyword
+from helpers.wordnet.synsets import get_synset, wordnet
 
 NUM_CLASSES = 1000
 
@@ -220,7 +220,7 @@ def _clean(word: str) -> str:
 def keyword_path(synset_name: str, lang: str = "eng") -> list[str]:
     """A synset's keyword hierarchy, general -> specific, in a WordNet language.
 
-    The synsets of `hypernym_path` as keywords in `lang` (`helpers.keywords.keyword`); a synset
+    The synsets of `hypernym_path` as keywords in `lang` (`helpers.wordnet.keywords.keyword`); a synset
     with no lemma in `lang` is skipped (never an English word in another language), and a keyword
     already in the path is not repeated. When the synset itself has no lemma in `lang`,
     the path ends at its nearest ancestor that has one. Join with "|" for XMP
@@ -228,7 +228,7 @@ def keyword_path(synset_name: str, lang: str = "eng") -> list[str]:
 
     `keyword_path("golden_retriever.n.01")` is ["animal", "vertebrate", "mammal", "dog",
     "golden retriever"]; in "fra" ["bête", "vertébré", "mammifère", "chien", "golden retriever"]
-    (the words `helpers.keywords.keyword` chooses), in "spa" ["criatura", "vertebrado", "mammalia",
+    (the words `helpers.wordnet.keywords.keyword` chooses), in "spa" ["criatura", "vertebrado", "mammalia",
     "perro"] (Spanish OMW has no lemma for golden_retriever.n.01: the path ends at "perro").
 
     Raises:
@@ -354,7 +354,7 @@ def imagenet_hierarchy() -> ImageNetHierarchy:
 
 def class_names(lang: str = "eng") -> list[str | None]:
     """The keyword of each of the 1,000 classes in class order (the raw baseline a plain
-    ImageNet tagger shows): `helpers.keywords.keyword(class, lang)` with its hypernym fallback;
+    ImageNet tagger shows): `helpers.wordnet.keywords.keyword(class, lang)` with its hypernym fallback;
     None where neither the class nor a near hypernym has a lemma in `lang`."""
     return [keyword(name, lang) for name in imagenet_hierarchy().leaf_names]
 
@@ -457,7 +457,7 @@ def select_keywords(
         min_proba: confidence threshold in [0, 1] on each keyword's (hierarchical) probability.
         lang: Open Multilingual Wordnet code ("eng", "fra", "spa", ...).
         chain: give each keyword's ancestors too, general -> specific.
-        translate: `(synset, lang) -> keyword or None`; default `helpers.keywords.keyword`
+        translate: `(synset, lang) -> keyword or None`; default `helpers.wordnet.keywords.keyword`
             (nearest hypernym with a lemma in `lang`, never an English word; in chains, synsets
             without a lemma in `lang` are skipped instead, as in `keyword_path`).
         hedging_lambda: DARTS's lambda in bits (default `HEDGING_LAMBDA`, log2(1000)): 0

@@ -37,7 +37,7 @@ from typing import IO
 import ijson
 from tqdm.auto import tqdm
 
-from helpers.coco import DatasetError
+from helpers.data.coco import DatasetError
 
 logger = logging.getLogger(__name__)
 

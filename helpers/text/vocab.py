@@ -31,7 +31,7 @@ from pathlib import Path
 import nltk
 import numpy as np
 
-from helpers import nltk_data
+from helpers.data import nltk_data
 
 PAD = "<pad>"
 START = "<start>"
@@ -40,7 +40,7 @@ UNK = "<unk>"
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
 SPECIAL_TOKENS = (PAD, START, END, UNK)   # in id order
 
-FORMAT_NAME = "helpers.vocab.Vocabulary"
+FORMAT_NAME = "helpers.text.vocab.Vocabulary"
 FORMAT_VERSION = 1                        # bump when the JSON layout changes
 
 # --- tokenisation ---------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def tokenize(caption: str) -> list[str]:
         ``["a", "man", "'s", "t-shirt", "is", "n't", "it"]``.
 
     Raises:
-        helpers.nltk_data.NltkDataMissing: only for a caption with a period inside the text, when
+        helpers.data.nltk_data.NltkDataMissing: only for a caption with a period inside the text, when
             NLTK's Punkt model (``punkt_tab``) is neither installed nor downloadable.
     """
     text = caption.lower()

@@ -48,7 +48,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from helpers.vocab import END_ID, PAD_ID, START_ID
+from helpers.text.vocab import END_ID, PAD_ID, START_ID
 
 # --------------------------------------------------------------------------------------------
 # Decoding results

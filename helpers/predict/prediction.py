@@ -1,6 +1,6 @@
 """What a model says about one photo: `Prediction` (captions, synset probabilities, keywords).
 
-Every predictor of the project (a trained `helpers.inference.Captioner`, the pretrained ImageNet
+Every predictor of the project (a trained `helpers.predict.predictors.Captioner`, the pretrained ImageNet
 tagger) returns one `Prediction` per photo; the album tagger, the prediction cache and the widgets
 read only this class, never a model.
 """
@@ -23,7 +23,7 @@ class Prediction:
         tags: `[(synset, keyword, probability)]`, most probable first (see `Captioner.predict`).
         attention: float32 `[steps, L]` attention of the best caption (attention decoder), else None.
         error: why the photo could not be read (then everything else is empty), else None.
-        hypotheses: the `helpers.decoding.Hypothesis` of every caption (token ids, scores,
+        hypotheses: the `helpers.predict.decoding.Hypothesis` of every caption (token ids, scores,
             attention); empty for a prediction read back from a cache.
         grid_shape: `(h, w)` of the encoder grid, to draw `attention` over the photo (h * w = L).
     """

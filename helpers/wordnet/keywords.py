@@ -16,7 +16,7 @@ import collections
 import functools
 from collections.abc import Callable, Mapping
 
-from helpers.synsets import get_synset, wordnet
+from helpers.wordnet.synsets import get_synset, wordnet
 
 # --- multilingual keywords ------------------------------------------------------------------
 # English names of the Open Multilingual Wordnet language codes NLTK may report.

@@ -12,8 +12,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers import decoding, plots
-from helpers.features import FeatureCache
+from helpers import plots
+from helpers.predict import decoding
+from helpers.training.features import FeatureCache
 
 def _in_notebook() -> bool:
     try:

@@ -39,8 +39,8 @@ from configupdater import ConfigUpdater
 from configupdater.option import Option
 from configupdater.section import Section
 
-from helpers.album_files import AlbumError, line_ending
-from helpers.keywords import unique_keywords
+from helpers.album.files import AlbumError, line_ending
+from helpers.wordnet.keywords import unique_keywords
 
 ALBUM_INI = "album.ini"
 AUTO_TAGS_KEY = "auto_tags"              # the key mps_autotags wrote (MyPhotoShare ignores it)

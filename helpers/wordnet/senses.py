@@ -1,6 +1,6 @@
 """Explicit sense choices: the WordNet synset of each COCO category, and the caption words whose
 first WordNet sense is the wrong one (or that are never tags), each checked against WordNet's
-definition (quoted in short). Data only: `helpers.synsets` applies them.
+definition (quoted in short). Data only: `helpers.wordnet.synsets` applies them.
 """
 
 from __future__ import annotations

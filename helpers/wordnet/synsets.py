@@ -1,10 +1,10 @@
 """Words -> WordNet synsets, and an image's tag synsets (the training targets).
 
-The tag vocabulary is `helpers.synset_vocabulary`; keywords in a language are `helpers.keywords`.
+The tag vocabulary is `helpers.wordnet.synset_vocabulary`; keywords in a language are `helpers.wordnet.keywords`.
 
 A photo's tags are WordNet noun synsets ("dog.n.01"), not words: synonyms share one tag
 ("couch" and "sofa" are both `sofa.n.01`), a tag can be shown in any Open Multilingual Wordnet
-language (`helpers.keywords.keyword("dog.n.01", "fra") == "chien"`), and tags can be generalised along WordNet's
+language (`helpers.wordnet.keywords.keyword("dog.n.01", "fra") == "chien"`), and tags can be generalised along WordNet's
 hypernyms (dog -> canine -> carnivore -> ... -> animal).
 
 Word -> synset (`SynsetMapper.map_word`), in this order:
@@ -42,9 +42,9 @@ import collections
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 
-from helpers import nltk_data
-from helpers.senses import COCO_CATEGORY_SYNSETS, SENSE_OVERRIDES
-from helpers.vocab import tokenize
+from helpers.data import nltk_data
+from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS, SENSE_OVERRIDES
+from helpers.text.vocab import tokenize
 
 # --- WordNet access -------------------------------------------------------------------------
 _WORDNET_PACKAGES = ("wordnet", "omw-1.4", "stopwords")
@@ -55,7 +55,7 @@ def wordnet():
     """NLTK's WordNet reader, after making sure the NLTK data is installed.
 
     Raises:
-        helpers.nltk_data.NltkDataMissing: WordNet / OMW / stopwords are missing and cannot be
+        helpers.data.nltk_data.NltkDataMissing: WordNet / OMW / stopwords are missing and cannot be
             downloaded (the message says how to install them offline).
     """
     nltk_data.ensure_nltk_data(_WORDNET_PACKAGES)
@@ -331,9 +331,9 @@ def records_synsets(records: Sequence, mapper: SynsetMapper,
     categories (`coco_category_synsets`) and Visual Genome objects as `extra`.
 
     Args:
-        records: `helpers.coco.ImageRecord`s (`captions`, `categories`, `image_id`).
+        records: `helpers.data.coco.ImageRecord`s (`captions`, `categories`, `image_id`).
         mapper: the shared `SynsetMapper`.
-        vg_synsets: optional `{image_id: {synset, ...}}` (`helpers.vgenome.synsets_by_coco_id`).
+        vg_synsets: optional `{image_id: {synset, ...}}` (`helpers.data.vgenome.synsets_by_coco_id`).
         min_votes: see `image_synsets`.
         progress: show a progress bar.
 

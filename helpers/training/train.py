@@ -6,7 +6,7 @@ Everything a run produces lives in one folder, `runs/<name>/`:
     vocabulary.json      caption `Vocabulary`;   synsets.json: the tag `SynsetVocabulary`
     image_synsets.json   tag synsets of every image: the training targets, read by evaluation
     encoder.weights.h5   the encoder after training on tags (only when it was trained)
-    features/<split>/    cached encoder features (`helpers.features`)
+    features/<split>/    cached encoder features (`helpers.training.features`)
     checkpoints/         best.weights.h5, last.weights.h5, backup/ (resume state)
     logs/                TensorBoard (`tensorboard --logdir runs/<name>/logs`)
     history.csv          losses and metrics per epoch
@@ -39,14 +39,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers import bundle, encoders, model, pipelines, synsets, vgenome
-from helpers.callbacks import EpochClock, LiveLossPlot, SampleCaptions, StateFile, tensorboard_available
-from helpers import features as features_module
-from helpers.coco import load_coco
+from helpers import bundle, model
+from helpers.pretrained import encoders
+from helpers.training import pipelines
+from helpers.wordnet import synsets
+from helpers.data import vgenome
+from helpers.training.callbacks import EpochClock, LiveLossPlot, SampleCaptions, StateFile, tensorboard_available
+from helpers.training import features as features_module
+from helpers.data.coco import load_coco
 from helpers.config import Config
-from helpers.synset_vocabulary import SynsetVocabulary
-from helpers.synsets import english_stopwords
-from helpers.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+from helpers.wordnet.synsets import english_stopwords
+from helpers.text.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
 
 
 # --- preparing a run ------------------------------------------------------------------------------
@@ -56,11 +60,11 @@ class Prepared:
 
     Attributes:
         config: the run's settings; run_dir: its folder.
-        train_records, val_records: `helpers.coco.ImageRecord`s of the two splits.
+        train_records, val_records: `helpers.data.coco.ImageRecord`s of the two splits.
         vocabulary: caption `Vocabulary`; synset_vocabulary: tag `SynsetVocabulary`.
         image_synsets: image id -> its tag synsets (training targets), both splits.
         encoder: the frozen encoder the features come from.
-        train_cache, val_cache: `helpers.features.FeatureCache`s.
+        train_cache, val_cache: `helpers.training.features.FeatureCache`s.
     """
 
     config: Config
@@ -87,7 +91,7 @@ def load_records(config: Config) -> tuple[list, list]:
 
 def image_tag_targets(config: Config, records: Sequence, progress: bool = False) -> dict[int, set[str]]:
     """Tag synsets (training targets) of every image, by the one definition of the project,
-    `helpers.synsets.records_synsets`: synsets named in at least 2 of its captions, plus its
+    `helpers.wordnet.synsets.records_synsets`: synsets named in at least 2 of its captions, plus its
     categories' synsets and (when `<data_dir>/vgenome` or `config.vgenome_dir` exists) the
     Visual Genome object synsets of the image."""
     vgenome_dir = Path(config.vgenome_dir) if config.vgenome_dir else Path(config.data_dir) / "vgenome"
@@ -219,8 +223,8 @@ def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
     the run already has it); cache train and val features (resumable).
 
     Raises:
-        helpers.coco.DatasetError: the data folder is not COCO's layout.
-        helpers.encoders.WeightsUnavailableError: ImageNet weights cannot be had.
+        helpers.data.coco.DatasetError: the data folder is not COCO's layout.
+        helpers.pretrained.encoders.WeightsUnavailableError: ImageNet weights cannot be had.
     """
     run_dir = Path(run_dir)
     check_resumable(config, run_dir)

@@ -306,11 +306,11 @@ def generate_image(seed: int, stream: int, index: int, image_size: int = 128,
 
 # --- writers --------------------------------------------------------------------------------------
 _INFO = {
-    "description": "Shapes sample: synthetic COCO-format captions and instances (helpers/sample.py)",
+    "description": "Shapes sample: synthetic COCO-format captions and instances (helpers/data/sample.py)",
     "url": "",
     "version": "1.0",
     "year": 2017,
-    "contributor": "helpers.sample.make_sample",
+    "contributor": "helpers.data.sample.make_sample",
     "date_created": "2017/09/01",
 }
 _LICENSES = [{"url": "https://creativecommons.org/publicdomain/zero/1.0/", "id": 1,
@@ -434,7 +434,7 @@ def album_file_names(n_album: int) -> list[str]:
 _ALBUM_INI_HEADER = """\
 # Additional metadata for the album, pictures and videos (MyPhotoShare album.ini)
 # See syntax on https://docs.python.org/3/library/configparser.html
-# Written by helpers/sample.py: the user's own titles and tags, which tagging must keep.
+# Written by helpers/data/sample.py: the user's own titles and tags, which tagging must keep.
 
 # These default values apply to all media content in the directory
 [DEFAULT]

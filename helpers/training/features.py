@@ -39,10 +39,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from helpers.pipelines import empty_aligned, image_dataset
+from helpers.training.pipelines import empty_aligned, image_dataset
 
 MANIFEST = "manifest.json"
-FORMAT_NAME = "helpers.features.cache"
+FORMAT_NAME = "helpers.training.features.cache"
 FORMAT_VERSION = 1
 
 
@@ -313,7 +313,7 @@ class FeatureCache:
         manifest = _read_manifest(self.path)
         if manifest is None:
             raise FeatureCacheError(f"no feature cache in {self.path}; run "
-                                    f"helpers.features.extract_features (python -m helpers prepare)")
+                                    f"helpers.training.features.extract_features (python -m helpers prepare)")
         if not manifest.get("complete"):
             raise FeatureCacheError(
                 f"feature cache {self.path} is incomplete ({len(manifest['shards'])} of "

