@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 DATA_DIR ?= data/sample
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab bench sample clean exiftool
+.PHONY: demo test lint lab bench sample clean exiftool
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || { [ -n "$(PYTHON)" ] && $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; } || { \
@@ -38,6 +38,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)   # ruff, configured in pyproject.toml (CI runs it before the tests)
+	$(VENV)/bin/ruff check .
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab

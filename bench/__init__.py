@@ -13,4 +13,4 @@ _SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents
 if (_SHARED_DIR / "nltk_data").is_dir():
     os.environ.setdefault("NLTK_DATA", str(_SHARED_DIR / "nltk_data"))
 
-import helpers  # noqa: F401  (its settings, before TensorFlow is imported)
+import helpers  # noqa: E402, F401  (its settings, before TensorFlow is imported)

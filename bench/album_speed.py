@@ -78,12 +78,12 @@ def bench_bundle(out_dir: Path, run_dir: Path | None = None) -> Path:
     """The bundle to time: `run_dir`'s when it is MobileNetV2, else a random-weight MobileNetV2
     224 px bundle at COCO sizes (see the module docstring). Returns the bundle folder."""
     from helpers import model
-    from helpers.pretrained import encoders
     from helpers.bundle import save_bundle
     from helpers.config import Config
+    from helpers.pretrained import encoders
+    from helpers.text.vocab import Vocabulary
     from helpers.wordnet.synset_vocabulary import SynsetVocabulary
     from helpers.wordnet.synsets import COCO_CATEGORY_SYNSETS
-    from helpers.text.vocab import Vocabulary
 
     if run_dir is not None and (Path(run_dir) / "bundle" / "bundle.json").is_file():
         manifest = json.loads((Path(run_dir) / "bundle" / "bundle.json").read_text())
@@ -120,8 +120,8 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
     import keras
     import tensorflow as tf
 
-    from helpers.wordnet import keywords
     from helpers.predict.predictors import Captioner
+    from helpers.wordnet import keywords
 
     count, batch, repeats = (16, 8, 2) if quick else (64, 16, 3)
     with tempfile.TemporaryDirectory(prefix="album_speed_") as temporary:

@@ -261,7 +261,8 @@ def run(quick: bool = False) -> dict:
               f"{numbers['beam_step_gflop_per_s']:.1f} GFLOP/s vs bare matmuls of the same shapes "
               f"{numbers['bare_matmul_gflop_per_s']:.1f} = {numbers['beam_vs_bare_matmul_throughput']:.2f} "
               f"(target >= 0.8)")
-        sweep = ", ".join(f"{size}: {ratio:.2f}x" for size, ratio in numbers["beam_cost_vs_greedy_by_batch_size"].items())
+        by_batch = numbers["beam_cost_vs_greedy_by_batch_size"]
+        sweep = ", ".join(f"{size}: {ratio:.2f}x" for size, ratio in by_batch.items())
         print(f"  beam cost vs greedy by batch size: {sweep} ({time.perf_counter() - started:.0f} s)")
     return results
 

@@ -51,9 +51,9 @@ def _photos(quick: bool) -> list[Path]:
 
 def run(quick: bool = False) -> dict:
     """Measure the three ways; returns images/s of each and the two ratios."""
+    from helpers.data.images import load_image
     from helpers.pretrained import encoders
     from helpers.training import features
-    from helpers.data.images import load_image
     from helpers.training.pipelines import image_dataset
 
     paths = _photos(quick)
@@ -116,7 +116,8 @@ def run(quick: bool = False) -> dict:
         "pipeline_vs_encoder_alone": round(pipeline / encoder_alone, 3),
         "pipeline_vs_per_image_loop": round(pipeline / per_image, 2),
         "targets": {"pipeline_vs_limit": ">= 0.85", "pipeline_vs_per_image_loop": ">= 3"},
-        "pass": {"pipeline_vs_limit": pipeline / limit >= 0.85, "pipeline_vs_per_image_loop": pipeline / per_image >= 3},
+        "pass": {"pipeline_vs_limit": pipeline / limit >= 0.85,
+                 "pipeline_vs_per_image_loop": pipeline / per_image >= 3},
     }
     print(f"feature extraction ({BACKBONE} {IMAGE_SIZE} px, {len(paths)} real JPEGs): pipeline "
           f"{pipeline:.1f} img/s; limit {limit:.1f} img/s = decoding alone {decode_alone:.1f} img/s + "

@@ -57,8 +57,8 @@ class Record:
 
 def synthetic_split(image_ids) -> dict:
     """Records, vocabularies and tags of images; the same for the same ids in every process."""
-    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
     from helpers.text.vocab import Vocabulary
+    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
     records, image_synsets = [], {}
     for image_id in image_ids:
@@ -197,8 +197,8 @@ def lstm_examples_per_second(steps: int) -> float:
     """Examples/s of `train_on_batch` of LSTM heads at COCO sizes (the `bench.train_speed` setup)."""
     from bench import train_speed
     from helpers import model
-    from helpers.training import train
     from helpers.config import Config
+    from helpers.training import train
 
     config = Config(decoder="lstm", embedding_dim=train_speed.EMBEDDING_DIM, hidden_dim=train_speed.HIDDEN_DIM,
                     attention_dim=train_speed.ATTENTION_DIM, tagger_hidden_dim=512)
@@ -249,7 +249,8 @@ def run(quick: bool = False) -> dict:
 
     shard_rows = 128 if quick else 512
     repeats, steps = (3, 3) if quick else (5, 10)
-    result = {"shard_rows": shard_rows, "shard_mb": round(shard_rows * (POOLED_DIM * 4 + GRID_CELLS * FEATURE_DIM * 2) / 1e6, 1),
+    shard_bytes = shard_rows * (POOLED_DIM * 4 + GRID_CELLS * FEATURE_DIM * 2)
+    result = {"shard_rows": shard_rows, "shard_mb": round(shard_bytes / 1e6, 1),
               "batch_size": BATCH_SIZE, "captions_per_image": CAPTIONS_PER_IMAGE}
     options = {"batch_size": BATCH_SIZE, "max_length": MAX_LENGTH, "shuffle": True, "seed": 0}
     with tempfile.TemporaryDirectory(prefix="pipeline_bench_") as folder:

@@ -356,8 +356,8 @@ def view_probabilities(paths: Sequence[Path], cache: Path | None = VIEWS_CACHE
                                 for name, members in MEAN_VIEWS.items()}}
     from tqdm.auto import tqdm
 
-    from helpers.pretrained import efficientnet_lite
     from helpers.data.images import load_image
+    from helpers.pretrained import efficientnet_lite
 
     views: dict[str, np.ndarray] = {}
     models = {}
@@ -438,7 +438,8 @@ def limits(probabilities: np.ndarray, paths: Sequence[Path], rows: Sequence[int]
            references: Sequence[set[str]], categories: Sequence[set[str]],
            settings: list[dict] | None = None) -> dict:
     """The limits of the module docstring: the selector's ceiling over its grid, a learned
-    selector across the two splits, and the precision of other views of the photo. `probabilities` are all photos' (`paths` order),
+    selector across the two splits, and the precision of other views of the photo. `probabilities` are all
+    photos' (`paths` order),
     `rows[i]` is record i's row; `settings`: `grid`'s rows for groups train2017, val2017 and
     all, when already computed."""
     from helpers.wordnet import hierarchy

@@ -167,9 +167,9 @@ def stage_sample(work: Path, sizes: Sizes) -> dict:
 
 def _vocabularies(config, train_records, val_records):
     """What `prepare` builds before the encoder, from the records."""
+    from helpers.text.vocab import Vocabulary
     from helpers.training import train
     from helpers.wordnet.synset_vocabulary import SynsetVocabulary
-    from helpers.text.vocab import Vocabulary
 
     image_synsets = train.image_tag_targets(config, train_records + val_records)
     vocabulary = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_count)
@@ -181,9 +181,9 @@ def _vocabularies(config, train_records, val_records):
 def stage_vocabularies(work: Path, sizes: Sizes) -> dict:
     import keras
 
+    from helpers.text.vocab import Vocabulary
     from helpers.training import train
     from helpers.wordnet.synset_vocabulary import SynsetVocabulary
-    from helpers.text.vocab import Vocabulary
 
     config, run_dir, steps = bench_config(work / "data"), work / "run", {}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -211,8 +211,7 @@ def stage_features(work: Path, sizes: Sizes) -> dict:
     import keras
 
     from helpers.pretrained import encoders
-    from helpers.training import features
-    from helpers.training import train
+    from helpers.training import features, train
 
     config, run_dir, steps = bench_config(work / "data"), work / "run", {}
     train_records, val_records = train.load_records(config)
@@ -239,10 +238,9 @@ def stage_train(work: Path, sizes: Sizes) -> dict:
 
     from helpers import bundle
     from helpers.pretrained import encoders
-    from helpers.training import features
-    from helpers.training import train
-    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
     from helpers.text.vocab import Vocabulary
+    from helpers.training import features, train
+    from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
     config, run_dir, steps = bench_config(work / "data"), work / "run", {}
     train_records, val_records = train.load_records(config)
@@ -296,8 +294,8 @@ class _TimedCaptioner:
 
 def stage_evaluate(work: Path, sizes: Sizes) -> dict:
     from helpers import evaluate
-    from helpers.training import train
     from helpers.predict.predictors import Captioner
+    from helpers.training import train
 
     steps: dict = {}
     captioner = _timed(steps, "Captioner.from_bundle", lambda: Captioner.from_bundle(work / "run"))
@@ -347,8 +345,9 @@ def _import_modules(light: bool) -> None:
     """The modules a worker imports before any stage (the baseline process imports the same)."""
     import importlib
 
-    names = ["helpers.data.sample"] if light else ["helpers.data.sample", "helpers.album.tagging", "helpers.bundle",
-                                              "helpers.evaluate", "helpers.predict.predictors", "helpers.training.train"]
+    names = ["helpers.data.sample"] if light else [
+        "helpers.data.sample", "helpers.album.tagging", "helpers.bundle", "helpers.evaluate",
+        "helpers.predict.predictors", "helpers.training.train"]
     for name in names:
         importlib.import_module(name)
 
@@ -464,10 +463,10 @@ def measure_coco_rates(quick: bool) -> dict:
     import numpy as np
 
     from bench import beam_speed
+    from helpers.data import images
     from helpers.predict import decoding
     from helpers.pretrained import encoders
     from helpers.training import features
-    from helpers.data import images
 
     paths = sorted((SHARED_DIR / "data" / "coco-mini-2017" / "val2017").glob("*.jpg"))[:32 if quick else 96]
     if not paths:
@@ -513,8 +512,8 @@ def decoder_tokens_per_s(steps: int) -> dict:
 
     from bench import train_speed
     from helpers import model
-    from helpers.training import train
     from helpers.config import Config
+    from helpers.training import train
 
     rng = np.random.default_rng(0)
     batches = [train_speed._batch(rng) for _ in range(4)]
@@ -582,7 +581,8 @@ def coco_table(rates: dict) -> str:
                  f"| **{_hours(total_cpu)}** | **~{_hours(total_gpu)}** |")
     lines += ["", (f"Measured on this machine by `python -m bench.scaling`: the feature pipeline "
               f"(`extract_features`: JPEG decode + resize + encode + cache write) on {rates['feature_photos']} real "
-              f"COCO photos; decoder training at COCO sizes (`bench.train_speed`'s batches: vocabulary 10,000, LSTM 512, "
+              f"COCO photos; decoder training at COCO sizes (`bench.train_speed`'s batches: "
+              f"vocabulary 10,000, LSTM 512, "
               f"batch 64, no XLA; tokens = {COCO_CAPTION_WORDS} words + <end> per caption); batched beam search "
               f"(attention decoder at the same sizes, {COCO_CAPTION_WORDS + 1} steps). The \"this CPU\" column is "
               f"those rates x COCO's sizes. **The GPU column is estimated, not measured** (no GPU here): it "
@@ -624,7 +624,8 @@ def run(quick: bool = False, coco: bool = True) -> dict:
           f"on {os.cpu_count()} cores: other processes' load makes per-item times noisy)")
     results = {"sizes": {f"{k}x": dataclasses.asdict(v) for k, v in sizes.items()},
                "baseline_mb": round(full_baseline / 1024, 1), "load_average": load, "stages": summary,
-               "targets": {"time_per_item": f"marginal 4x/1x and 16x/1x in [{1 - FLAT_TOLERANCE}, {1 + FLAT_TOLERANCE}]",
+               "targets": {"time_per_item":
+                           f"marginal 4x/1x and 16x/1x in [{1 - FLAT_TOLERANCE}, {1 + FLAT_TOLERANCE}]",
                            "peak_memory": f"16x <= {1 + FLAT_TOLERANCE} x 1x or growth <= {MEMORY_GROWTH_BOUND_MB} MB"}}
     if coco:
         rates = measure_coco_rates(quick)

@@ -30,7 +30,8 @@ The decoders' achieved FLOP/s (FLOPs per token x token positions per second) are
 the **measured matmul throughput** of the machine: a large float32 `tf.matmul`
 (2,048 x 2,048 x 2,048) in a compiled function, timed in the same rounds as the training steps in
 each setting; the faster setting's number is the machine's (Eigen and oneDNN differ, and a
-fraction of one common number compares the settings). Target: achieved fraction >= 0.5. To show what the layer shapes themselves allow, the same
+fraction of one common number compares the settings). Target: achieved fraction >= 0.5. To show what the layer
+shapes themselves allow, the same
 products (forward and both gradients, at the shapes training runs them: recurrent products
 per step over the 64 captions, the output projection over all 64 x 14 positions at once) are
 also timed as bare `tf.matmul`s ("bare shapes").
@@ -137,8 +138,8 @@ def _worker(steps: int, rounds: int) -> dict:
     import tensorflow as tf
 
     from helpers import model
-    from helpers.training import train
     from helpers.config import Config
+    from helpers.training import train
 
     rng = np.random.default_rng(0)
     batches = [_batch(rng) for _ in range(4)]

@@ -64,8 +64,8 @@ def _seconds(function, *args):
 def measure(name: str, by_image: dict[object, list[str]], quick: bool) -> dict:
     import nltk
 
-    from helpers.wordnet import synsets
     from helpers.text import vocab
+    from helpers.wordnet import synsets
     from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
     captions = [caption for group in by_image.values() for caption in group]

@@ -16,10 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.config import Config
-from helpers.pretrained.encoders import build_encoder, encoder_output_shapes, encoder_spec
 from helpers.model import CaptionDecoder, CaptionTagger, SynsetClassifier, build_heads
-from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+from helpers.pretrained.encoders import build_encoder, encoder_output_shapes, encoder_spec
 from helpers.text.vocab import Vocabulary
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
 BUNDLE_FORMAT = "helpers.model.bundle"   # the value written by earlier versions: bundles stay readable
 BUNDLE_VERSION = 1

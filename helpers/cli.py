@@ -14,8 +14,8 @@ from pathlib import Path
 
 from helpers import metrics
 from helpers.album import tagging as album
-from helpers.data import sample
 from helpers.config import SAMPLE_DIR, Config, resolve_run_dir
+from helpers.data import sample
 
 # --- make-sample, score: light commands (no TensorFlow) ---------------------------------------
 

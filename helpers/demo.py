@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers import plots
-from helpers.data import images
-from helpers.data import sample
 from helpers.config import OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
+from helpers.data import images, sample
 
 EXAMPLE_ALBUM = PROJECT_ROOT / "examples" / "album"   # real photos, free licences (LICENSES.md)
 

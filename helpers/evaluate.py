@@ -18,11 +18,12 @@ from typing import Sequence
 import numpy as np
 
 from helpers import metrics as metrics_module
-from helpers.data.coco import load_coco
 from helpers.config import resolve_run_dir
-from helpers.predict.predictors import Captioner
+from helpers.data.coco import load_coco
 from helpers.predict.prediction import Prediction
+from helpers.predict.predictors import Captioner
 from helpers.training.train import load_image_synsets
+
 
 @dataclasses.dataclass
 class Evaluation:
@@ -73,7 +74,8 @@ def evaluate_run(run_dir, split: str = "val", beam_width: int = 3, batch_size: i
     Captions: a COCO results file `run_dir/captions_<split>_results.json` scored by
     `helpers.metrics.evaluate_captions` against `<data_dir>/annotations/captions_<split>.json`.
     Tags: predicted synset probabilities against each image's synsets built exactly as training
-    built its targets (`helpers.training.train.load_image_synsets`: the run's saved `image_synsets.json`): mAP, micro/macro F1 at `threshold`, P@k.
+    built its targets (`helpers.training.train.load_image_synsets`: the run's saved `image_synsets.json`): mAP,
+    micro/macro F1 at `threshold`, P@k.
 
     Args:
         run_dir: run folder (with `config.json` and `bundle/`) or a run name under `runs/`.

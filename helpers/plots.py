@@ -168,7 +168,8 @@ def plot_predictions(predictions, images=None, columns: int = 4, max_captions: i
     if axes is None:
         rows = (count + columns - 1) // columns
         figure, axes = plt.subplots(rows, columns, squeeze=False,
-                                    figsize=(3.6 * columns, (3.6 + 0.3 * (2 * max_captions + 2 + 2 * bool(notes))) * rows))
+                                    figsize=(3.6 * columns,
+                                             (3.6 + 0.3 * (2 * max_captions + 2 + 2 * bool(notes))) * rows))
     else:
         figure = np.asarray(axes).flat[0].figure
     axes = np.asarray(axes).ravel()
@@ -251,7 +252,8 @@ def plot_attention(pixels, words, attention, grid_shape, columns: int = 5, axes=
     return figure
 
 
-def plot_confidence_histogram(confidences, ax=None, bins: int = 20, label: str = "best caption, mean log-probability per token"):
+def plot_confidence_histogram(confidences, ax=None, bins: int = 20,
+                              label: str = "best caption, mean log-probability per token"):
     """Histogram of per-photo confidences (e.g. the best caption's mean log-probability per token).
 
     Args:

@@ -24,8 +24,8 @@ from PIL import Image
 
 from helpers.album import tagging as album
 from helpers.data import images
-from helpers.wordnet import keywords
 from helpers.predict import photo_cache
+from helpers.wordnet import keywords
 
 
 def language_options(default: str = "eng") -> list[tuple[str, str]]:

@@ -51,8 +51,8 @@ def trained_run(sample_dir, tmp_path_factory) -> Path:
 
     Small and quick, not accurate: tests may check shapes, types and plumbing, not caption quality.
     """
-    from helpers.training import train
     from helpers.config import Config
+    from helpers.training import train
 
     run_dir = tmp_path_factory.mktemp("trained_run")
     config = Config(data_dir=str(sample_dir), **TRAINED_RUN_CONFIG)

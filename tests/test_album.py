@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_album_ini import USER_INI, assert_only_our_lines_added, read_like_myphotoshare
+from test_images import BAD_FILES, write_photo_corpus
 
 from helpers.album import tagging as album
 from helpers.data import images
 from helpers.wordnet import keywords
-from test_album_ini import USER_INI, assert_only_our_lines_added, read_like_myphotoshare
-from test_images import BAD_FILES, write_photo_corpus
 
 GOOD = ["plain.jpg", "Orchidée.jpg", "La gare de l'Est.jpg", "UPPER.JPG", "cmyk.jpg", "gray.png",
         "alpha.png", "sixteen.png", "palette.gif", "rotated.jpg"]

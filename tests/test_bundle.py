@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from helpers import model
-from helpers.pretrained import encoders
 from helpers.bundle import BundleMismatchError, load_bundle, save_bundle
 from helpers.config import Config
-from helpers.wordnet.synset_vocabulary import SynsetVocabulary
+from helpers.pretrained import encoders
 from helpers.text.vocab import START_ID, Vocabulary
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
 RNG = np.random.default_rng(0)
 
@@ -40,7 +40,8 @@ def test_bundle_round_trip(tmp_path):
     np.testing.assert_allclose(bundle.tag_probabilities(pooled), heads.tagger(expected["pooled"]), rtol=1e-5)
     tokens = np.array([[START_ID, 4, 5]], np.int32)
     np.testing.assert_allclose(bundle.decoder((pooled[:1], grid[:1], tokens)),
-                               heads.decoder((expected["pooled"][:1], expected["grid"][:1], tokens)), rtol=1e-4, atol=1e-5)
+                               heads.decoder((expected["pooled"][:1], expected["grid"][:1], tokens)),
+                               rtol=1e-4, atol=1e-5)
     # other image sizes are resized to the encoder's input
     assert bundle.encode(RNG.integers(0, 256, size=(1, 50, 40, 3)))[1].shape == grid[:1].shape
 

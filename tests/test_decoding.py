@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from helpers import model
-from helpers.predict import decoding
 from helpers.config import Config
+from helpers.predict import decoding
 from helpers.text.vocab import END_ID, PAD_ID, START_ID
 
 VOCABULARY_SIZE, GRID_CELLS, FEATURE_DIM = 40, 9, 12

@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 from test_torch_weights import state_dict_of, write_legacy_file
 
-from helpers.pretrained import efficientnet_lite
 from helpers.data import images
-from helpers.pretrained import torch_weights
+from helpers.pretrained import efficientnet_lite, torch_weights
 from helpers.pretrained.efficientnet_lite import WeightsUnavailableError
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -325,7 +324,8 @@ def test_layering():
     """A low-level module: no torch, no tensorflow in torch_weights; no upper helpers in either."""
     import ast
 
-    upper = {"helpers.model", "helpers.training.train", "helpers.predict.predictors", "helpers.album.tagging", "helpers.training.features"}
+    upper = {"helpers.model", "helpers.training.train", "helpers.predict.predictors", "helpers.album.tagging",
+             "helpers.training.features"}
     for module, forbidden in ((torch_weights, {"torch", "tensorflow", "keras", "PIL"} | upper),
                               (efficientnet_lite, {"torch"} | upper)):
         nodes = list(ast.walk(ast.parse(Path(module.__file__).read_text())))

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+
 def test_evaluate_cli_writes_results_and_metrics(trained_run, tmp_path):
     from helpers.__main__ import main
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from helpers.data.images import load_image
 from helpers.pretrained import encoders
 from helpers.training import features
-from helpers.data.images import load_image
 
 SIZE = 32   # small images keep the encoder fast
 

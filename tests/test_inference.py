@@ -14,6 +14,7 @@ import pytest
 from helpers.predict import decoding
 from helpers.predict import predictors as inference
 
+
 @pytest.fixture(scope="module")
 def captioner(trained_run):
     return inference.Captioner.from_bundle(trained_run)

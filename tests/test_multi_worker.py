@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas
-
 from conftest import tiny_config
 
 from helpers.training import train

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.training import features
-from helpers.training import pipelines
-from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 from helpers.text.vocab import PAD_ID, START_ID, Vocabulary
+from helpers.training import features, pipelines
+from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
 Record = collections.namedtuple("Record", "image_id captions")   # the fields caption_dataset reads
 

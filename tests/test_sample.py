@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from helpers.data import coco
-from helpers.data import sample
+from helpers.data import coco, sample
 
 SMALL = dict(n_train=40, n_val=10, n_album=6)
 

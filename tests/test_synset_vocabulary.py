@@ -9,6 +9,7 @@ import pytest
 
 from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 
+
 def test_synset_vocabulary_order_encode_decode(tmp_path):
     per_image = [{"dog.n.01", "sofa.n.01"}, {"dog.n.01"}, {"cat.n.01", "sofa.n.01"}, {"cat.n.01"},
                  {"lamp.n.02"}]

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
+from helpers.text.vocab import tokenize
 from helpers.wordnet import synsets
+from helpers.wordnet.keywords import keyword
 from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 from helpers.wordnet.synsets import COCO_CATEGORY_SYNSETS, SENSE_OVERRIDES, SynsetMapper, image_synsets
-from helpers.wordnet.keywords import keyword
-from helpers.text.vocab import tokenize
 
 SAMPLE_WORDS = ["red", "green", "black", "purple", "pink", "aqua",
                 "circle", "square", "triangle", "rectangle", "ellipse", "hexagon"]

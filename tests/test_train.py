@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY, tiny_config
 
-from helpers.predict import decoding
-from helpers.training import train
 from helpers.bundle import load_bundle
 from helpers.config import Config
+from helpers.predict import decoding
 from helpers.text.vocab import Vocabulary
+from helpers.training import train
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,7 +147,8 @@ def test_mirrored_strategy_on_two_logical_cpus_and_its_resume(sample_dir, tmp_pa
                 cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
             from helpers.training import train
             from helpers.config import Config
-            config = Config(data_dir={str(sample_dir)!r}, **{dict(TINY, decoder="lstm", epochs=epochs, encoder_epochs=0, caption_samples=0)!r})
+            config = Config(data_dir={str(sample_dir)!r},
+                            **{dict(TINY, decoder="lstm", epochs=epochs, encoder_epochs=0, caption_samples=0)!r})
             strategy = train.get_strategy("mirrored")
             print("replicas", strategy.num_replicas_in_sync)
             result = train.train_run(config, {str(tmp_path / 'run')!r}, strategy=strategy, live_plot=False, verbose=0)

@@ -8,9 +8,7 @@ import zipfile
 
 import pytest
 
-from helpers.data import coco
-from helpers.data import sample
-from helpers.data import vgenome
+from helpers.data import coco, sample, vgenome
 from helpers.data.coco import DatasetError
 
 

@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_images import write_photo_corpus
 
 from helpers.album import tagging as album
 from helpers.wordnet import keywords
-from test_images import write_photo_corpus
 
 
 class CountingCaptioner:
@@ -138,8 +138,9 @@ def test_a_file_edited_after_the_preview_is_not_overwritten(captioner, small_alb
 @pytest.mark.skipif(shutil.which("exiftool") is None,
                     reason="exiftool not installed (apt-get install libimage-exiftool-perl)")
 def test_panel_writes_xmp_sidecars(captioner, small_album):
-    from helpers.widgets import AlbumTaggingPanel
     from test_xmp import exiftool_reads
+
+    from helpers.widgets import AlbumTaggingPanel
 
     counting = CountingCaptioner(captioner)
     panel = AlbumTaggingPanel(counting, small_album, lang="fra", nb_keywords=2)

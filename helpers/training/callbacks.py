@@ -16,6 +16,7 @@ from helpers import plots
 from helpers.predict import decoding
 from helpers.training.features import FeatureCache
 
+
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython

@@ -40,17 +40,17 @@ import numpy as np
 import tensorflow as tf
 
 from helpers import bundle, model
-from helpers.pretrained import encoders
-from helpers.training import pipelines
-from helpers.wordnet import synsets
-from helpers.data import vgenome
-from helpers.training.callbacks import EpochClock, LiveLossPlot, SampleCaptions, StateFile, tensorboard_available
-from helpers.training import features as features_module
-from helpers.data.coco import load_coco
 from helpers.config import Config
+from helpers.data import vgenome
+from helpers.data.coco import load_coco
+from helpers.pretrained import encoders
+from helpers.text.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
+from helpers.training import features as features_module
+from helpers.training import pipelines
+from helpers.training.callbacks import EpochClock, LiveLossPlot, SampleCaptions, StateFile, tensorboard_available
+from helpers.wordnet import synsets
 from helpers.wordnet.synset_vocabulary import SynsetVocabulary
 from helpers.wordnet.synsets import english_stopwords
-from helpers.text.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
 
 
 # --- preparing a run ------------------------------------------------------------------------------
@@ -184,7 +184,8 @@ def train_encoder(config: Config, encoder: keras.Model, train_records, val_recor
                              shuffle=False)   # the dataset shuffles itself
     encoder.trainable = False
     logs = {key: values[-1] for key, values in history.history.items()}
-    print(f"encoder trained on {train_targets.shape[1]} targets ({len(words)} of them caption words): {config.encoder_epochs} epochs in {time.perf_counter() - started:.0f} s, "
+    print(f"encoder trained on {train_targets.shape[1]} targets ({len(words)} of them caption words): "
+          f"{config.encoder_epochs} epochs in {time.perf_counter() - started:.0f} s, "
           f"val loss {logs.get('val_loss', float('nan')):.4f}, val micro-F1 {logs.get('val_f1', float('nan')):.3f}")
     return history.history
 
@@ -374,7 +375,8 @@ def training_callbacks(prepared: Prepared, live_plot: bool = True, extra: Sequen
 
 
 # --- training -------------------------------------------------------------------------------------
-def fit(prepared: Prepared, strategy: str | tf.distribute.Strategy | None = None, callbacks: Sequence = (), live_plot: bool = True,
+def fit(prepared: Prepared, strategy: str | tf.distribute.Strategy | None = None, callbacks: Sequence = (),
+        live_plot: bool = True,
         verbose: int | str = "auto") -> tuple[model.CaptionTagger, dict]:
     """Train the heads on the feature cache; resume from the run's backup when there is one.
 

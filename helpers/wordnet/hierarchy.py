@@ -436,7 +436,8 @@ def select_keywords(
     """Confident and specific keywords from hierarchical probabilities (Deng et al. 2012).
 
     Rule (module docstring): after `consistent_probabilities`, the candidate synsets
-    (`is_keyword_candidate`: informative, above at most `MAX_KEYWORD_CLASSES` classes) are ranked by decreasing `(information_gain(v) + hedging_lambda) * p(v)`
+    (`is_keyword_candidate`: informative, above at most `MAX_KEYWORD_CLASSES` classes) are ranked by decreasing
+    `(information_gain(v) + hedging_lambda) * p(v)`
     (ties: the deeper synset, then the name) and taken in that order when `p(v) >= min_proba`,
     passing over a synset related to one already taken (a hypernym or hyponym of it, or above a
     same ImageNet class), one without a keyword in `lang`, and a keyword already given

@@ -161,7 +161,8 @@ def keyword(synset_name: str, lang: str = "eng", fallback: str = "hypernym") -> 
     """The word showing a synset to people, in a WordNet language.
 
     Best-lemma rule: in English, WordNet's head lemma, unless the head has several words and a
-    one-word lemma of the synset is tagged more often in SemCor (`male_child.n.01` -> "boy"). In another language, among the synset's lemmas
+    one-word lemma of the synset is tagged more often in SemCor (`male_child.n.01` -> "boy"). In another
+    language, among the synset's lemmas
     there (`synset.lemma_names(lang)`, encoding glitches repaired and duplicates dropped), prefer
 
     0. anything but a scientific name (`is_scientific_name`: "Ursus arctos", a genus WordNet

@@ -43,8 +43,8 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 from helpers.data import nltk_data
-from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS, SENSE_OVERRIDES
 from helpers.text.vocab import tokenize
+from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS, SENSE_OVERRIDES
 
 # --- WordNet access -------------------------------------------------------------------------
 _WORDNET_PACKAGES = ("wordnet", "omw-1.4", "stopwords")
