@@ -190,7 +190,7 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
                 else:
                     row = captioner.predict_batch(image[None], captions=False)[0][0]
                     probabilities = dict(zip(captioner.synset_names, map(float, row)))
-                words = [word for _, word, _ in keywords.select_keywords(probabilities, 5)]
+                words = [word for _, word, _ in keywords.top_k_keywords(probabilities, 5)]
                 if not config.has_section(path.name):
                     config.add_section(path.name)
                 config.set(path.name, "auto_tags", ",".join(words).replace("%", "%%"))

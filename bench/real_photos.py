@@ -30,7 +30,7 @@ Measures, per method (the same photos, the same rule):
 
 Methods:
 
-* (a) **hierarchy**: `helpers.wordnet.hierarchy.select_keywords` on the EfficientNet-Lite0 probabilities
+* (a) **hierarchy**: `helpers.wordnet.hierarchy.specific_keywords` on the EfficientNet-Lite0 probabilities
   propagated up WordNet (`ImageNetHierarchy.propagate`), its default constants; and the same with
   `chain=True` (each keyword after its ancestors, general first: what a hierarchical keyword
   field gets; precision@k then counts the general words first).
@@ -217,10 +217,10 @@ def oracle_precision(probabilities: np.ndarray, references: Sequence[set[str]],
 # --- the methods ----------------------------------------------------------------------------
 def hierarchy_keywords(probabilities: np.ndarray, lang: str = "eng",
                        select: Callable | None = None, **options) -> list[list[tuple]]:
-    """(a): `select_keywords` on each photo's hierarchical probabilities."""
+    """(a): `specific_keywords` on each photo's hierarchical probabilities."""
     from helpers.wordnet import hierarchy
 
-    select = select or hierarchy.select_keywords
+    select = select or hierarchy.specific_keywords
     tree = hierarchy.imagenet_hierarchy()
     rows = tree.propagate(probabilities)                                        # (N, S)
     return [select(dict(zip(tree.synset_names, row.tolist())), NB_KEYWORDS, lang=lang, **options)
@@ -560,7 +560,7 @@ def run(quick: bool = False, tuning: bool = False, sample_run: str | os.PathLike
     a, b = table["(a) hierarchy"]["all"], table["(b) raw classes, (a)'s count"]["all"]
     b5 = table["(b) raw top-5 classes"]["all"]
     notes = [
-        (f"selector: helpers.wordnet.hierarchy.select_keywords, lambda = "
+        (f"selector: helpers.wordnet.hierarchy.specific_keywords, lambda = "
          f"{hierarchy.HEDGING_LAMBDA:.2f} bits, min_proba = {hierarchy.MIN_PROBA} (tuned on "
          f"train2017's 80 photos; val2017 held out)"),
         (f"(a) precision@5 {a['precision@5']:.3f} (target >= 0.70) = "

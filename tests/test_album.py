@@ -1,11 +1,10 @@
 """Tests for helpers/album/tagging.py: pictures found safely, whole albums tagged with the real trained
-Captioner (the `trained_run` fixture) through the prediction cache, the command line (`run_cli`),
+Captioner (the `trained_run` fixture) through the prediction cache, the command line (`helpers.cli.tag_album_command`),
 XMP sidecars with the real ExifTool, and `--untag` giving the original album.ini back byte for
 byte. The album.ini text rules themselves are tested in tests/test_album_ini.py."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -17,7 +16,10 @@ import pytest
 from test_album_ini import USER_INI, assert_only_our_lines_added, read_like_myphotoshare
 from test_images import BAD_FILES, write_photo_corpus
 
+from helpers import cli
 from helpers.album import tagging as album
+from helpers.album.files import write_ini
+from helpers.album.ini import update_ini_text
 from helpers.data import images
 from helpers.wordnet import keywords
 
@@ -99,7 +101,7 @@ def test_tag_album_end_to_end(captioner, user_album):
         assert name in reasons
     # The keywords are the model's, chosen by the documented rule.
     [prediction] = captioner.predict([user_album / "Orchidée.jpg"], top_n=1, progress=False)
-    expected = [word for _, word, _ in keywords.select_keywords(
+    expected = [word for _, word, _ in keywords.top_k_keywords(
         prediction.synset_probabilities, 3, 0.0, "fra")]
     assert result.keywords["Orchidée.jpg"] == expected
     # No user byte lost; new sections only for pictures that had none; a backup of the original.
@@ -174,9 +176,12 @@ def test_latin1_crlf_album_and_an_unwritable_language(captioner, user_album):
 
 def tag_album_cli(argv: list[str], predictor) -> int:
     """`python -m helpers tag-album ARGV` as helpers.cli runs it, with `predictor` loaded."""
-    parser = argparse.ArgumentParser(prog="tag-album")
-    album.add_arguments(parser)
-    return album.run_cli(parser.parse_args(argv), lambda args: predictor)
+    return cli.tag_album_command(parse_tag_album(argv), lambda args: predictor)
+
+
+def parse_tag_album(argv: list[str]):
+    """The arguments of `python -m helpers tag-album ARGV`."""
+    return cli.build_parser().parse_args(["tag-album", *argv])
 
 
 def test_read_only_album_and_cli_exit_status(captioner, trained_run, user_album, capsys):
@@ -257,7 +262,7 @@ def test_symlinked_album_ini_is_edited_through_the_link(tmp_path):
     (folder / "album.ini").symlink_to("metadata.ini")
     scan = album.scan_album(folder)
     assert scan.error is None and scan.ini.path == (folder / "metadata.ini").resolve()
-    album.write_ini(scan.ini, album.update_ini_text(scan.ini.text, {"a.jpg": ["x"]}))
+    write_ini(scan.ini, update_ini_text(scan.ini.text, {"a.jpg": ["x"]}))
     assert (folder / "album.ini").is_symlink()
     assert (folder / "album.ini").read_text(encoding="utf-8") == "[a.jpg]\ntitle = A\nauto_tags = x\n"
     outside = tmp_path / "outside.ini"
@@ -307,9 +312,7 @@ def test_embedded_album_tag_reject_retag_untag(captioner, sample_dir, tmp_path, 
     def no_model(args):
         raise AssertionError("--untag loaded a model")
 
-    parser = argparse.ArgumentParser()
-    album.add_arguments(parser)
-    assert album.run_cli(parser.parse_args(["--untag", "--album-dir", str(folder)]), no_model) == 0
+    assert cli.tag_album_command(parse_tag_album(["--untag", "--album-dir", str(folder)]), no_model) == 0
     assert (folder / "album.ini").read_bytes() == original
     assert "untagged" in capsys.readouterr().out
 
@@ -321,16 +324,13 @@ def test_cli_needs_a_model_and_checks_before_loading_it(user_album, capsys):
     assert tag_album_cli(["--album-dir", str(user_album)], None) == 2
     out = capsys.readouterr().out
     assert "--run NAME" in out and "--model imagenet" in out
-    parser = argparse.ArgumentParser()
-    album.add_arguments(parser)
     for argv, message in ((["--lang", "xx"], "not installed"), (["--min-proba", "2"], "[0, 1]"),
                           (["--album-dir", str(user_album / "nope")], "does not exist")):
-        args = parser.parse_args(["--run", "r", "--album-dir", str(user_album), *argv])
-        assert album.run_cli(args, no_model) == 2 and message in capsys.readouterr().out
-    args = parser.parse_args(["--model", "imagenet", "--album-dir", str(user_album)])
+        args = parse_tag_album(["--run", "r", "--album-dir", str(user_album), *argv])
+        assert cli.tag_album_command(args, no_model) == 2 and message in capsys.readouterr().out
+    args = parse_tag_album(["--model", "imagenet", "--album-dir", str(user_album)])
     assert args.model == "imagenet" and args.run is None and args.merge_into_tags
-    assert parser.parse_args(["--run", "r", "--album-dir", "x", "--no-merge-into-tags"]
-                             ).merge_into_tags is False
+    assert parse_tag_album(["--run", "r", "--album-dir", "x", "--no-merge-into-tags"]).merge_into_tags is False
 
 
 # ---------------------------------------------------------------------- cache: fast re-runs
@@ -424,10 +424,8 @@ def test_xmp_sidecars_from_the_command_line(captioner, user_album, capsys):
     assert [path.split("|")[-1] for path in found["XMP-lr:HierarchicalSubject"]] == words
     assert photo.read_bytes() == photo_bytes and "sidecar" in out
     # Untag: sidecars we created are gone, album.ini is the user's again.
-    parser = argparse.ArgumentParser()
-    album.add_arguments(parser)
-    assert album.run_cli(parser.parse_args(["--untag", "--xmp", "--album-dir", str(user_album)]),
-                         None) == 0
+    assert cli.tag_album_command(parse_tag_album(["--untag", "--xmp", "--album-dir", str(user_album)]),
+                                 None) == 0
     assert not (user_album / "plain.jpg.xmp").exists()
     assert (user_album / "album.ini").read_bytes() == original
     assert (user_album / "gray.png.xmp").read_bytes() == b"not xml"

@@ -146,16 +146,16 @@ def test_reference_photos_get_the_expected_keywords(reference_photos):
         "000000568290.jpg": "bus",
     }
     for name, word in expected.items():
-        chosen = hierarchy.select_keywords(reference_photos[name])
+        chosen = hierarchy.specific_keywords(reference_photos[name])
         assert words(chosen)[0] == word, (name, chosen)
-    zebra = hierarchy.select_keywords(reference_photos["000000113354.jpg"])
+    zebra = hierarchy.specific_keywords(reference_photos["000000113354.jpg"])
     assert zebra[0][0] == "zebra.n.01" and zebra[0][2] == pytest.approx(0.920, abs=1e-3)
 
 
 def test_no_keyword_is_an_ancestor_of_another(reference_photos):
     for probabilities in reference_photos.values():
         for min_proba in (0.0, 0.05, 0.2):
-            chosen = [s for s, _, _ in hierarchy.select_keywords(probabilities, 5, min_proba)]
+            chosen = [s for s, _, _ in hierarchy.specific_keywords(probabilities, 5, min_proba)]
             assert chosen
             for synset in chosen:
                 assert not set(chosen) & hierarchy.ancestors(synset), chosen
@@ -164,29 +164,29 @@ def test_no_keyword_is_an_ancestor_of_another(reference_photos):
 
 def test_min_proba_and_nb_keywords(reference_photos):
     photo = reference_photos["000000508602.jpg"]      # egret 0.63, crane 0.32: wading bird
-    loose = hierarchy.select_keywords(photo, 5, min_proba=0.0)
+    loose = hierarchy.specific_keywords(photo, 5, min_proba=0.0)
     assert len(loose) == 5
     assert [p for _, _, p in loose] != sorted(p for _, _, p in loose)   # score order
-    assert all(p >= 0.5 for _, _, p in hierarchy.select_keywords(photo, 5, min_proba=0.5))
-    assert len(hierarchy.select_keywords(photo, 2, min_proba=0.0)) == 2
-    assert hierarchy.select_keywords(photo, 0) == []
+    assert all(p >= 0.5 for _, _, p in hierarchy.specific_keywords(photo, 5, min_proba=0.5))
+    assert len(hierarchy.specific_keywords(photo, 2, min_proba=0.0)) == 2
+    assert hierarchy.specific_keywords(photo, 0) == []
     # nothing reaches min_proba: the best keyword alone, unless asked not to
-    assert len(hierarchy.select_keywords(photo, 5, min_proba=0.999)) == 1
-    assert hierarchy.select_keywords(photo, 5, min_proba=0.999, at_least_one=False) == []
+    assert len(hierarchy.specific_keywords(photo, 5, min_proba=0.999)) == 1
+    assert hierarchy.specific_keywords(photo, 5, min_proba=0.999, at_least_one=False) == []
     with pytest.raises(ValueError, match="min_proba"):
-        hierarchy.select_keywords(photo, 5, min_proba=1.5)
+        hierarchy.specific_keywords(photo, 5, min_proba=1.5)
     with pytest.raises(ValueError, match="WordNet synset"):
-        hierarchy.select_keywords({"not a synset": 0.5})
+        hierarchy.specific_keywords({"not a synset": 0.5})
 
 
 def test_chain_gives_general_to_specific(tree, reference_photos):
-    chosen = hierarchy.select_keywords(
+    chosen = hierarchy.specific_keywords(
         tree.probabilities(one_hot(tree, ("golden_retriever.n.01", 0.9),
                                    ("tabby.n.01", 0.1))), nb_keywords=1, chain=True)
     assert words(chosen) == ["animal", "vertebrate", "mammal", "dog", "golden retriever"]
     assert [p for _, _, p in chosen] == sorted((p for _, _, p in chosen), reverse=True)
     for probabilities in reference_photos.values():
-        chained = [s for s, _, _ in hierarchy.select_keywords(probabilities, chain=True)]
+        chained = [s for s, _, _ in hierarchy.specific_keywords(probabilities, chain=True)]
         for position, synset in enumerate(chained):   # no ancestor after its descendant
             assert not set(chained[position + 1:]) & hierarchy.ancestors(synset), chained
 
@@ -194,27 +194,27 @@ def test_chain_gives_general_to_specific(tree, reference_photos):
 def test_french_and_spanish_never_fall_back_to_english(tree, reference_photos):
     coonhound = tree.probabilities(one_hot(tree, ("black-and-tan_coonhound.n.01", 1.0)))
     assert keyword("black-and-tan_coonhound.n.01", "fra", fallback="none") is None
-    assert words(hierarchy.select_keywords(coonhound, lang="fra")) == ["chien"]
-    assert words(hierarchy.select_keywords(coonhound, lang="spa")) == ["perro"]
+    assert words(hierarchy.specific_keywords(coonhound, lang="fra")) == ["chien"]
+    assert words(hierarchy.specific_keywords(coonhound, lang="spa")) == ["perro"]
     assert "black-and-tan coonhound" not in words(
-        hierarchy.select_keywords(coonhound, lang="fra", min_proba=0.0, nb_keywords=5))
+        hierarchy.specific_keywords(coonhound, lang="fra", min_proba=0.0, nb_keywords=5))
     for probabilities in reference_photos.values():
         for lang in ("fra", "spa"):
-            chosen = hierarchy.select_keywords(probabilities, lang=lang)
+            chosen = hierarchy.specific_keywords(probabilities, lang=lang)
             assert chosen, lang
             for synset, word, _ in chosen:
                 assert word == keyword(synset, lang).replace(",", " ")   # hypernym fallback only
             assert len({w.casefold() for w in words(chosen)}) == len(chosen)
     zebra = reference_photos["000000113354.jpg"]
-    assert words(hierarchy.select_keywords(zebra, lang="fra")) == ["zèbre"]
+    assert words(hierarchy.specific_keywords(zebra, lang="fra")) == ["zèbre"]
 
 
 def test_a_trained_models_probabilities_need_not_be_monotone(tree):
     mixed = {"person.n.01": 0.3, "man.n.01": 0.8, "grass.n.01": 0.6}
     raised = hierarchy.consistent_probabilities(mixed)
     assert raised == {"person.n.01": 0.8, "man.n.01": 0.8, "grass.n.01": 0.6}
-    assert words(hierarchy.select_keywords(mixed)) == ["man", "grass"]
-    assert words(hierarchy.select_keywords(mixed, chain=True)) == [
+    assert words(hierarchy.specific_keywords(mixed)) == ["man", "grass"]
+    assert words(hierarchy.specific_keywords(mixed, chain=True)) == [
         "person", "adult", "man", "plant", "herb", "grass"]
     # merged with an ImageNet map: the higher probability per synset
     imagenet = tree.probabilities(one_hot(tree, ("golden_retriever.n.01", 0.7),
@@ -222,7 +222,7 @@ def test_a_trained_models_probabilities_need_not_be_monotone(tree):
     merged = dict(imagenet)
     for name, probability in {"dog.n.01": 0.95, "grass.n.01": 0.5}.items():
         merged[name] = max(merged.get(name, 0.0), probability)
-    chosen = hierarchy.select_keywords(merged)
+    chosen = hierarchy.specific_keywords(merged)
     assert words(chosen)[:2] == ["golden retriever", "grass"]
     assert "dog" not in words(chosen)
 

@@ -73,13 +73,13 @@ def test_available_languages():
     assert all(name != code for code, name in languages.items())   # every code has a name
 
 
-def test_select_keywords_threshold_translation_and_duplicates():
+def test_top_k_keywords_threshold_translation_and_duplicates():
     probabilities = {"dog.n.01": 0.9, "cat.n.01": 0.2, "hound.n.01": 0.8, "x.n.01": 0.7,
                      "car.n.01": 0.05}
     words = {"dog.n.01": "chien", "hound.n.01": "Chien", "cat.n.01": "chat", "car.n.01": "voiture"}
-    chosen = keywords.select_keywords(probabilities, 5, 0.1, "fra", lambda s, lang: words.get(s))
+    chosen = keywords.top_k_keywords(probabilities, 5, 0.1, "fra", lambda s, lang: words.get(s))
     assert [word for _, word, _ in chosen] == ["chien", "chat"]  # duplicate and untranslated gone
-    assert keywords.select_keywords(probabilities, 1, 0.0, "fra",
+    assert keywords.top_k_keywords(probabilities, 1, 0.0, "fra",
                                  lambda s, lang: words.get(s)) == [("dog.n.01", "chien", 0.9)]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_images import write_photo_corpus
 
-from helpers.album import tagging as album
+from helpers.album.ini import parse_like_myphotoshare
 from helpers.wordnet import keywords
 
 
@@ -50,7 +50,7 @@ def small_album(tmp_path, shared_data) -> Path:
 
 
 def expected_keywords(panel, nb_keywords, min_proba, lang):
-    return {name: [word for _, word, _ in keywords.select_keywords(
+    return {name: [word for _, word, _ in keywords.top_k_keywords(
         panel.predictions[name].synset_probabilities, nb_keywords, min_proba, lang)]
         for name in panel.predictions if panel.predictions[name].error is None}
 
@@ -94,7 +94,7 @@ def test_panel_writes_what_it_shows(captioner, small_album):
     assert not panel.write_button.disabled
     result = panel.write()
     assert result.written and result.backup_path.name == "album.ini.bak"
-    config = album.parse_like_myphotoshare((small_album / "album.ini").read_text("utf-8"))
+    config = parse_like_myphotoshare((small_album / "album.ini").read_text("utf-8"))
     assert {name: config.get(name, "auto_tags").split(",") for name in shown} == shown
     assert panel.diff == "" and panel.write_button.disabled  # nothing left to write
     assert "wrote" in panel.status.value

@@ -16,7 +16,6 @@ the album) are reported and left untouched. Hidden files are ignored.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import os
@@ -26,32 +25,17 @@ from pathlib import Path
 
 from helpers.album import ini as album_ini
 from helpers.album import xmp
-from helpers.album.files import BACKUP_SUFFIX, AlbumError, IniFile, read_ini, write_ini  # noqa: F401
-from helpers.album.ini import (  # noqa: F401  (re-exported: the album API users know)
-    ALBUM_INI,
-    AUTO_TAGS_KEY,
-    NEW_FILE_HEADER,
-    REJECTED_KEY,
-    RESERVED_SECTIONS,
-    STATE_KEY,
-    TOOL_KEYS,
+from helpers.album.files import AlbumError, IniFile, write_ini
+from helpers.album.ini import (
     check_written,
     edit_ini,
-    escape_value,
-    mps_config,
-    parse_like_myphotoshare,
     unified_diff,
     untag_ini_text,
-    update_ini_text,
 )
 from helpers.album.scan import AlbumScan, Skipped, caption_to_description, find_album_dirs, scan_album
 from helpers.data import images
 from helpers.predict import photo_cache
-from helpers.wordnet.hierarchy import MIN_PROBA as IMAGENET_MIN_PROBA
-from helpers.wordnet.keywords import available_languages
-from helpers.wordnet.keywords import select_keywords as top_k_keywords
-
-# --------------------------------------------------------------------------------------------
+from helpers.wordnet.keywords import available_languages, top_k_keywords
 
 # --------------------------------------------------------------------------------------------
 # One album: plan (what would change) and apply
@@ -141,7 +125,7 @@ def plan_album(
         merge_into_tags: the tags route (`helpers.album.ini`): keywords into `tags`, which
             MyPhotoShare searches; False: into `auto_tags` only.
         predictor: whose `select_keywords` (the model's own rule) chooses the keywords; None:
-            the plain top-k rule `helpers.wordnet.keywords.select_keywords`.
+            the plain top-k rule `helpers.wordnet.keywords.top_k_keywords`.
         sidecars: photo path -> its sidecar as read (`helpers.album.xmp.read_sidecars`): plan them too.
         album_ini_output: False leaves album.ini alone (sidecars only).
     """
@@ -385,7 +369,7 @@ def tag_album(
     """
     start = time.perf_counter()
     if min_proba is None:
-        min_proba = getattr(predictor, "default_min_proba", 0.0)
+        min_proba = predictor.default_min_proba
     root, ini_path = check_options(album_dir, album_ini, recursive, lang, nb_keywords, min_proba,
                                    xmp_sidecars, sidecar_name)
     scans = _scans(root, ini_path, recursive)
@@ -445,82 +429,6 @@ def untag_album(album_dir: str | os.PathLike | None = None,
     return TaggingSummary(results, time.perf_counter() - start, update, untag=True)
 
 
-# --------------------------------------------------------------------------------------------
-# Command line (registered by helpers.cli)
-# --------------------------------------------------------------------------------------------
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every `tag-album` option (the README's album.ini section explains the defaults)."""
-    add = parser.add_argument
-    add("--run", help="a trained run: name or folder (runs/<name>, holding bundle/) or a bundle")
-    add("--model", choices=["imagenet"], default=None,
-        help="a pretrained model instead of --run (ImageNet classes as keywords, no training)")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--album-dir", type=Path, help="album folder")
-    where.add_argument("--album-ini", type=Path, help="an album.ini file (its folder is the album)")
-    add("--lang", default="eng", help="keyword language code (default: eng)")
-    add("--nb-keywords", type=int, default=5, help="keywords per picture (5)")
-    add("--min-proba", type=float, default=None,
-        help=f"confidence threshold, 0..1 (default: the model's own: 0 for a trained run, "
-             f"{IMAGENET_MIN_PROBA} for --model imagenet)")
-    add("--captions", action="store_true", help="best caption as description where there is none")
-    add("--merge-into-tags", action=argparse.BooleanOptionalAction, default=True,
-        help="keywords into tags, which MyPhotoShare searches (default); "
-             "--no-merge-into-tags: into auto_tags only, as mps_autotags")
-    add("--xmp", action="store_true", help="also write XMP sidecars (dc:subject and "
-                                           "lr:hierarchicalSubject; needs ExifTool)")
-    add("--sidecar-name", choices=xmp.SIDECAR_NAMINGS, default=xmp.SIDECAR_NAMINGS[0],
-        help="photo.jpg.xmp (darktable, digiKam, Immich; default) or photo.xmp (Lightroom)")
-    add("--no-album-ini", action="store_true", help="leave album.ini alone (--xmp: sidecars only)")
-    add("--untag", action="store_true",
-        help="remove exactly what tag-album added (album.ini; sidecars with --xmp); no model")
-    add("--recursive", action="store_true", help="tag every album folder below --album-dir")
-    add("--no-update", action="store_true", help="preview: print the changes, write nothing")
-    add("--cache", type=Path, default=None,
-        help=f"prediction cache file (default: {photo_cache.default_cache_path()})")
-    add("--no-cache", action="store_true", help="predict every photo (temporary cache)")
-    add("--beam-width", type=int, default=3, help="beam width for captions (3)")
-    add("--batch-size", type=int, default=32, help="photos per model batch (32)")
-
-
-def run_cli(args: argparse.Namespace, load_predictor: Callable[[argparse.Namespace], object]) -> int:
-    """Run `tag-album`; `load_predictor(args)` is called only after the cheap checks (folders,
-    language, ExifTool), and never for `--untag`.
-
-    Returns:
-        0 when something was done, 1 when nothing could be (read-only album...), 2 for a usage
-        error (message printed).
-    """
-    common = dict(album_dir=args.album_dir, album_ini=args.album_ini, recursive=args.recursive,
-                  update=not args.no_update, xmp_sidecars=args.xmp,
-                  album_ini_output=not args.no_album_ini)
-    try:
-        if args.untag:
-            summary = untag_album(**common)
-        else:
-            if args.run is None and getattr(args, "model", None) is None:
-                raise ValueError("give --run NAME (a trained run) or --model imagenet "
-                                 "(pretrained, no training)")
-            check_options(args.album_dir, args.album_ini, args.recursive, args.lang,
-                          args.nb_keywords, args.min_proba or 0.0, args.xmp, args.sidecar_name)
-            predictor = load_predictor(args)
-            min_proba = (getattr(predictor, "default_min_proba", 0.0) if args.min_proba is None
-                         else args.min_proba)
-            cache = None if args.no_cache else (args.cache or photo_cache.default_cache_path())
-            summary = tag_album(predictor, lang=args.lang, nb_keywords=args.nb_keywords,
-                                min_proba=min_proba, captions=args.captions,
-                                merge_into_tags=args.merge_into_tags, beam_width=args.beam_width,
-                                batch_size=args.batch_size, sidecar_name=args.sidecar_name,
-                                cache=cache, **common)
-    except (ValueError, FileNotFoundError, xmp.ExifToolMissing) as error:
-        print(f"tag-album: {error}")
-        return 2
-    if args.no_update and summary.diff:
-        print(summary.diff)
-    print(summary.report())
-    return 0 if summary.anything_done else 1
-
-
 def preview_items(result: AlbumResult, max_side: int = 200,
                   limit: int | None = None) -> list[tuple[object, str, str]]:
     """`(thumbnail uint8 [h, w, 3], name, "keywords\ncaption")` for the tagged pictures of
@@ -551,5 +459,3 @@ def preview_items(result: AlbumResult, max_side: int = 200,
         previews.append((pixels, name, text))
     return previews
 
-
-predict_pictures = photo_cache.predict_list   # the name notebooks and older code call

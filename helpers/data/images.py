@@ -35,7 +35,7 @@ import collections
 import concurrent.futures
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -327,6 +327,7 @@ def load_images(
     prefetch: int | None = None,
     max_pixels: int | None = -1,
     crop: str | None = None,
+    loader: Callable[[Path], object] | None = None,
 ) -> Iterator[tuple[int, np.ndarray | ImageLoadError]]:
     """Decode pictures in a thread pool, yielding `(index, pixels or ImageLoadError)` in order.
 
@@ -340,6 +341,9 @@ def load_images(
         workers: decoding threads (default `default_workers()`); 0 decodes in the calling thread.
         prefetch: pictures decoded ahead of the consumer (default `4 * workers`, at least 1).
         max_pixels: as `load_image`.
+        loader: how one picture is decoded, `path -> pixels` raising `ImageLoadError` (default:
+            `load_image` with `size`, `max_pixels` and `crop`); e.g. one decode that feeds two
+            networks. What it returns is yielded as it is.
 
     Yields:
         `(index, array)` with `uint8 [H, W, 3]` pixels, or `(index, ImageLoadError)` for a file
@@ -349,6 +353,8 @@ def load_images(
 
     def load(path):
         try:
+            if loader is not None:
+                return loader(Path(path))
             return load_image(path, size=size, max_pixels=max_pixels, crop=crop)
         except ImageLoadError as error:
             return error

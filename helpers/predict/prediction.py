@@ -1,13 +1,15 @@
-"""What a model says about one photo: `Prediction` (captions, synset probabilities, keywords).
+"""What a model says about one photo (`Prediction`), and what every model offers (`Predictor`).
 
-Every predictor of the project (a trained `helpers.predict.predictors.Captioner`, the pretrained ImageNet
-tagger) returns one `Prediction` per photo; the album tagger, the prediction cache and the widgets
-read only this class, never a model.
+Every predictor of the project (a trained `helpers.predict.predictors.Captioner`, the pretrained
+tagger, both combined) implements the `Predictor` protocol and returns one `Prediction` per photo;
+the album tagger, the prediction cache, the command line and the widgets use only these two,
+never a model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -65,3 +67,40 @@ class Prediction:
 def format_caption(index: int, text: str, probability: float) -> str:
     """`0) a man sitting on a bench (p=0.000005)`, as im2txt's run_inference prints."""
     return f"{index}) {text} (p={probability:f})"
+
+
+Keyword = tuple[str, str, float]
+"""`(synset name, keyword in the asked language, probability)`, as in `Prediction.tags`."""
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What every predictor offers: the album tagger, the prediction cache, the command line and
+    the widgets use nothing else.
+
+    Attributes:
+        default_min_proba: the keyword threshold this model's rule is calibrated for, in [0, 1]
+            (`select_keywords` and `predict` use it when `min_proba` is None).
+        fingerprint: hex string that changes whenever the predictions could (weights, settings,
+            keyword rule version); the prediction cache keys on it. "" for an unsaved model.
+    """
+
+    default_min_proba: float
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def select_keywords(self, synset_probabilities: dict[str, float], nb_keywords: int | None = 5,
+                        min_proba: float | None = None, lang: str = "eng") -> list[Keyword]:
+        """This model's keyword rule over `synset_probabilities` (synset name -> probability):
+        at most `nb_keywords` (None: no limit, 0: none) with probability >= `min_proba` (None:
+        `default_min_proba`), in language `lang` (an Open Multilingual Wordnet code)."""
+        ...
+
+    def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
+                min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
+                progress: bool = True, captions: bool = True) -> list[Prediction]:
+        """One `Prediction` per photo (paths or uint8 `[H, W, 3]` arrays), in order; a photo that
+        cannot be read comes back with `error` set, the others are not affected. A model without
+        a caption decoder accepts the decoding arguments and leaves `captions` empty."""
+        ...

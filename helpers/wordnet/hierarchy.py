@@ -10,7 +10,7 @@ multilingual, hierarchical keywords without training:
   `propagate` gives each synset's probability = the sum of the probabilities of the ImageNet
   classes below it, each class counted once per ancestor (WordNet is a DAG: a class reached by two
   hypernym paths is not counted twice), so `entity.n.01` gets the whole mass.
-* `select_keywords`: confident *and* specific keywords from such probabilities (below).
+* `specific_keywords`: confident *and* specific keywords from such probabilities (below).
 * `keyword_path`: a synset's chain of ancestors, general -> specific, for hierarchical keyword
   fields (XMP `lr:hierarchicalSubject` "animal|vertebrate|mammal|dog|golden retriever").
 * `class_names`: the keyword of each class, what a plain ImageNet tagger shows.
@@ -34,7 +34,7 @@ lemmas). Words people use in running text stay (animal, bird, dog, vehicle, food
 links that nobody writes are dropped (chordate, placental, canine, odd-toed ungulate). The synset
 itself always ends the path.
 
-**Keyword selection** (`select_keywords`) follows the accuracy/specificity trade-off of Deng,
+**Keyword selection** (`specific_keywords`) follows the accuracy/specificity trade-off of Deng,
 Krause, Berg & Fei-Fei, "Hedging your bets: optimizing accuracy-specificity trade-offs in large
 scale visual recognition", CVPR 2012 (DARTS). A synset `v` has the reward (information gain)
 `r(v) = log2(1000) - log2(classes at or below v)`: 0 for `entity.n.01`, 9.97 for a class. In
@@ -179,7 +179,7 @@ def is_informative(synset_name: str) -> bool:
 
 @functools.cache
 def is_keyword_candidate(synset_name: str) -> bool:
-    """Whether `select_keywords` may choose the synset: informative (`is_informative`) and above
+    """Whether `specific_keywords` may choose the synset: informative (`is_informative`) and above
     at most `MAX_KEYWORD_CLASSES` ImageNet classes (more general ones only appear in chains). A
     synset with no ImageNet class below it (a trained model's "grass.n.01") qualifies."""
     return is_informative(synset_name) and \
@@ -338,7 +338,7 @@ class ImageNetHierarchy:
 
     def probabilities(self, class_probabilities) -> dict[str, float]:
         """`{synset name: hierarchical probability}` of ONE image (float `[1000]`), the map
-        `select_keywords` takes."""
+        `specific_keywords` takes."""
         row = self.propagate(class_probabilities)
         if row.ndim != 1:
             raise ValueError(f"one image at a time: expected shape [1000], got "
@@ -423,7 +423,7 @@ def _chain(name: str, lang: str, translate: Callable[[str, str], str | None] | N
     return chain
 
 
-def select_keywords(
+def specific_keywords(
     synset_probabilities: Mapping[str, float],
     nb_keywords: int = 5,
     min_proba: float = MIN_PROBA,

@@ -6,7 +6,7 @@ multilingual wordnet", ACL 2013), read by NLTK: `keyword("dog.n.01", "fra") == "
 When a synset has no lemma in a language, its nearest hypernym that has one is used, so a French
 album never gets a silent English word.
 
-`select_keywords` is the single top-k / threshold selector of the project: the album tagger,
+`top_k_keywords` is the single top-k / threshold selector of the project: the album tagger,
 the Captioner's `tags` and the notebook-4 panel all call it.
 """
 
@@ -206,7 +206,7 @@ def keyword(synset_name: str, lang: str = "eng", fallback: str = "hypernym") -> 
     return _keyword(synset_name, lang, fallback)
 
 
-def select_keywords(
+def top_k_keywords(
     synset_probabilities: Mapping[str, float],
     nb_keywords: int = 5,
     min_proba: float = 0.0,
