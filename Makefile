@@ -16,6 +16,11 @@ STAMP := $(VENV)/.installed
 SHARED_NLTK := $(abspath ../shared/nltk_data)
 export NLTK_DATA ?= $(if $(wildcard $(SHARED_NLTK)),$(SHARED_NLTK),$(abspath data/nltk_data))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# The COCO detector (YOLOX-Nano) beside the project, as in CI; otherwise the cache or the download.
+SHARED_DETECTOR := $(abspath ../shared/models/yolox-nano/yolox_nano.onnx)
+ifneq ($(wildcard $(SHARED_DETECTOR)),)
+export PHOTO_CAPTIONS_DETECTOR ?= $(SHARED_DETECTOR)
+endif
 DATA_DIR ?= data/sample
 PYTEST_ARGS ?=
 

@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench
 from bench.album_speed import SHARED_DIR, bench_bundle
 
 PHOTOS_PER_FOLDER = 50
@@ -225,19 +226,17 @@ def run(quick: bool = False, photos: int | None = None, batch_size: int = 32) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.album_rerun", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="200 photos instead of 2,000")
-    parser.add_argument("--photos", type=int, help="album size (default 2,000; --quick: 200)")
-    parser.add_argument("--batch-size", type=int, default=32, help="photos per model batch (32)")
-    parser.add_argument("--memory-only", type=int, metavar="N", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.memory_only:
-        print(json.dumps(memory_only(args.memory_only, args.batch_size)))
-        return 0
-    print(json.dumps(run(quick=args.quick, photos=args.photos, batch_size=args.batch_size),
-                     indent=2))
-    return 0
+    def run_or_measure_memory(quick, photos, batch_size, memory_only_photos):
+        if memory_only_photos:    # the child of `_memory_in_subprocess`: one line of JSON
+            print(json.dumps(memory_only(memory_only_photos, batch_size)))
+            return None
+        return run(quick=quick, photos=photos, batch_size=batch_size)
+
+    return bench.command_line(__doc__, run_or_measure_memory, argv, prog="python -m bench.album_rerun",
+                              quick="200 photos instead of 2,000", options=[
+        bench.option("--photos", type=int, help="album size (default 2,000; --quick: 200)"),
+        bench.option("--batch-size", type=int, default=32, help="photos per model batch (32)"),
+        bench.option("--memory-only", type=int, metavar="N", dest="memory_only_photos", help=argparse.SUPPRESS)])
 
 
 if __name__ == "__main__":

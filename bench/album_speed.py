@@ -35,7 +35,6 @@ MobileNetV2 bundle, that bundle is used as it is.
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import json
 import os
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+import bench
 from bench.timing import interleaved_best
 from helpers.album import tagging as album
 from helpers.data import images
@@ -266,13 +266,9 @@ def run(quick: bool = False, run_dir: str | os.PathLike | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.album_speed", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="16 photos instead of 64")
-    parser.add_argument("--run", help="a run folder whose MobileNetV2 bundle to time")
-    args = parser.parse_args(argv)
-    print(json.dumps(run(quick=args.quick, run_dir=args.run), indent=2))
-    return 0
+    return bench.command_line(__doc__, run, argv, prog="python -m bench.album_speed", quick="16 photos instead of 64",
+                              options=[bench.option("--run", dest="run_dir", metavar="RUN",
+                                                    help="a run folder whose MobileNetV2 bundle to time")])
 
 
 if __name__ == "__main__":

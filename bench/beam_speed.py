@@ -39,12 +39,11 @@ ratio is therefore also printed for batches of 8 to 64 images.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
 
+import bench
 from bench.timing import interleaved_best
 
 VOCABULARY_SIZE, EMBEDDING_DIM, HIDDEN_DIM, ATTENTION_DIM = 10_000, 256, 512, 256
@@ -268,12 +267,8 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.beam_speed", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="32 images, LSTM decoder only")
-    args = parser.parse_args(argv)
-    print(json.dumps(run(quick=args.quick), indent=2))
-    return 0
+    return bench.command_line(__doc__, run, argv, prog="python -m bench.beam_speed",
+                              quick="32 images, LSTM decoder only")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ Photos come from `$SHARED_DIR/data/coco-mini-2017/val2017` (default `../shared`)
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import os
 import tempfile
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+import bench
 from bench.timing import interleaved_best
 
 IMAGE_SIZE = 224
@@ -127,12 +126,9 @@ def run(quick: bool = False) -> dict:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="48 photos instead of 159")
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick), indent=2))
+def main(argv: list[str] | None = None) -> int:
+    return bench.command_line(__doc__.split("\n")[0], run, argv, quick="48 photos instead of 159")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

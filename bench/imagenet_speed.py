@@ -19,12 +19,12 @@ Measured side by side, best of 3 interleaved rounds (`bench.timing.interleaved_b
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+import bench
 from bench.album_speed import CAMERA_SIZE, SHARED_DIR, make_camera_album
 from bench.timing import interleaved_best
 from helpers.data import images
@@ -79,11 +79,9 @@ def run(quick: bool = False) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="16 photos instead of 64")
-    run(parser.parse_args().quick)
+def main(argv: list[str] | None = None) -> int:
+    return bench.command_line(__doc__.split("\n")[0], run, argv, quick="16 photos instead of 64", print_result=False)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

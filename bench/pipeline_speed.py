@@ -28,7 +28,6 @@ the cache (the pipeline holds at most 4 shards). MB are 1e6 bytes.
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import json
 import math
@@ -38,6 +37,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import bench
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POOLED_DIM, GRID_CELLS, FEATURE_DIM = 1280, 49, 1280     # MobileNetV2 at 224 px
@@ -319,12 +320,9 @@ def run(quick: bool = False) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="shards of 128 rows instead of 512")
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick), indent=2))
+def main(argv: list[str] | None = None) -> int:
+    return bench.command_line(__doc__.split("\n")[0], run, argv, quick="shards of 128 rows instead of 512")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -72,8 +72,6 @@ Writes `bench/results/real_photos.md` (the table) and returns the numbers for `p
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import time
@@ -81,6 +79,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+import bench
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 COCO_MINI = SHARED_DIR / "data" / "coco-mini-2017"
@@ -628,19 +628,14 @@ def run(quick: bool = False, tuning: bool = False, sample_run: str | os.PathLike
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.real_photos", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tune", action="store_true",
-                        help="print the whole grid of the selector's lambda, min_proba and keyword "
-                             "cap, scored on train2017, val2017 and both")
-    parser.add_argument("--no-limits", action="store_true",
-                        help="skip the limits (selector grid, other views): the table only")
-    parser.add_argument("--sample-run", default=str(SAMPLE_RUN),
-                        help="the trained run of the control (c) (default: runs/sample)")
-    args = parser.parse_args(argv)
-    results = run(tuning=args.tune, sample_run=args.sample_run, with_limits=not args.no_limits)
-    print(json.dumps(results, indent=2))
-    return 0
+    return bench.command_line(__doc__, run, argv, prog="python -m bench.real_photos", options=[
+        bench.option("--tune", dest="tuning", action="store_true",
+                     help="print the whole grid of the selector's lambda, min_proba and keyword "
+                          "cap, scored on train2017, val2017 and both"),
+        bench.option("--no-limits", dest="with_limits", action="store_false",
+                     help="skip the limits (selector grid, other views): the table only"),
+        bench.option("--sample-run", default=str(SAMPLE_RUN),
+                     help="the trained run of the control (c) (default: runs/sample)")])
 
 
 if __name__ == "__main__":

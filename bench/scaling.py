@@ -72,6 +72,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench
 from bench.timing import peak_kib, vm_hwm_kib
 
 STAGES = ("sample", "vocabularies", "features", "train", "evaluate", "album")
@@ -636,24 +637,24 @@ def run(quick: bool = False, coco: bool = True) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller scales, one process per scale")
-    parser.add_argument("--no-coco", action="store_true", help="skip the COCO-size measurements")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--stages", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--scale", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--light", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        stages = [stage for stage in args.stages.split(",") if stage]
-        result = worker(stages, args.scale, args.work, args.quick, args.light)
-        args.out.write_text(json.dumps(result))
-        return 0
-    results = run(args.quick, coco=not args.no_coco)
-    print(json.dumps({k: v for k, v in results.items() if k != "coco_table"}, indent=2, default=str))
-    return 0
+    def run_or_work(quick, coco, in_worker, stages, scale, work, out, light):
+        if in_worker:    # one process of `_spawn`: its stages' numbers go to --out
+            out.write_text(json.dumps(worker([stage for stage in stages.split(",") if stage], scale, work,
+                                             quick, light)))
+            return None
+        results = run(quick, coco=coco)
+        return {k: v for k, v in results.items() if k != "coco_table"}
+
+    hidden = argparse.SUPPRESS      # the options of a worker process
+    return bench.command_line(__doc__.split("\n")[0], run_or_work, argv,
+                              quick="smaller scales, one process per scale", options=[
+        bench.option("--no-coco", dest="coco", action="store_false", help="skip the COCO-size measurements"),
+        bench.option("--worker", dest="in_worker", action="store_true", help=hidden),
+        bench.option("--stages", default="", help=hidden),
+        bench.option("--scale", type=int, default=1, help=hidden),
+        bench.option("--work", type=Path, help=hidden),
+        bench.option("--out", type=Path, help=hidden),
+        bench.option("--light", action="store_true", help=hidden)])
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ Mixed precision only speeds up GPUs; there is no GPU here, so it is not measured
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -52,6 +51,8 @@ import sys
 import time
 
 import numpy as np
+
+import bench
 
 VOCABULARY_SIZE, EMBEDDING_DIM, HIDDEN_DIM, ATTENTION_DIM = 10_000, 256, 512, 256
 GRID_CELLS, FEATURE_DIM, NUM_SYNSETS, TAGGER_HIDDEN = 49, 1280, 500, 512
@@ -266,15 +267,13 @@ def run(quick: bool = False) -> dict:
     return results
 
 
-def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":       # one oneDNN setting (see run)
-        print(json.dumps(_worker(int(sys.argv[2]), int(sys.argv[3]))))
-        return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 steps per round, 2 rounds, one pass")
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick), indent=2))
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 3 and argv[0] == "--worker":       # one oneDNN setting (see run)
+        print(json.dumps(_worker(int(argv[1]), int(argv[2]))))
+        return 0
+    return bench.command_line(__doc__.split("\n")[0], run, argv, quick="3 steps per round, 2 rounds, one pass")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -13,13 +13,14 @@ after its imports, so the reported "work" memory is what reading the file added.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+import bench
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["man", "shirt", "tree", "window", "building", "sign", "car", "street", "hand", "head",
@@ -114,7 +115,10 @@ def run(quick: bool = False) -> dict:
     return result
 
 
+def main(argv: list[str] | None = None) -> int:
+    return bench.command_line(__doc__.split("\n\n")[0], run, argv, quick="about 20 MB instead of 200+ MB",
+                              print_result=False)
+
+
 if __name__ == "__main__":
-    arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    arguments.add_argument("--quick", action="store_true", help="about 20 MB instead of 200+ MB")
-    run(quick=arguments.parse_args().quick)
+    raise SystemExit(main())

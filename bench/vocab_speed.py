@@ -19,12 +19,13 @@ For each corpus it measures, in captions per second:
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
 import time
 from pathlib import Path
+
+import bench
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SHARED_DIR", PROJECT_ROOT.parent / "shared")) / "data"
@@ -132,7 +133,10 @@ def run(quick: bool = False) -> dict:
     return results
 
 
+def main(argv: list[str] | None = None) -> int:
+    return bench.command_line(__doc__.splitlines()[0], run, argv, quick="compare NLTK on 3,000 captions only",
+                              print_result=False)
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="compare NLTK on 3,000 captions only")
-    run(quick=parser.parse_args().quick)
+    raise SystemExit(main())

@@ -99,8 +99,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # --- options shared by caption, tag-album and evaluate ------------------------------------------
-PRETRAINED_MODELS = ("imagenet",)   # --model values: `helpers.predict.predictors.load_predictor`
-NO_MODEL = "give --run NAME (a trained run) or --model imagenet (pretrained, no training)"
+PRETRAINED_MODELS = ("pretrained", "imagenet")   # --model: `helpers.predict.predictors.PRETRAINED_MODELS`
+NO_MODEL = "give --run NAME (a trained run) or --model pretrained (no training)"
 
 
 def add_decoding_options(parser: argparse.ArgumentParser) -> None:
@@ -114,13 +114,14 @@ def add_prediction_options(parser: argparse.ArgumentParser) -> None:
     `add_decoding_options`: the options of every command that predicts."""
     parser.add_argument("--run", help="a trained run: name (under runs/), run folder or bundle folder")
     parser.add_argument("--model", choices=PRETRAINED_MODELS, default=None,
-                        help="'imagenet': keywords from the pretrained ImageNet classifier and the WordNet "
-                             "hierarchy, no training (combined with --run when both are given)")
+                        help="'pretrained': people, objects and counts from a COCO detector fused with the "
+                             "ImageNet classifier through WordNet, no training ('imagenet': the same, its "
+                             "former name); combined with --run when both are given")
     parser.add_argument("--lang", default="eng", help="keyword language, Open Multilingual Wordnet code (eng)")
     parser.add_argument("--nb-keywords", type=int, default=5, help="keywords per photo (5)")
     parser.add_argument("--min-proba", type=float, default=None,
                         help="minimum keyword probability, 0..1 (default: the model's own, 0 for a trained "
-                             f"run, {hierarchy.MIN_PROBA} for the ImageNet hierarchy)")
+                             f"run, {hierarchy.MIN_PROBA} for --model pretrained)")
     add_decoding_options(parser)
 
 

@@ -168,8 +168,10 @@ def print_summary(runs: list[NotebookRun], run_dir: Path, out_dir: Path) -> None
 
 
 def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM) -> Path:
-    """Keywords for the real photos of `album` with no training (the pretrained ImageNet
-    classifier and the WordNet hierarchy, `helpers.predict.predictors.ImageNetTagger`).
+    """Keywords for the real photos of `album` with no training: people, objects and counts from
+    the COCO detector fused with the ImageNet classifier (`helpers.predict.fused.PretrainedTagger`);
+    without a detector file, says where to put one and uses the classifier alone
+    (`helpers.predict.predictors.ImageNetTagger`).
 
     The photos are copied to `out_dir/real_album/` first (the project's files are never written);
     prints `picture --> keywords` and a one-line summary.
@@ -177,22 +179,28 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     Returns:
         The figure of thumbnails with their keywords, `out_dir/real_album_keywords.png`.
     """
-    from helpers.predict import predictors as inference  # imported here: TensorFlow
+    from helpers.predict import predictors  # imported here: TensorFlow
+    from helpers.predict.fused import PretrainedTagger
+    from helpers.pretrained.detector import DetectorUnavailableError
 
     copy = out_dir / "real_album"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(album, copy)
     photos = sorted(path for path in copy.iterdir() if images.is_image_file(path))
     started = time.perf_counter()
-    predictions = inference.ImageNetTagger().predict(photos, lang=lang, progress=False)
+    try:
+        tagger, source = PretrainedTagger(), "COCO detector + ImageNet classes + WordNet"
+    except DetectorUnavailableError as error:
+        print(f"{error}\nGoing on without the detector: no people, ImageNet classes only.")
+        tagger, source = predictors.ImageNetTagger(), "ImageNet classes + WordNet hierarchy"
+    predictions = tagger.predict(photos, lang=lang, progress=False)
     seconds = time.perf_counter() - started
     items = []
     for photo, prediction in zip(photos, predictions):
         words = ", ".join(word for _, word, _ in prediction.tags) or f"({prediction.error or 'none'})"
         print(f"{photo.name} --> {words}")
         items.append((images.load_thumbnail(photo, 320), photo.name, words))
-    figure = plots.album_keywords_grid(items, columns=4, title=f"keywords in {lang}, no training "
-                                                              f"(ImageNet classes + WordNet hierarchy)")
+    figure = plots.album_keywords_grid(items, columns=4, title=f"keywords in {lang}, no training ({source})")
     path = out_dir / "real_album_keywords.png"
     figure.savefig(path, dpi=80)
     print(f"tagged {len(photos)} real photos in {seconds:.1f} s (model loading included); "

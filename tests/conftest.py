@@ -14,6 +14,8 @@ SHARED_DATA = SHARED_DIR / "data"
 # NLTK reads NLTK_DATA when it is imported: point it at the offline copy before any test does.
 if (SHARED_DIR / "nltk_data").is_dir():
     os.environ.setdefault("NLTK_DATA", str(SHARED_DIR / "nltk_data"))
+if (SHARED_DIR / "models" / "yolox-nano" / "yolox_nano.onnx").is_file():   # the COCO detector, as in CI
+    os.environ.setdefault("PHOTO_CAPTIONS_DETECTOR", str(SHARED_DIR / "models" / "yolox-nano" / "yolox_nano.onnx"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -323,7 +323,7 @@ def test_cli_needs_a_model_and_checks_before_loading_it(user_album, capsys):
 
     assert tag_album_cli(["--album-dir", str(user_album)], None) == 2
     out = capsys.readouterr().out
-    assert "--run NAME" in out and "--model imagenet" in out
+    assert "--run NAME" in out and "--model pretrained" in out
     for argv, message in ((["--lang", "xx"], "not installed"), (["--min-proba", "2"], "[0, 1]"),
                           (["--album-dir", str(user_album / "nope")], "does not exist")):
         args = parse_tag_album(["--run", "r", "--album-dir", str(user_album), *argv])

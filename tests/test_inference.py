@@ -164,7 +164,7 @@ def test_combined_predictor_keeps_captions_and_takes_the_higher_probability(trai
         assert merged.synset_probabilities[synset] == pytest.approx(max(
             alone.synset_probabilities.get(synset, 0.0), imagenet.synset_probabilities.get(synset, 0.0)))
     assert combined.fingerprint not in (captioner.fingerprint, imagenet_tagger.fingerprint)
-    with pytest.raises(ValueError, match="model='imagenet'"):
+    with pytest.raises(ValueError, match="model='pretrained'"):
         inference.load_predictor()
 
 

@@ -42,3 +42,25 @@ def test_synset_vocabulary_order_encode_decode(tmp_path):
         SynsetVocabulary.load(path)
     with pytest.raises(ValueError, match="min_images"):
         SynsetVocabulary.build(per_image, min_images=0)
+
+
+# A synsets.json exactly as `SynsetVocabulary.save` has written it since format version 1.
+SAVED_V1 = ('{"format": "helpers.synsets.SynsetVocabulary", "format_version": 1, "min_images": 2, '
+            '"hypernym_depth": 1, "num_images": 5, "names": ["dog.n.01", "cat.n.01"], "image_counts": [3, 2]}\n')
+
+
+def test_file_saved_by_earlier_code_loads_and_saves_the_same(tmp_path):
+    path = tmp_path / "synsets.json"
+    path.write_text(SAVED_V1, encoding="utf-8")
+    loaded = SynsetVocabulary.load(path)
+    assert loaded.names == ["dog.n.01", "cat.n.01"] and loaded.index("cat.n.01") == 1
+    assert loaded.image_counts == {"dog.n.01": 3, "cat.n.01": 2}
+    assert (loaded.min_images, loaded.hypernym_depth, loaded.num_images) == (2, 1, 5)
+    assert loaded.to_dict() == json.loads(SAVED_V1)
+    assert loaded.save(tmp_path / "again.json").read_text(encoding="utf-8") == SAVED_V1
+    assert len(loaded) == 2 and "dog.n.01" in loaded and loaded == SynsetVocabulary(["dog.n.01", "cat.n.01"])
+    with pytest.raises(ValueError, match="repeated"):
+        SynsetVocabulary(["dog.n.01", "dog.n.01"])
+    (tmp_path / "vocabulary.json").write_text('{"format": "helpers.vocab.Vocabulary", "format_version": 1}')
+    with pytest.raises(ValueError, match="not a saved SynsetVocabulary"):
+        SynsetVocabulary.load(tmp_path / "vocabulary.json")

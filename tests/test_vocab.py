@@ -159,6 +159,26 @@ def test_save_load_json(tmp_path):
         Vocabulary.load(tmp_path / "other.json")
 
 
+# A vocabulary.json exactly as `Vocabulary.save` has written it since format version 1.
+SAVED_V1 = ('{"format": "helpers.vocab.Vocabulary", "format_version": 1, "min_count": 5, "special_tokens": '
+            '["<pad>", "<start>", "<end>", "<unk>"], "words": ["a", "dog", "café", "cœur"], "counts": [12, 7, 6, 6]}\n')
+
+
+def test_file_saved_by_earlier_code_loads_and_saves_the_same(tmp_path):
+    path = tmp_path / "vocabulary.json"
+    path.write_text(SAVED_V1, encoding="utf-8")
+    loaded = Vocabulary.load(path)
+    assert loaded.id_to_word == ["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "café", "cœur"]
+    assert loaded.word_to_id["café"] == 6 and loaded.counts["a"] == 12 and loaded.min_count == 5
+    assert loaded == Vocabulary.from_dict(json.loads(SAVED_V1)) and loaded.to_dict() == json.loads(SAVED_V1)
+    assert loaded.save(tmp_path / "again.json").read_text(encoding="utf-8") == SAVED_V1
+    (tmp_path / "other.json").write_text(SAVED_V1.replace('"<unk>"', '"<oov>"'), encoding="utf-8")
+    with pytest.raises(ValueError, match="special tokens"):
+        Vocabulary.load(tmp_path / "other.json")
+    (tmp_path / "truncated.json").write_text(SAVED_V1[:60], encoding="utf-8")
+    with pytest.raises(ValueError, match="not valid JSON.*Vocabulary.save"):
+        Vocabulary.load(tmp_path / "truncated.json")
+
 def test_constructor_rejects_bad_words():
     with pytest.raises(ValueError, match="repeated"):
         Vocabulary(["dog", "dog"])

@@ -37,7 +37,7 @@ import numpy as np
 
 from helpers.predict.prediction import Prediction
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"      # 2: detections; a cache of another version is emptied
 CHUNK_PHOTOS = 256       # photos per predictor call: bounds the predictions held in memory
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS synset_lists (id INTEGER PRIMARY KEY, names TEXT UNIQ
 CREATE TABLE IF NOT EXISTS predictions (
     model TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     synsets INTEGER, dtype TEXT, probabilities BLOB, captions TEXT, caption_settings TEXT,
-    error TEXT, PRIMARY KEY (model, path));
+    error TEXT, detections TEXT, PRIMARY KEY (model, path));
 """
 
 
@@ -90,7 +90,7 @@ class PredictionCache:
         connection.executescript(_SCHEMA)
         row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None or row[0] != SCHEMA_VERSION:
-            connection.executescript("DELETE FROM predictions; DELETE FROM synset_lists;")
+            connection.executescript("DROP TABLE predictions; DROP TABLE synset_lists;" + _SCHEMA)
             connection.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             connection.commit()
         return connection
@@ -132,10 +132,10 @@ class PredictionCache:
             return None
         row = self._connection.execute(
             "SELECT size, mtime_ns, synsets, dtype, probabilities, captions, caption_settings, "
-            "error FROM predictions WHERE model = ? AND path = ?", (model, str(path))).fetchone()
+            "error, detections FROM predictions WHERE model = ? AND path = ?", (model, str(path))).fetchone()
         if row is None or (row[0], row[1]) != (stat.st_size, stat.st_mtime_ns):
             return None
-        _, _, synsets, dtype, blob, captions, stored_settings, error = row
+        _, _, synsets, dtype, blob, captions, stored_settings, error, detections = row
         if error is not None:
             return Prediction(str(path), error=error)
         if settings is not None and stored_settings != settings:
@@ -143,7 +143,9 @@ class PredictionCache:
         values = np.frombuffer(blob, dtype=dtype).tolist()
         return Prediction(str(path),
                           captions=[tuple(item) for item in json.loads(captions or "[]")],
-                          synset_probabilities=dict(zip(self._names(synsets), values)))
+                          synset_probabilities=dict(zip(self._names(synsets), values)),
+                          detections=[(category, score, tuple(box))
+                                      for category, score, box in json.loads(detections or "[]")])
 
     def store(self, model: str, path: Path, stat: os.stat_result, prediction: Prediction,
               settings: str | None) -> None:
@@ -158,10 +160,12 @@ class PredictionCache:
             synsets = self._synset_id(names)
         captions = json.dumps([[text, float(score)] for text, score in prediction.captions],
                               ensure_ascii=False) if prediction.captions else None
+        detections = json.dumps([[category, score, list(box)] for category, score, box in prediction.detections]
+                                ) if prediction.detections else None
         self._connection.execute(
-            "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (model, str(path), stat.st_size, stat.st_mtime_ns, synsets, dtype, blob, captions,
-             settings if prediction.captions else None, prediction.error))
+             settings if prediction.captions else None, prediction.error, detections))
 
     def commit(self) -> None:
         self._connection.commit()

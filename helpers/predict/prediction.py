@@ -13,6 +13,9 @@ from typing import Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
+Detection = tuple[str, float, tuple[float, float, float, float]]
+"""One object a detector found: `(COCO category, score in (0, 1], (x1, y1, x2, y2) in photo pixels)`."""
+
 
 @dataclasses.dataclass
 class Prediction:
@@ -28,6 +31,8 @@ class Prediction:
         hypotheses: the `helpers.predict.decoding.Hypothesis` of every caption (token ids, scores,
             attention); empty for a prediction read back from a cache.
         grid_shape: `(h, w)` of the encoder grid, to draw `attention` over the photo (h * w = L).
+        detections: the objects a COCO detector found (`Detection`s, best first); empty for a
+            model without a detector.
     """
 
     path: str
@@ -38,6 +43,7 @@ class Prediction:
     error: str | None = None
     hypotheses: list = dataclasses.field(default_factory=list)
     grid_shape: tuple[int, int] | None = None
+    detections: list[Detection] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -53,6 +59,15 @@ class Prediction:
         """Probability of the best caption (0 for a failed photo)."""
         return float(np.exp(self.captions[0][1])) if self.captions else 0.0
 
+    def counts(self, min_score: float = 0.3) -> dict[str, int]:
+        """`{COCO category: detections with score >= min_score}`, most frequent first (default:
+        `helpers.predict.fused.DETECTION_MIN_SCORE`, the threshold of the fused keywords)."""
+        counted: dict[str, int] = {}
+        for category, score, _ in self.detections:
+            if score >= min_score:
+                counted[category] = counted.get(category, 0) + 1
+        return dict(sorted(counted.items(), key=lambda item: -item[1]))
+
     def format(self, tags: bool = True) -> str:
         """im2txt-style text: the path, `0) a man sitting on a bench (p=0.000005)` lines, tags."""
         if self.error:
@@ -61,6 +76,8 @@ class Prediction:
                                     for i, (text, lp) in enumerate(self.captions)]
         if tags and self.tags:
             lines.append("  tags: " + ", ".join(f"{word} ({p:.2f})" for _, word, p in self.tags))
+        if counts := self.counts():
+            lines.append("  objects: " + ", ".join(f"{n} {category}" for category, n in counts.items()))
         return "\n".join(lines)
 
 

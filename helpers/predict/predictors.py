@@ -41,6 +41,7 @@ from helpers.config import resolve_bundle_dir
 from helpers.data import images as image_io
 from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
+from helpers.predict.fused import PretrainedTagger
 from helpers.predict.prediction import Keyword, Prediction, Predictor
 from helpers.pretrained import efficientnet_lite
 from helpers.wordnet import hierarchy
@@ -299,10 +300,11 @@ class CombinedPredictor:
     classes), keywords chosen by the hierarchy's rule. Both models see every photo.
 
     Args:
-        captioner: a `Captioner`; tagger: an `ImageNetTagger`.
+        captioner: a `Captioner`; tagger: a pretrained tagger (`helpers.predict.fused.PretrainedTagger`
+            or `ImageNetTagger`), whose keyword rule and detections are kept.
     """
 
-    def __init__(self, captioner: Captioner, tagger: ImageNetTagger):
+    def __init__(self, captioner: Captioner, tagger: Predictor):
         self.captioner, self.tagger = captioner, tagger
         self.default_min_proba = tagger.default_min_proba
         self.synset_names = list(dict.fromkeys(tagger.synset_names + captioner.synset_names))
@@ -331,24 +333,32 @@ class CombinedPredictor:
             for synset, probability in prediction.synset_probabilities.items():
                 merged[synset] = max(probability, merged.get(synset, 0.0))
             prediction.synset_probabilities = merged
+            prediction.detections = imagenet.detections
             prediction.tags = self.select_keywords(merged, nb_keywords, min_proba, lang)
         return captioned
 
 
+PRETRAINED_MODELS = ("pretrained", "imagenet")
+"""`model=` names of the no-training predictor (`helpers.predict.fused.PretrainedTagger`); "imagenet"
+is its former name, kept so existing commands and notebooks run."""
+
+
 def load_predictor(run=None, model: str | None = None, **kwargs) -> Predictor:
-    """The predictor for a trained run (`Captioner`), the pretrained ImageNet model
-    (`model="imagenet"`: `ImageNetTagger`, no training), or both (`CombinedPredictor`).
+    """The predictor for a trained run (`Captioner`), the pretrained models (`model="pretrained"`:
+    `helpers.predict.fused.PretrainedTagger`, a COCO detector and the ImageNet hierarchy, no
+    training), or both (`CombinedPredictor`).
 
     Raises:
         ValueError: neither `run` nor `model`, or an unknown `model`.
         FileNotFoundError: `run` has no bundle (says how to train one).
+        helpers.pretrained.detector.DetectorUnavailableError: no detector file (says where to put one).
     """
-    if model not in (None, "imagenet"):
-        raise ValueError(f"unknown model {model!r}; the pretrained model is 'imagenet'")
+    if model not in (None, *PRETRAINED_MODELS):
+        raise ValueError(f"unknown model {model!r}; the pretrained model is 'pretrained'")
     if run is None and model is None:
-        raise ValueError("give a trained run (run=NAME) or model='imagenet' (no training)")
+        raise ValueError("give a trained run (run=NAME) or model='pretrained' (no training)")
     captioner = Captioner.from_bundle(run, **kwargs) if run is not None else None
     if model is None:
         return captioner
-    tagger = ImageNetTagger(workers=kwargs.get("workers"))
+    tagger = PretrainedTagger(workers=kwargs.get("workers"))
     return tagger if captioner is None else CombinedPredictor(captioner, tagger)

@@ -93,7 +93,7 @@ CACHE_ENV = "PHOTO_CAPTIONS_CACHE"                           # overrides the cac
 DEFAULT_CACHE_DIR = Path("~/.cache/photo-captions")
 CACHE_WEIGHTS_NAME = "efficientnet_lite0_imagenet.weights.h5"
 CACHE_MANIFEST_NAME = "efficientnet_lite0_imagenet.json"
-CACHE_FORMAT = "helpers.pretrained.efficientnet_lite.imagenet_cache"
+CACHE_FORMAT = "helpers.efficientnet_lite.imagenet_cache"   # as earlier versions wrote it: caches stay valid
 CACHE_VERSION = 1             # bump when layer names or the conversion change: old caches rebuild
 
 

