@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from helpers import model
 from helpers.config import Config
-from helpers.predict import decoding
+from helpers.predict import beam, decoding
 from helpers.text.vocab import END_ID, PAD_ID, START_ID
 
 VOCABULARY_SIZE, GRID_CELLS, FEATURE_DIM = 40, 9, 12
@@ -206,7 +206,7 @@ def test_compiled_beam_search_equals_the_reference_algorithm(kind):
 
 @pytest.mark.parametrize("count", [1, 3])
 def test_two_stage_top_words_equals_a_plain_top_k_over_the_vocabulary(count):
-    """The chunked top-k of `_top_words` (vocabularies of thousands of words) picks exactly what a
+    """The chunked top-k of `beam.top_words` (vocabularies of thousands of words) picks exactly what a
     top_k over the masked log-softmax picks, ties going to the lowest word id, <pad> and <start>
     never chosen even when they score best."""
     rng = np.random.default_rng(3)
@@ -217,7 +217,7 @@ def test_two_stage_top_words_equals_a_plain_top_k_over_the_vocabulary(count):
     logits[2, 4_000:4_200] = 9.0                  # a tie across chunk boundaries
     logits[3] = 0.0                               # all equal
     logits[4, :5] = [-np.inf, 3.0, -np.inf, 20.0, 8.0]
-    values, words = decoding._top_words(tf.constant(logits), count)
+    values, words = beam.top_words(tf.constant(logits), count)
     log_probs = tf.nn.log_softmax(logits).numpy()
     log_probs[:, [PAD_ID, START_ID]] = -np.inf
     expected_values, expected_words = tf.math.top_k(log_probs, k=count)

@@ -1,8 +1,11 @@
 """Prediction: decoding, the predictors, what they return, and the cache of what they returned.
 
 - `decoding`     greedy and beam search (one compiled `tf.while_loop`) and their reference
-- `prediction`   `Prediction`, what every predictor says about one photo
-- `predictors`   the `Predictor` protocol and its implementations (trained run, ImageNet hierarchy)
+- `beam`         the compiled beam search's named state (`BeamState`) and sub-steps
+- `batches`      the batch driver every predictor shares (decode in threads, batches, errors)
+- `prediction`   `Prediction`, what every predictor says about one photo, and the `Predictor` protocol
+- `predictors`   the trained run's `Captioner`, the ImageNet-only tagger, both combined, `load_predictor`
+- `fused`        `PretrainedTagger`: the COCO detector fused with the ImageNet hierarchy (no training)
 - `photo_cache`  predictions stored per photo, so re-running on an album costs almost nothing
 
 May import: `helpers.bundle`, `helpers.model`, `helpers.pretrained`, `helpers.wordnet`,

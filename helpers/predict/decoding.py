@@ -8,20 +8,16 @@ decoder needs no change in this module.
 in plain Python: read it first. `beam_search` computes exactly the same thing for a batch in one
 compiled loop (a test checks both agree).
 
-Beam search (`beam_search`) follows the classic formulation (e.g. sgrvinod's "Show, Attend and
-Tell" tutorial, OpenNMT): every image keeps `beam_width` partial captions; at each step the
-`beam_width` best extensions over all (partial caption, next word) pairs are kept; an extension
-ending with the <end> token id is *finished* and takes its slot out of the beam, so the beam
-narrows until every slot has finished or the maximum length is reached (the partial captions then
-alive are returned as unfinished, so the result is never empty). Its batched form decodes every
-image and every beam together, and the whole search is one compiled `tf.while_loop`: at each
-step the live (image, beam) hypotheses are gathered into rows, the decoder steps once over all of
-them, each row proposes its `beam_width` best words, and a top-k over beam x word per image picks
-the new beam; no Python runs between steps. Finished and pruned hypotheses free their rows, so the
-batch shrinks as captions end. Words are traced back through the parent pointers once at the end
-(as `tf.contrib.seq2seq.gather_tree` did). For the attention decoder the projection of the grid
-is computed once per image, and attention runs over `[B, beam_width]` against each image's cells
-without copying them per hypothesis. With `beam_width=1` it is exactly greedy decoding.
+Beam search (`beam_search`) is that of Show and Tell (Vinyals et al. 2015, section 3.1) in its
+classic formulation (e.g. sgrvinod's "Show, Attend and Tell" tutorial, OpenNMT): every image keeps
+`beam_width` partial captions; at each step the `beam_width` best extensions over all (partial
+caption, next word) pairs are kept; an extension ending with the <end> token id is *finished* and
+takes its slot out of the beam, so the beam narrows until every slot has finished or the maximum
+length is reached (the partial captions then alive are returned as unfinished, so the result is
+never empty). Its batched form (`helpers.predict.beam`: a named loop state and one function per
+sub-step) decodes every image and every beam together in one compiled `tf.while_loop`; the words
+are traced back here through the parent pointers once at the end. With `beam_width=1` it is
+exactly greedy decoding.
 
 When fewer captions than the beam width are asked for (`top_n`), the search also stops early,
 exactly: once an image has `top_n` finished captions, a live hypothesis whose best reachable
@@ -48,6 +44,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from helpers.predict import beam
 from helpers.text.vocab import END_ID, PAD_ID, START_ID
 
 # --------------------------------------------------------------------------------------------
@@ -108,167 +105,10 @@ def _hypothesis(tokens, log_probability, finished, attention, alpha) -> Hypothes
 
 
 # --------------------------------------------------------------------------------------------
-# Compiled decoding loops (one per decoder object and beam width, cached)
+# Compiled greedy decoding (one per decoder object, cached); the beam search is in `beam`
 # --------------------------------------------------------------------------------------------
 
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-_TOP_WORDS_CHUNK = 128   # words per chunk of `_top_words`' two-stage top-k
-
-
-def _top_words(logits, count: int):
-    """The `count` most probable words of each row, <pad> and <start> excluded (never generated).
-
-    Equivalent to `top_k(log_softmax(logits) with -inf at <pad>, <start>)` but without
-    materialising the masked `[R, V]` log-probabilities: top-(count + 2) of the raw logits, drop
-    the banned ids, subtract log-sum-exp.
-
-    A full `top_k` over `[R, V]` costs about as much as eight passes over the logits; for large
-    vocabularies it is done in two stages instead, exactly: the words are cut into contiguous
-    chunks of `_TOP_WORDS_CHUNK`, and the m best words of a row all lie in the m chunks with the
-    largest maxima (a word outside them is beaten by those m maxima), so one `reduce_max` pass
-    picks the chunks and `top_k` runs over m chunks only. The chunks are taken in word order, so
-    ties go to the lowest word id as with a plain `top_k`. The chunk maxima also give the row
-    maximum that log-sum-exp needs.
-
-    Args:
-        logits: float `[R, V]`.
-        count: k, a Python int.
-
-    Returns:
-        `(log_probabilities float32 [R, k'], words int32 [R, k'])`, best first, k' = min(k, V);
-        -inf where fewer than k' words are allowed.
-    """
-    logits = tf.cast(logits, tf.float32)
-    static_size = logits.shape[-1]
-    chunk = _TOP_WORDS_CHUNK
-    wanted = count + 2
-    if static_size is None or static_size < 4 * chunk * wanted:   # small vocabulary: one top_k
-        vocabulary_size = tf.shape(logits)[-1]
-        log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)          # (R, 1)
-        values, words = tf.math.top_k(logits, k=tf.minimum(wanted, vocabulary_size))  # (R, k + 2)
-    else:
-        chunks = -(-static_size // chunk)
-        padded = tf.pad(logits, [[0, 0], [0, chunks * chunk - static_size]], constant_values=-np.inf)
-        padded = tf.reshape(padded, [-1, chunks, chunk])                               # (R, N, C)
-        chunk_max = tf.reduce_max(padded, axis=-1)                                     # (R, N)
-        # log-sum-exp as tf.reduce_logsumexp computes it, from the chunk maxima's maximum.
-        row_max = tf.reduce_max(chunk_max, axis=-1, keepdims=True)                     # (R, 1)
-        row_max = tf.where(tf.math.is_finite(row_max), row_max, tf.zeros_like(row_max))
-        log_normaliser = tf.math.log(tf.reduce_sum(tf.exp(logits - row_max), axis=-1, keepdims=True)) + row_max
-        best_chunks = tf.sort(tf.math.top_k(chunk_max, k=wanted).indices, axis=-1)     # (R, m) word order
-        candidates = tf.reshape(tf.gather(padded, best_chunks, batch_dims=1), [-1, wanted * chunk])  # (R, m * C)
-        values, positions = tf.math.top_k(candidates, k=wanted)                        # (R, m)
-        words = tf.gather(best_chunks, positions // chunk, batch_dims=1) * chunk + positions % chunk
-    banned = tf.equal(words, PAD_ID) | tf.equal(words, START_ID)
-    values = tf.where(banned, tf.constant(-np.inf, tf.float32), values - log_normaliser)
-    values, order = tf.math.top_k(values, k=tf.minimum(count, tf.shape(words)[-1]))  # (R, k')
-    return values, tf.gather(words, order, batch_dims=1)
-
-
-def _same_shapes(new, old):
-    """`new` loop variables with the static shapes of `old` (what tf.while_loop requires; scatters
-    and gathers with a dynamic batch size lose them)."""
-    for new_tensor, old_tensor in zip(tf.nest.flatten(new), tf.nest.flatten(old)):
-        if isinstance(new_tensor, tf.Tensor):
-            new_tensor.set_shape(old_tensor.shape)
-    return new
-
-
-def _attention_or_empty(attention, rows):
-    """A step's attention float32 `[R, L]`, or `[R, 0]` for a decoder without attention (None)."""
-    if attention is None:
-        return tf.zeros([tf.shape(rows)[0], 0], tf.float32)
-    return tf.cast(attention, tf.float32)
-
-
-def _length_penalty_tf(length, alpha):
-    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
-
-
-def _compiled_search(decoder, width: int):
-    """The compiled beam search of `decoder` for beam width `width` (built once, cached).
-
-    `search(pooled [B, P], grid [B, L, D], max_length, top_n, alpha)` runs the whole search in one
-    `tf.while_loop` and returns, stacked over the T steps taken, `[T, B, K]` parents (the slot
-    each extension continues), words, ends (the extension is <end> and finished a hypothesis),
-    values (total log-probabilities), `[T, B, K, L]` attention of each extension's last step, and
-    the final `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
-    """
-    cached = _COMPILED.setdefault(decoder, {})
-    if width in cached:
-        return cached[width]
-    minus_infinity = tf.constant(-np.inf, tf.float32)
-
-    @tf.function(reduce_retracing=True)
-    def search(pooled, grid, max_length, top_n, alpha):
-        batch = tf.shape(pooled)[0]
-        slots = batch * width
-        context = decoder.prepare(pooled, grid)                                   # per image
-        state = [tf.repeat(part, width, axis=0) for part in decoder.initial_state(context)]  # (B * K, H)
-        # One live slot per image at the start (the empty caption), K - 1 empty ones.
-        log_probs = tf.concat([tf.zeros([batch, 1]), tf.fill([batch, width - 1], minus_infinity)], axis=1)
-        tokens = tf.fill([batch, width], START_ID)                                # (B, K)
-        open_slots = tf.fill([batch], width)      # per image: K minus its finished hypotheses
-        finished_scores = tf.fill([batch, width], minus_infinity)   # best first, per image
-        # Largest length penalty a hypothesis can still get: bounds the score of its extensions.
-        max_penalty = tf.maximum(_length_penalty_tf(max_length, alpha), _length_penalty_tf(1, alpha))
-        first_slots = tf.range(batch)[:, None] * width                            # (B, 1)
-        arrays = [tf.TensorArray(dtype, size=0, dynamic_size=True)
-                  for dtype in (tf.int32, tf.int32, tf.bool, tf.float32, tf.float32)]
-
-        def running(t, log_probs, *_):
-            return (t < max_length) & tf.reduce_any(tf.math.is_finite(log_probs))
-
-        def step(t, log_probs, tokens, state, open_slots, finished_scores, arrays):
-            state_before, open_before, finished_before = state, open_slots, finished_scores
-            slot_log_probs = tf.reshape(log_probs, [-1])                          # (B * K,)
-            rows = tf.cast(tf.where(tf.math.is_finite(slot_log_probs))[:, 0], tf.int32)  # (R,)
-            row_state = [tf.gather(part, rows) for part in state]
-            logits, row_state, attention = decoder.step(
-                tf.gather(tf.reshape(tokens, [-1]), rows), row_state, context, rows, width)
-            attention = _attention_or_empty(attention, rows)
-            # The K best extensions of an image are among the K best words of each of its rows.
-            word_log_probs, words = _top_words(logits, width)                     # (R, C)
-            candidates = tf.shape(words)[1]
-            total = tf.gather(slot_log_probs, rows)[:, None] + word_log_probs      # (R, C)
-            scattered = tf.tensor_scatter_nd_update(
-                tf.fill([slots, candidates], minus_infinity), rows[:, None], total)
-            scattered_words = tf.scatter_nd(rows[:, None], words, [slots, candidates])
-            values, chosen = tf.math.top_k(tf.reshape(scattered, [batch, -1]), k=width)  # (B, K)
-            parents = chosen // candidates
-            words = tf.gather(tf.reshape(scattered_words, [batch, -1]), chosen, batch_dims=1)
-            # The first `open_slots` extensions of an image are its new beam; <end> finishes one.
-            valid = (tf.range(width)[None, :] < open_slots[:, None]) & tf.math.is_finite(values)
-            ends = valid & tf.equal(words, END_ID)
-            open_slots -= tf.reduce_sum(tf.cast(ends, tf.int32), axis=1)
-            scores = tf.where(ends, values / _length_penalty_tf(t + 1, alpha), minus_infinity)
-            finished_scores = tf.math.top_k(tf.concat([finished_scores, scores], axis=1), k=width).values
-            # Exact pruning: once `top_n` hypotheses finished, one whose best reachable score is
-            # below the top_n-th finished score can no longer be returned (log P only decreases).
-            threshold = tf.gather(finished_scores, top_n - 1, axis=1)[:, None]    # (B, 1)
-            keep = valid & ~ends & (values / max_penalty >= threshold)
-            parent_slots = tf.reshape(first_slots + parents, [-1])                # (B * K,)
-            state = [tf.gather(tf.tensor_scatter_nd_update(part, rows[:, None], new), parent_slots)
-                     for part, new in zip(state, row_state)]
-            if attention.shape[1] == 0:          # a decoder without attention (scatter refuses empty)
-                attention = tf.zeros([batch, width, 0])
-            else:
-                attention = tf.scatter_nd(rows[:, None], attention, [slots, tf.shape(attention)[1]])
-                attention = tf.reshape(tf.gather(attention, parent_slots), [batch, width, -1])
-            arrays = [array.write(t, value) for array, value in
-                      zip(arrays, (parents, words, ends, values, attention))]
-            return (t + 1, *_same_shapes((tf.where(keep, values, minus_infinity), words, state, open_slots,
-                                          finished_scores), (log_probs, tokens, state_before, open_before,
-                                                             finished_before)), arrays)
-
-        loop = tf.while_loop(running, step, (tf.constant(0), log_probs, tokens, state, open_slots,
-                                           finished_scores, arrays))
-        return [array.stack() for array in loop[-1]] + [loop[1]]
-
-    cached[width] = search
-    return search
 
 
 def _compiled_greedy(decoder):
@@ -278,9 +118,8 @@ def _compiled_greedy(decoder):
     `[T, B]` words (<pad> for images already finished), their log-probabilities (0 there) and
     `[T, B, L]` attention. Images leave the batch when they emit <end>.
     """
-    cached = _COMPILED.setdefault(decoder, {})
-    if "greedy" in cached:
-        return cached["greedy"]
+    if decoder in _COMPILED:
+        return _COMPILED[decoder]
 
     @tf.function(reduce_retracing=True)
     def greedy(pooled, grid, max_length):
@@ -297,22 +136,22 @@ def _compiled_greedy(decoder):
             rows = tf.cast(tf.where(decoding)[:, 0], tf.int32)                    # (R,)
             logits, row_state, attention = decoder.step(
                 tf.gather(tokens, rows), [tf.gather(part, rows) for part in state], context, rows, 1)
-            attention = _attention_or_empty(attention, rows)
-            word_log_probs, words = _top_words(logits, 1)                         # (R, 1)
+            attention = beam.attention_or_empty(attention, rows)
+            word_log_probs, words = beam.top_words(logits, 1)                     # (R, 1)
             words = tf.scatter_nd(rows[:, None], words[:, 0], [batch])            # (B,) <pad> = 0 elsewhere
             state = [tf.tensor_scatter_nd_update(part, rows[:, None], new) for part, new in zip(state, row_state)]
             attention = (tf.zeros([batch, 0]) if attention.shape[1] == 0 else
                          tf.scatter_nd(rows[:, None], attention, [batch, tf.shape(attention)[1]]))
             outputs = (words, tf.scatter_nd(rows[:, None], word_log_probs[:, 0], [batch]), attention)
             arrays = [array.write(t, value) for array, value in zip(arrays, outputs)]
-            return (t + 1, *_same_shapes((decoding & tf.not_equal(words, END_ID), words, state),
-                                         (decoding, tokens, state_before)), arrays)
+            return (t + 1, *beam.same_shapes((decoding & tf.not_equal(words, END_ID), words, state),
+                                             (decoding, tokens, state_before)), arrays)
 
         loop = tf.while_loop(going, step, (tf.constant(0), tf.ones([batch], tf.bool),
                                            tf.fill([batch], START_ID), state, arrays))
         return [array.stack() for array in loop[-1]]
 
-    cached["greedy"] = greedy
+    _COMPILED[decoder] = greedy
     return greedy
 
 
@@ -376,7 +215,8 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
 
 def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
                 length_normalization: float = 0.0, top_n: int | None = None) -> list[list[Hypothesis]]:
-    """Batched beam search over images and beams together (see the module docstring).
+    """Beam search of Show and Tell (Vinyals et al. 2015, section 3.1), batched over images and
+    beams together in one compiled loop (`helpers.predict.beam`; see the module docstring).
 
     Args:
         decoder: a `helpers.model.CaptionDecoder`.
@@ -403,10 +243,11 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
     pooled, grid = _check_features(pooled, grid)
     if pooled.shape[0] == 0:
         return []
-    search = _compiled_search(decoder, int(beam_width))
-    parents, words, ends, values, attention, alive = (x.numpy() for x in search(
-        pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization))))
-    steps, batch = words.shape[0], words.shape[1]                                # parents etc. (T, B, K)
+    history, alive = beam.compiled_search(decoder, int(beam_width))(
+        pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization)))
+    parents, words, ends, values, attention = (array.numpy() for array in history)  # (T, B, K), (T, B, K, L)
+    alive = alive.numpy()                                                        # (B, K)
+    steps, batch = words.shape[0], words.shape[1]
 
     # Every returned hypothesis: the finished ones (step, image, slot) in step order, then those
     # still alive after the last step; their words and attention are traced back through `parents`.
@@ -452,7 +293,8 @@ def greedy_token_ids(decoder, pooled, grid, max_length: int = 24) -> np.ndarray:
 
 def reference_beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
                           length_normalization: float = 0.0) -> list[list[Hypothesis]]:
-    """Beam search, one image and one step at a time: the algorithm `beam_search` compiles.
+    """Beam search, one image and one step at a time: the algorithm `beam_search` compiles (Show
+    and Tell, Vinyals et al. 2015, section 3.1, with finished hypotheses leaving the beam).
 
     For each image: start from the empty caption with log-probability 0. At every step, extend
     each live partial caption by every word (<pad> and <start> excluded), and keep the

@@ -1,0 +1,330 @@
+"""The compiled batched beam search: a named loop state and the sub-steps of one search step.
+
+`helpers.predict.decoding.beam_search` runs `compiled_search` and traces the words back;
+`helpers.predict.decoding.reference_beam_search` is the same algorithm one image at a time in plain
+Python: read it first. The algorithm is the beam search of Show and Tell (Vinyals et al. 2015,
+section 3.1, "Inference"): keep the `beam_width` best partial captions up to step t, extend each by
+every word, keep the `beam_width` best extensions; here, as in OpenNMT and sgrvinod's tutorial, an
+extension ending with <end> is finished and takes its slot out of the beam.
+
+B images of K = `beam_width` slots each are searched together in one `tf.while_loop`, whose loop
+variables are a `BeamState`. One step reads as the algorithm:
+
+1. `_expand`: gather the live hypotheses (image, slot) into rows and run the decoder one step over
+   all of them (for the attention decoder, attention runs against each image's cells, projected
+   once per image, without copying them per hypothesis);
+2. `_select_top_k`: the K best words of each row, then the K best (hypothesis, word) extensions of
+   each image: an exact two-stage top-k over K x vocabulary;
+3. `_finish`: the extensions that are <end> move to the image's finished set;
+4. `_prune`: when fewer captions than K are asked for (`top_n`), drop the live hypotheses that can
+   no longer be among the `top_n` best (their log-probability only decreases);
+5. `_follow_parents`: every new hypothesis takes the decoder state and attention of the one it
+   extends.
+
+Finished and pruned hypotheses free their rows, so the batch of rows shrinks as captions end. No
+Python runs between steps; each step's choices are written to a `BeamHistory`, and the words are
+traced back through the parent pointers once at the end (as `tf.contrib.seq2seq.gather_tree` did).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from helpers.text.vocab import END_ID, PAD_ID, START_ID
+
+TOP_WORDS_CHUNK = 128   # words per chunk of `top_words`' two-stage top-k
+
+
+def top_words(logits, count: int):
+    """The `count` most probable words of each row, <pad> and <start> excluded (never generated).
+
+    Equivalent to `top_k(log_softmax(logits) with -inf at <pad>, <start>)` but without
+    materialising the masked `[R, V]` log-probabilities: top-(count + 2) of the raw logits, drop
+    the banned ids, subtract log-sum-exp.
+
+    A full `top_k` over `[R, V]` costs about as much as eight passes over the logits; for large
+    vocabularies it is done in two stages instead, exactly: the words are cut into contiguous
+    chunks of `TOP_WORDS_CHUNK`, and the m best words of a row all lie in the m chunks with the
+    largest maxima (a word outside them is beaten by those m maxima), so one `reduce_max` pass
+    picks the chunks and `top_k` runs over m chunks only. The chunks are taken in word order, so
+    ties go to the lowest word id as with a plain `top_k`. The chunk maxima also give the row
+    maximum that log-sum-exp needs.
+
+    Args:
+        logits: float `[R, V]`.
+        count: k, a Python int.
+
+    Returns:
+        `(log_probabilities float32 [R, k'], words int32 [R, k'])`, best first, k' = min(k, V);
+        -inf where fewer than k' words are allowed.
+    """
+    logits = tf.cast(logits, tf.float32)
+    static_size = logits.shape[-1]
+    chunk = TOP_WORDS_CHUNK
+    wanted = count + 2
+    if static_size is None or static_size < 4 * chunk * wanted:   # small vocabulary: one top_k
+        vocabulary_size = tf.shape(logits)[-1]
+        log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)          # (R, 1)
+        values, words = tf.math.top_k(logits, k=tf.minimum(wanted, vocabulary_size))  # (R, k + 2)
+    else:
+        chunks = -(-static_size // chunk)
+        padded = tf.pad(logits, [[0, 0], [0, chunks * chunk - static_size]], constant_values=-np.inf)
+        padded = tf.reshape(padded, [-1, chunks, chunk])                               # (R, N, C)
+        chunk_max = tf.reduce_max(padded, axis=-1)                                     # (R, N)
+        # log-sum-exp as tf.reduce_logsumexp computes it, from the chunk maxima's maximum.
+        row_max = tf.reduce_max(chunk_max, axis=-1, keepdims=True)                     # (R, 1)
+        row_max = tf.where(tf.math.is_finite(row_max), row_max, tf.zeros_like(row_max))
+        log_normaliser = tf.math.log(tf.reduce_sum(tf.exp(logits - row_max), axis=-1, keepdims=True)) + row_max
+        best_chunks = tf.sort(tf.math.top_k(chunk_max, k=wanted).indices, axis=-1)     # (R, m) word order
+        candidates = tf.reshape(tf.gather(padded, best_chunks, batch_dims=1), [-1, wanted * chunk])  # (R, m * C)
+        values, positions = tf.math.top_k(candidates, k=wanted)                        # (R, m)
+        words = tf.gather(best_chunks, positions // chunk, batch_dims=1) * chunk + positions % chunk
+    banned = tf.equal(words, PAD_ID) | tf.equal(words, START_ID)
+    values = tf.where(banned, tf.constant(-np.inf, tf.float32), values - log_normaliser)
+    values, order = tf.math.top_k(values, k=tf.minimum(count, tf.shape(words)[-1]))  # (R, k')
+    return values, tf.gather(words, order, batch_dims=1)
+
+
+def same_shapes(new, old):
+    """`new` loop variables with the static shapes of `old` (what tf.while_loop requires; scatters
+    and gathers with a dynamic batch size lose them). Any nest: tuple, list, namedtuple."""
+    for new_tensor, old_tensor in zip(tf.nest.flatten(new), tf.nest.flatten(old)):
+        if isinstance(new_tensor, tf.Tensor):
+            new_tensor.set_shape(old_tensor.shape)
+    return new
+
+
+def attention_or_empty(attention, rows):
+    """A step's attention float32 `[R, L]`, or `[R, 0]` for a decoder without attention (None)."""
+    if attention is None:
+        return tf.zeros([tf.shape(rows)[0], 0], tf.float32)
+    return tf.cast(attention, tf.float32)
+
+
+def _length_penalty(length, alpha):
+    """GNMT length penalty float32 `((5 + length) / 6) ** alpha` (Wu et al. 2016, eq. 14)."""
+    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+def _minus_infinity():
+    return tf.constant(-np.inf, tf.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop state
+# --------------------------------------------------------------------------------------------
+
+
+class BeamHistory(NamedTuple):
+    """What each step chose, one `tf.TensorArray` per field written at index t (stacked at the end:
+    `[T, B, K]`, attention `[T, B, K, L]`). Slot k of image b at step t is extension k of that step.
+
+    Attributes:
+        parents: int32 `[B, K]` the slot (of the step before) that each extension continues.
+        words: int32 `[B, K]` the word each extension adds.
+        ends: bool `[B, K]` the extension is <end> and finished a hypothesis.
+        log_probs: float32 `[B, K]` log P of each extension, words so far included (-inf: none).
+        attention: float32 `[B, K, L]` attention of each extension's last step (`L = 0` without).
+    """
+
+    parents: tf.TensorArray
+    words: tf.TensorArray
+    ends: tf.TensorArray
+    log_probs: tf.TensorArray
+    attention: tf.TensorArray
+
+    @classmethod
+    def empty(cls) -> BeamHistory:
+        return cls(*(tf.TensorArray(dtype, size=0, dynamic_size=True)
+                     for dtype in (tf.int32, tf.int32, tf.bool, tf.float32, tf.float32)))
+
+    def write(self, step, *values) -> BeamHistory:
+        """Record one step: `values` are the fields' tensors in order."""
+        return BeamHistory(*(array.write(step, value) for array, value in zip(self, values)))
+
+    def stack(self) -> BeamHistory:
+        return BeamHistory(*(array.stack() for array in self))
+
+
+class BeamState(NamedTuple):
+    """The loop variables of the compiled search, B images of K slots: slot k of image b is row
+    `b * K + k` of the decoder state. A slot is live when its log-probability is finite.
+
+    Attributes:
+        step: int32 scalar t, tokens generated so far by every live hypothesis.
+        log_probs: float32 `[B, K]` log P of each live partial caption; -inf for a free slot
+            (never used, finished or pruned).
+        tokens: int32 `[B, K]` each slot's last word, fed to the decoder next (<start> at t = 0).
+        decoder_state: the decoder state parts, each float32 `[B * K, H]`.
+        open_slots: int32 `[B]` K minus the image's finished hypotheses: the size of its beam.
+        finished_scores: float32 `[B, K]` scores of the image's best finished hypotheses, best
+            first, -inf where fewer (their words are in `history`).
+        history: what every step chose, for the trace-back.
+    """
+
+    step: tf.Tensor
+    log_probs: tf.Tensor
+    tokens: tf.Tensor
+    decoder_state: list
+    open_slots: tf.Tensor
+    finished_scores: tf.Tensor
+    history: BeamHistory
+
+
+def _start(decoder, context, batch, width: int) -> BeamState:
+    """One live slot per image at the start (the empty caption, log P = 0), K - 1 free ones."""
+    return BeamState(
+        step=tf.constant(0),
+        log_probs=tf.concat([tf.zeros([batch, 1]), tf.fill([batch, width - 1], _minus_infinity())], axis=1),
+        tokens=tf.fill([batch, width], START_ID),
+        decoder_state=[tf.repeat(part, width, axis=0) for part in decoder.initial_state(context)],
+        open_slots=tf.fill([batch], width),
+        finished_scores=tf.fill([batch, width], _minus_infinity()),
+        history=BeamHistory.empty())
+
+
+# --------------------------------------------------------------------------------------------
+# The sub-steps of one step
+# --------------------------------------------------------------------------------------------
+
+
+def _expand(decoder, context, width: int, state: BeamState):
+    """Run the decoder one step for every live hypothesis, gathered into R rows.
+
+    Returns:
+        `(rows int32 [R], logits [R, V], decoder state parts [R, H] after the step,
+        attention float32 [R, L])`; `rows` are the hypotheses' slots `b * K + k`.
+    """
+    rows = tf.cast(tf.where(tf.math.is_finite(tf.reshape(state.log_probs, [-1])))[:, 0], tf.int32)  # (R,)
+    row_state = [tf.gather(part, rows) for part in state.decoder_state]
+    logits, row_state, attention = decoder.step(
+        tf.gather(tf.reshape(state.tokens, [-1]), rows), row_state, context, rows, width)
+    return rows, logits, row_state, attention_or_empty(attention, rows)
+
+
+def _select_top_k(log_probs, rows, logits, width: int):
+    """The K best extensions of each image over its K hypotheses x the vocabulary, exactly.
+
+    The K best extensions of an image are among the K best words of each of its rows, so
+    `top_words` first keeps K words per row, then one top-k per image runs over K x K.
+
+    Args:
+        log_probs: float32 `[B, K]` of the hypotheses; rows, logits: as `_expand` returns.
+
+    Returns:
+        `(log_probs float32 [B, K], parents int32 [B, K], words int32 [B, K])` of the extensions,
+        best first: log P with the word, the slot each continues, the word.
+    """
+    batch = tf.shape(log_probs)[0]
+    word_log_probs, words = top_words(logits, width)                           # (R, C)
+    candidates = tf.shape(words)[1]
+    total = tf.gather(tf.reshape(log_probs, [-1]), rows)[:, None] + word_log_probs  # (R, C)
+    scattered = tf.tensor_scatter_nd_update(
+        tf.fill([batch * width, candidates], _minus_infinity()), rows[:, None], total)
+    scattered_words = tf.scatter_nd(rows[:, None], words, [batch * width, candidates])
+    values, chosen = tf.math.top_k(tf.reshape(scattered, [batch, -1]), k=width)   # (B, K)
+    words = tf.gather(tf.reshape(scattered_words, [batch, -1]), chosen, batch_dims=1)
+    return values, chosen // candidates, words
+
+
+def _finish(state: BeamState, log_probs, words, alpha, width: int):
+    """Move the extensions that emitted <end> to the finished set.
+
+    The first `open_slots` extensions of an image are its new beam; one that is <end> finishes a
+    hypothesis (scored `log P / lp(t + 1)`) and takes its slot out of the beam.
+
+    Returns:
+        `(ends bool [B, K], live bool [B, K], open_slots int32 [B], finished_scores float32 [B, K])`.
+    """
+    valid = (tf.range(width)[None, :] < state.open_slots[:, None]) & tf.math.is_finite(log_probs)
+    ends = valid & tf.equal(words, END_ID)
+    open_slots = state.open_slots - tf.reduce_sum(tf.cast(ends, tf.int32), axis=1)
+    scores = tf.where(ends, log_probs / _length_penalty(state.step + 1, alpha), _minus_infinity())
+    finished_scores = tf.math.top_k(tf.concat([state.finished_scores, scores], axis=1), k=width).values
+    return ends, valid & ~ends, open_slots, finished_scores
+
+
+def _prune(log_probs, live, finished_scores, top_n, max_penalty):
+    """The log-probabilities of the next step's hypotheses: the live ones that can still win.
+
+    Exact: once `top_n` hypotheses finished, one whose best reachable score (log P, which only
+    decreases, over the largest length penalty `max_penalty` it can still get) is below the
+    `top_n`-th finished score can no longer be returned.
+
+    Returns:
+        float32 `[B, K]`: `log_probs` where kept, -inf for finished, free and dropped slots.
+    """
+    threshold = tf.gather(finished_scores, top_n - 1, axis=1)[:, None]       # (B, 1)
+    keep = live & (log_probs / max_penalty >= threshold)
+    return tf.where(keep, log_probs, _minus_infinity())
+
+
+def _follow_parents(decoder_state, rows, row_state, attention, parents, width: int):
+    """Each new hypothesis takes the decoder state and attention of the row it extends.
+
+    Returns:
+        `(decoder state parts [B * K, H], attention float32 [B, K, L])`.
+    """
+    batch = tf.shape(parents)[0]
+    parent_slots = tf.reshape(tf.range(batch)[:, None] * width + parents, [-1])    # (B * K,)
+    decoder_state = [tf.gather(tf.tensor_scatter_nd_update(part, rows[:, None], new), parent_slots)
+                     for part, new in zip(decoder_state, row_state)]
+    if attention.shape[1] == 0:          # a decoder without attention (scatter refuses empty)
+        return decoder_state, tf.zeros([batch, width, 0])
+    attention = tf.scatter_nd(rows[:, None], attention, [batch * width, tf.shape(attention)[1]])
+    return decoder_state, tf.reshape(tf.gather(attention, parent_slots), [batch, width, -1])
+
+
+# --------------------------------------------------------------------------------------------
+# The compiled search (one per decoder object and beam width, cached)
+# --------------------------------------------------------------------------------------------
+
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def compiled_search(decoder, width: int):
+    """The compiled beam search of `decoder` for beam width `width` (built once, cached).
+
+    `search(pooled float32 [B, P], grid float32 [B, L, D], max_length, top_n, alpha)` (scalar
+    tensors: int32, int32, float32) runs the whole search in one `tf.while_loop` over a
+    `BeamState` and returns `(history, alive)`: the `BeamHistory` stacked over the T steps taken
+    and the final float32 `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
+    """
+    cached = _COMPILED.setdefault(decoder, {})
+    if width in cached:
+        return cached[width]
+
+    @tf.function(reduce_retracing=True)
+    def search(pooled, grid, max_length, top_n, alpha):
+        context = decoder.prepare(pooled, grid)                                   # per image
+        # Largest length penalty a hypothesis can still get: bounds the score of its extensions.
+        max_penalty = tf.maximum(_length_penalty(max_length, alpha), _length_penalty(1, alpha))
+
+        def running(state):
+            return (state.step < max_length) & tf.reduce_any(tf.math.is_finite(state.log_probs))
+
+        def step(state):
+            rows, logits, row_state, row_attention = _expand(decoder, context, width, state)
+            log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width)
+            ends, live, open_slots, finished_scores = _finish(state, log_probs, words, alpha, width)
+            decoder_state, attention = _follow_parents(
+                state.decoder_state, rows, row_state, row_attention, parents, width)
+            following = BeamState(
+                step=state.step + 1,
+                log_probs=_prune(log_probs, live, finished_scores, top_n, max_penalty),
+                tokens=words,
+                decoder_state=decoder_state,
+                open_slots=open_slots,
+                finished_scores=finished_scores,
+                history=state.history.write(state.step, parents, words, ends, log_probs, attention))
+            return (same_shapes(following, state),)
+
+        (final,) = tf.while_loop(running, step, (_start(decoder, context, tf.shape(pooled)[0], width),))
+        return final.history.stack(), final.log_probs
+
+    cached[width] = search
+    return search
