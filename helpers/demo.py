@@ -171,7 +171,7 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     """Keywords for the real photos of `album` with no training: people, objects and counts from
     the COCO detector fused with the ImageNet classifier (`helpers.predict.fused.PretrainedTagger`);
     without a detector file, says where to put one and uses the classifier alone
-    (`helpers.predict.predictors.ImageNetTagger`).
+    (`helpers.predict.imagenet.ImageNetTagger`).
 
     The photos are copied to `out_dir/real_album/` first (the project's files are never written);
     prints `picture --> keywords` and a one-line summary.
@@ -179,8 +179,8 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     Returns:
         The figure of thumbnails with their keywords, `out_dir/real_album_keywords.png`.
     """
-    from helpers.predict import predictors  # imported here: TensorFlow
-    from helpers.predict.fused import PretrainedTagger
+    from helpers.predict.fused import PretrainedTagger  # imported here: TensorFlow
+    from helpers.predict.imagenet import ImageNetTagger
     from helpers.pretrained.detector import DetectorUnavailableError
 
     copy = out_dir / "real_album"
@@ -192,7 +192,7 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
         tagger, source = PretrainedTagger(), "COCO detector + ImageNet classes + WordNet"
     except DetectorUnavailableError as error:
         print(f"{error}\nGoing on without the detector: no people, ImageNet classes only.")
-        tagger, source = predictors.ImageNetTagger(), "ImageNet classes + WordNet hierarchy"
+        tagger, source = ImageNetTagger(), "ImageNet classes + WordNet hierarchy"
     predictions = tagger.predict(photos, lang=lang, progress=False)
     seconds = time.perf_counter() - started
     items = []

@@ -10,13 +10,13 @@ import pytest
 
 from helpers.predict.fused import (
     CROWD,
-    DETECTION_MIN_SCORE,
     PEOPLE,
     PEOPLE_MIN_COUNT,
     PERSON,
     count_synsets,
     fused_probabilities,
 )
+from helpers.predict.prediction import DETECTION_MIN_SCORE
 from helpers.wordnet.keywords import keyword
 from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
 from helpers.wordnet.synsets import get_synset, wordnet
@@ -88,7 +88,8 @@ def test_real_photos_get_people_objects_and_counts(tagger, tmp_path):
 @needs_detector
 def test_imagenet_is_the_pretrained_models_former_name(tagger):
     from helpers.predict.fused import PretrainedTagger
-    from helpers.predict.predictors import ImageNetTagger, load_predictor
+    from helpers.predict.imagenet import ImageNetTagger
+    from helpers.predict.predictors import load_predictor
 
     assert isinstance(tagger, PretrainedTagger) and isinstance(load_predictor(model="imagenet"), PretrainedTagger)
     assert tagger.fingerprint != ImageNetTagger().fingerprint        # old cached predictions are not reused

@@ -13,6 +13,7 @@ import pytest
 
 from helpers.predict import decoding
 from helpers.predict import predictors as inference
+from helpers.predict.imagenet import ImageNetTagger
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "models" / "efficie
 
 @pytest.fixture(scope="module")
 def imagenet_tagger():
-    return inference.ImageNetTagger()
+    return ImageNetTagger()
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,7 @@ def test_imagenet_tagger_keywords_of_real_photos(imagenet_tagger, reference, sha
     words = {Path(p.path).name: [word for _, word, _ in p.tags] for p in predictions[:6]}
     assert "zèbre" in words[names[0]]                       # the zebra photo
     assert "ours polaire" in words[names[2]]                # the polar bear
-    assert imagenet_tagger.fingerprint == inference.ImageNetTagger().fingerprint
+    assert imagenet_tagger.fingerprint == ImageNetTagger().fingerprint
 
 
 def test_combined_predictor_keeps_captions_and_takes_the_higher_probability(trained_run, val_photos,

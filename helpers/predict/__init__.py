@@ -4,8 +4,9 @@
 - `beam`         the compiled beam search's named state (`BeamState`) and sub-steps
 - `batches`      the batch driver every predictor shares (decode in threads, batches, errors)
 - `prediction`   `Prediction`, what every predictor says about one photo, and the `Predictor` protocol
-- `predictors`   the trained run's `Captioner`, the ImageNet-only tagger, both combined, `load_predictor`
-- `fused`        `PretrainedTagger`: the COCO detector fused with the ImageNet hierarchy (no training)
+- `predictors`   the trained run's `Captioner`, it with a pretrained tagger, `load_predictor`
+- `imagenet`     `ImageNetTagger`: EfficientNet-Lite0 and WordNet's hierarchy (no training)
+- `fused`        `PretrainedTagger`: the COCO detector fused with `ImageNetTagger` (no training)
 - `photo_cache`  predictions stored per photo, so re-running on an album costs almost nothing
 
 May import: `helpers.bundle`, `helpers.model`, `helpers.pretrained`, `helpers.wordnet`,

