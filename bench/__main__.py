@@ -30,6 +30,8 @@ BENCHMARKS = (
     ("album_speed", "Album tagging end to end (photos/s)"),
     ("real_photos", "Keywords on real photos: ImageNet hierarchy vs raw classes (precision)"),
     ("imagenet_speed", "No-training tagging, ImageNet classes + WordNet (photos/s)"),
+    ("real_photos_detector", "Keywords on real photos with the COCO detector: fused vs its parts (precision, people)"),
+    ("pretrained_speed", "No-training tagging with the COCO detector vs its limit and ImageNet only (ms/photo)"),
     ("album_rerun", "Album re-runs with the prediction cache (seconds, peak memory)"),
     ("scaling", "Cost per item at 1x, 4x, 16x the sample (seconds/item, peak memory)"),
 )
