@@ -79,8 +79,7 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
         album["album_dir"] = str(album_dir)
     return {
         "0_Dataset_Exploration.ipynb": {"data_dir": str(data_dir)},
-        "1_Architecture.ipynb": {"data_dir": str(data_dir)} if is_sample else
-                                {"data_dir": str(data_dir), "backbone": "efficientnet_lite0"},
+        "1_Architecture.ipynb": {"data_dir": str(data_dir)},   # Config.for_dataset picks the encoder
         "2_Training.ipynb": training,
         "3_Inference.ipynb": inference,
         "4_Album_Tagging.ipynb": album,
