@@ -4,6 +4,8 @@ save the same figures as PNG."""
 
 from __future__ import annotations
 
+import zlib
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -248,6 +250,73 @@ def plot_attention(pixels, words, attention, grid_shape, columns: int = 5, axes=
         ax.set_title(word, fontsize=10)
     if title:
         figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+DETECTION_COLOURS = tuple(index for index in range(20) if index not in (14, 15))   # "tab20" without its greys
+
+
+def detection_colour(category: str) -> tuple[float, float, float, float]:
+    """The RGBA colour (floats in [0, 1]) of a detection category's boxes: the same in every
+    figure, photo and process (a checksum of the name, not Python's salted `hash`, picks one of
+    matplotlib's "tab20" colours, its two greys left out: "person" is red)."""
+    return plt.get_cmap("tab20")(DETECTION_COLOURS[zlib.crc32(category.encode("utf-8")) % len(DETECTION_COLOURS)])
+
+
+def plot_detections(pixels, detections, *, min_score: float, ax=None, title: str | None = None):
+    """A detector's boxes drawn over the photo it saw: one rectangle and label per detection.
+
+    Each detection with score >= `min_score` is drawn as an unfilled rectangle in its category's
+    colour (`detection_colour`: stable across photos) with the label "category 0.87" (score, two
+    decimals) at its top-left corner, inside the photo. Boxes are drawn unclipped, in the axes'
+    data coordinates = photo pixels: the photo is shown with `extent=(0, width, height, 0)`, so
+    pixel `(row, column)` covers `[column, column + 1) x [row, row + 1)`, the coordinates the
+    detector's boxes use, and a rectangle's `get_xy()`, `get_width()`, `get_height()` are the box's
+    `x1, y1, x2 - x1, y2 - y1`.
+
+    Args:
+        pixels: uint8 `[height, width, 3]`, the photo **as the detector saw it**:
+            `helpers.pretrained.detector.load_photo(path)` (upright by its EXIF orientation, large
+            JPEGs decoded at reduced scale), since `Prediction.detections` boxes are in its pixels;
+            `helpers.data.images.load_image` gives the full-size photo, on which they do not line up.
+        detections: `(category, score in (0, 1], (x1, y1, x2, y2) in pixels)` tuples
+            (`helpers.predict.prediction.Detection`, e.g. `Prediction.detections`).
+        min_score: draw detections with score >= this (the keywords' threshold:
+            `helpers.predict.prediction.DETECTION_MIN_SCORE`).
+        ax: matplotlib axes to draw into (None: a new figure sized to the photo).
+        title: optional axes title (e.g. the photo's name and `Prediction.counts()`).
+
+    Returns:
+        The `matplotlib.figure.Figure`.
+
+    Raises:
+        ValueError: `pixels` is not a `[height, width, 3]` photo.
+    """
+    from matplotlib.patches import Rectangle
+
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or 0 in pixels.shape:
+        raise ValueError(f"pixels must be a [height, width, 3] photo (helpers.pretrained.detector.load_photo), "
+                         f"got shape {pixels.shape}")
+    height, width = pixels.shape[:2]
+    figure, ax = _axes(ax, figsize=(8, 8 * height / width + 0.4))
+    ax.imshow(pixels, extent=(0, width, height, 0))
+    line_width = max(1.5, width / 400)
+    for category, score, (x1, y1, x2, y2) in detections:
+        if score < min_score:
+            continue
+        colour = detection_colour(category)
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=line_width))
+        luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]     # ITU-R BT.601
+        ax.text(min(max(x1, 0), width), min(max(y1, 0), height), f"{category} {score:.2f}", fontsize=8,
+                color="black" if luminance > 0.6 else "white", va="top", ha="left", clip_on=True,
+                bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.5, "alpha": 0.85})
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure
 
