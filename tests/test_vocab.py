@@ -195,3 +195,44 @@ def test_threshold_curve():
     assert len(Vocabulary.from_counts(train, min_count=2)) == curve["size"][1]
     assert curve["coverage"] == pytest.approx([3 / 4, 2 / 4, 1 / 4])
     assert vocab.threshold_curve(train, thresholds=(1,))["coverage"] == [1.0]
+
+
+# --- languages ------------------------------------------------------------------------------------
+
+def test_french_vocabulary_encodes_elision_and_decodes_text(tmp_path):
+    captions = ["L'homme est sur l’échelle.", "Un homme près de l'eau, aujourd'hui."] * 5
+    vocabulary = Vocabulary.build(captions, min_count=5, language="fr")
+    assert vocabulary.language == "fra" and repr(vocabulary).endswith("language='fra')")
+    assert vocabulary.id_to_word[4:7] == ["l'", "homme", "aujourd'hui"]
+    ids = vocabulary.encode("L'homme près de l'océan.")
+    assert vocabulary.decode_tokens(ids) == ["l'", "homme", "près", "de", "l'", "<unk>"]
+    assert vocabulary.decode(vocabulary.encode("l'homme près de l'eau")) == "L'homme près de l'eau"
+    assert vocabulary.coverage(["l'homme près de l'océan"]) == pytest.approx(5 / 6)
+    path = vocabulary.save(tmp_path / "vocabulary.json")
+    assert json.loads(path.read_text(encoding="utf-8"))["language"] == "fra"
+    loaded = Vocabulary.load(path)
+    assert loaded == vocabulary and loaded.language == "fra"
+    english = Vocabulary(vocabulary.id_to_word[4:], counts=vocabulary.counts, min_count=5)
+    assert english.id_to_word == vocabulary.id_to_word and english != vocabulary   # language differs
+
+
+def test_german_vocabulary_keeps_noun_case():
+    vocabulary = Vocabulary.build(["Ein Mann isst Essen.", "Zwei Kinder essen ein Eis."] * 5, min_count=5,
+                                  language="deu")
+    assert {"ein", "Mann", "Essen", "essen", "zwei"} <= set(vocabulary.word_to_id) and "Ein" not in vocabulary
+    assert vocabulary.decode(vocabulary.encode("ein Mann isst Essen")) == "Ein Mann isst Essen"
+
+
+def test_english_vocabulary_is_unchanged_by_language(tmp_path):
+    captions = ["A man's dog isn't here."] * 5
+    default, explicit = Vocabulary.build(captions), Vocabulary.build(captions, language="en")
+    assert default == explicit and default.language == explicit.language == "eng"
+    assert default.decode(default.encode(captions[0])) == "a man 's dog is n't here"   # words and spaces
+    assert "language" not in json.loads(default.save(tmp_path / "v.json").read_text(encoding="utf-8"))
+    assert Vocabulary.load(tmp_path / "v.json").language == "eng"
+    assert Vocabulary.from_dict(json.loads(SAVED_V1)).language == "eng"   # files without it are English
+    with pytest.raises(ValueError, match="not supported"):
+        Vocabulary.build(captions, language="klingon")
+    saved = json.loads(SAVED_V1) | {"language": "xx"}
+    with pytest.raises(ValueError, match="'xx' is not supported"):
+        Vocabulary.from_dict(saved)

@@ -1,5 +1,10 @@
 """Caption tokenisation and the word `Vocabulary` of the caption decoder.
 
+A vocabulary has a `language` (ISO 639-3: "eng", the default, "fra" or "deu"): French and German
+captions are tokenised by `helpers.text.languages.tokenize` and decoded to text by its
+`detokenize`; English ones by `tokenize` below, and decoded as words joined by single spaces (as
+metrics and stored outputs expect).
+
 `tokenize` gives the word tokens of
 ``[t for t in nltk.word_tokenize(caption.lower()) if any(c.isalnum() for c in t)]``
 (NLTK 3.10's improved Treebank tokenizer after Punkt sentence splitting: "don't" -> "do", "n't";
@@ -31,6 +36,7 @@ import nltk
 import numpy as np
 
 from helpers.data import nltk_data, versioned_json
+from helpers.text import languages
 
 PAD = "<pad>"
 START = "<start>"
@@ -41,6 +47,7 @@ SPECIAL_TOKENS = (PAD, START, END, UNK)   # in id order
 
 FORMAT_NAME = "helpers.vocab.Vocabulary"   # as earlier versions wrote it: files stay readable
 FORMAT_VERSION = 1                        # bump when the JSON layout changes
+# (version 1 gained an optional "language", absent for English: earlier files read as English)
 
 # --- tokenisation ---------------------------------------------------------------------------
 # Every rule below is one of NLTKWordTokenizer's (nltk/tokenize/destructive.py, NLTK 3.10),
@@ -134,9 +141,26 @@ def tokenize(caption: str) -> list[str]:
     return _tokenize_sentence(text)
 
 
-def count_words(captions: Iterable[str]) -> collections.Counter:
-    """Count the tokens of many captions: `Counter` of `tokenize` over all of them."""
-    return collections.Counter(itertools.chain.from_iterable(map(tokenize, captions)))
+def count_words(captions: Iterable[str], language: str = languages.ENGLISH) -> collections.Counter:
+    """Count the tokens of many captions: `Counter` of `tokenize` over all of them.
+
+    Args:
+        captions: caption strings.
+        language: their language (see `helpers.text.languages.language_code`); English uses
+            `tokenize`, French and German `helpers.text.languages.tokenize`.
+
+    Raises:
+        ValueError: for an unsupported language.
+    """
+    return collections.Counter(itertools.chain.from_iterable(map(_tokenizer(language), captions)))
+
+
+def _tokenizer(language: str):
+    """The tokenising function of a language: `tokenize` for English, else the language's."""
+    code = languages.language_code(language)
+    if code == languages.ENGLISH:
+        return tokenize
+    return lambda caption: languages.tokenize(caption, code)
 
 
 # --- vocabulary -----------------------------------------------------------------------------
@@ -152,18 +176,23 @@ class Vocabulary(versioned_json.IndexedNames):
         word_to_id: the inverse mapping.
         counts: training count of every word of the vocabulary (0 for the special tokens).
         min_count: the threshold it was built with (words seen fewer times are `<unk>`).
+        language: ISO 639-3 code of its captions ("eng", "fra" or "deu"): how `encode` tokenises
+            and `decode` writes text.
     """
 
     FORMAT_NAME = FORMAT_NAME
     FORMAT_VERSION = FORMAT_VERSION
 
     def __init__(self, words: Sequence[str], counts: Mapping[str, int] | None = None,
-                 min_count: int = 1):
+                 min_count: int = 1, language: str = languages.ENGLISH):
         """Create a vocabulary from its words in id order (special tokens excluded).
 
         Raises:
-            ValueError: if a word is repeated, empty, or is one of the special tokens.
+            ValueError: if a word is repeated, empty, or is one of the special tokens; or the
+                language is not supported (aliases such as "fr" are stored as "fra").
         """
+        self.language = languages.language_code(language)
+        self._tokenize = _tokenizer(self.language)
         words = list(words)
         bad = [word for word in words if not word or word in SPECIAL_TOKENS]
         if bad:
@@ -186,9 +215,10 @@ class Vocabulary(versioned_json.IndexedNames):
     # construction ----------------------------------------------------------------------------
     @classmethod
     def from_counts(cls, counts: Mapping[str, int], min_count: int = 5,
-                    max_size: int | None = None) -> "Vocabulary":
+                    max_size: int | None = None, language: str = languages.ENGLISH) -> "Vocabulary":
         """Keep the words counted at least `min_count` times (then at most `max_size` words,
-        special tokens included), ordered by count (descending) then alphabetically."""
+        special tokens included), ordered by count (descending) then alphabetically; `language`
+        is the captions' (see `Vocabulary`)."""
         if min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {min_count}")
         kept = sorted((item for item in counts.items() if item[1] >= min_count and
@@ -197,33 +227,40 @@ class Vocabulary(versioned_json.IndexedNames):
             if max_size <= len(SPECIAL_TOKENS):
                 raise ValueError(f"max_size must exceed the {len(SPECIAL_TOKENS)} special tokens")
             kept = kept[: max_size - len(SPECIAL_TOKENS)]
-        return cls([word for word, _ in kept], counts=dict(kept), min_count=min_count)
+        return cls([word for word, _ in kept], counts=dict(kept), min_count=min_count, language=language)
 
     @classmethod
     def build(cls, captions: Iterable[str], min_count: int = 5, max_size: int | None = None,
-              verbose: bool = False) -> "Vocabulary":
+              verbose: bool = False, language: str = languages.ENGLISH) -> "Vocabulary":
         """Build the vocabulary of training captions.
 
         Args:
-            captions: caption strings (tokenised with `tokenize`).
+            captions: caption strings (tokenised with `tokenize`, or for French and German with
+                `helpers.text.languages.tokenize`).
             min_count: words seen fewer times map to `UNK_ID`.
             max_size: optional cap on `len(vocabulary)` (special tokens included).
             verbose: print a one-line summary (captions, distinct words, size, seconds).
+            language: the captions' language, "eng" (default), "fra" or "deu" (or "en", "fr", "de").
+
+        Raises:
+            ValueError: `min_count` < 1, `max_size` too small, or an unsupported language.
         """
         started = time.perf_counter()
         if verbose:
             captions = list(captions)  # to report how many
-        counts = count_words(captions)
-        vocabulary = cls.from_counts(counts, min_count=min_count, max_size=max_size)
+        counts = count_words(captions, language)
+        vocabulary = cls.from_counts(counts, min_count=min_count, max_size=max_size, language=language)
         if verbose:
             print(f"vocabulary: {len(captions):,} captions, {sum(counts.values()):,} tokens, "
                   f"{len(counts):,} distinct words -> {len(vocabulary):,} ids "
-                  f"(min_count={min_count}) in {time.perf_counter() - started:.1f} s")
+                  f"(min_count={min_count}, {vocabulary.language}) in {time.perf_counter() - started:.1f} s")
         return vocabulary
 
     # mapping ---------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return f"Vocabulary({len(self)} ids, min_count={self.min_count})"
+        if self.language == languages.ENGLISH:
+            return f"Vocabulary({len(self)} ids, min_count={self.min_count})"
+        return f"Vocabulary({len(self)} ids, min_count={self.min_count}, language={self.language!r})"
 
     def encode_tokens(self, tokens: Iterable[str], max_length: int | None = None) -> list[int]:
         """`[START_ID, ids of tokens..., END_ID]`; unknown words become `UNK_ID`.
@@ -242,7 +279,7 @@ class Vocabulary(versioned_json.IndexedNames):
 
     def encode(self, caption: str, max_length: int | None = None) -> list[int]:
         """Token ids of a caption: `[START_ID, ..., END_ID]` (see `encode_tokens`)."""
-        return self.encode_tokens(tokenize(caption), max_length)
+        return self.encode_tokens(self._tokenize(caption), max_length)
 
     def encode_batch(self, captions: Iterable[str], max_length: int | None = None) -> np.ndarray:
         """Encode captions into one padded array.
@@ -278,8 +315,15 @@ class Vocabulary(versioned_json.IndexedNames):
         return words
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Caption text of `ids` (a list or a 1-D numpy array): words joined by spaces."""
-        return " ".join(self.decode_tokens(ids))
+        """Caption text of `ids` (a list or a 1-D numpy array).
+
+        English: the words joined by single spaces ("a man 's dog"), as metrics and stored outputs
+        expect. French and German: `helpers.text.languages.detokenize` ("L'homme est là").
+        """
+        words = self.decode_tokens(ids)
+        if self.language == languages.ENGLISH:
+            return " ".join(words)
+        return languages.detokenize(words, self.language)
 
     def coverage(self, captions: Iterable[str]) -> float:
         """Fraction of the captions' tokens that are in the vocabulary (not `<unk>`), in [0, 1].
@@ -287,35 +331,51 @@ class Vocabulary(versioned_json.IndexedNames):
         Returns NaN for captions without any token.
         """
         known = total = 0
-        for word, count in count_words(captions).items():
+        for word, count in count_words(captions, self.language).items():
             total += count
             if word in self._index:
                 known += count
         return known / total if total else float("nan")
 
     # persistence (versioned JSON: `to_dict`, `from_dict`, `save`, `load`) ---------------------
+    def __eq__(self, other) -> bool:
+        """Same tokens in the same order, and the same language."""
+        same = super().__eq__(other)
+        if same is NotImplemented or not same:
+            return same
+        return self.language == getattr(other, "language", languages.ENGLISH)
+
+    __hash__ = None
+
     def _payload(self) -> dict:
+        """The JSON payload; `"language"` is written only when it is not English, so English
+        vocabularies are saved byte for byte as before (a file without it is English)."""
         words = self._names[len(SPECIAL_TOKENS):]
-        return {
+        payload = {
             "min_count": self.min_count,
             "special_tokens": list(SPECIAL_TOKENS),
             "words": words,
             "counts": [self.counts.get(word, 0) for word in words],
         }
+        if self.language != languages.ENGLISH:
+            payload["language"] = self.language
+        return payload
 
     @classmethod
     def _from_payload(cls, payload: Mapping) -> "Vocabulary":
         """Inverse of `_payload`.
 
         Raises:
-            ValueError: if the saved special tokens are not `SPECIAL_TOKENS`.
+            ValueError: if the saved special tokens are not `SPECIAL_TOKENS`, or the saved language
+                is not supported.
         """
         if list(payload.get("special_tokens", SPECIAL_TOKENS)) != list(SPECIAL_TOKENS):
             raise ValueError(f"saved special tokens {payload['special_tokens']} differ from "
                              f"{list(SPECIAL_TOKENS)}")
         words = payload["words"]
         counts = dict(zip(words, payload.get("counts", ())))
-        return cls(words, counts=counts, min_count=payload.get("min_count", 1))
+        return cls(words, counts=counts, min_count=payload.get("min_count", 1),
+                   language=payload.get("language", languages.ENGLISH))
 
 
 def threshold_curve(counts: Mapping[str, int], thresholds: Sequence[int] = (1, 2, 3, 5, 10, 20, 50),
