@@ -16,6 +16,18 @@ The only departure from `pycocoevalcap.eval.COCOEvalCap` is where temporary file
 writes them next to its jars in site-packages, which fails when site-packages is read-only; here
 they go to the system temporary folder (same jar, same arguments, same output).
 
+French and German captions (`evaluate_captions(..., language="fra" or "deu")`): the PTB tokenizer
+is English-only (it keeps "l'homme" whole, so "l'homme" and "l' homme" differ, and cuts
+"aujourd'hui" in two), so step 2 is `helpers.text.languages.tokenize` instead (French elision
+split off as "l'", accents kept, punctuation dropped), lowercased as PTB's `-lowerCase` does
+(German nouns too), tokens joined by single spaces; step 3 is unchanged: the same pycocoevalcap
+scorers on those strings. BLEU, ROUGE-L and CIDEr-D are language-independent given tokens.
+METEOR 1.5 runs with `-l fr` / `-l de` (its French and German stemmers and function words are in
+the jar) only when its paraphrase table `data/paraphrase-fr.gz` / `paraphrase-de.gz` from the
+METEOR 1.5 release sits next to pycocoevalcap's `meteor-1.5.jar`: pycocoevalcap ships only
+`paraphrase-en.gz`, without which the jar stops ("file not found"); METEOR is then reported
+unavailable with that reason (`meteor_status`), as is SPICE, whose scene-graph parser is English.
+
 Tagging metrics take multi-hot ground truth `y_true` {0, 1} `[num_images, num_synsets]` and scores
 `y_score` float `[num_images, num_synsets]` (probabilities or any monotone score):
 mean average precision (as scikit-learn's `average_precision_score`), micro/macro F1 at a threshold
@@ -35,12 +47,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import sklearn.metrics
+
+from helpers.text import languages
 
 # Metric names as shown in tables and written to JSON, keyed by pycocoevalcap's names.
 CAPTION_METRICS = {
@@ -138,6 +153,74 @@ class PTBTokenizer:
             words = [word for word in line.rstrip().split(" ") if word not in self.punctuations]
             tokenized.setdefault(image_id, []).append(" ".join(words))
         return tokenized
+
+
+class LanguageTokenizer:
+    """French or German caption tokenisation for scoring, with `PTBTokenizer.tokenize`'s interface.
+
+    Each caption becomes the tokens of `helpers.text.languages.tokenize` (punctuation dropped),
+    lowercased, joined by single spaces: "L'homme, aujourd'hui." -> "l' homme aujourd'hui".
+    """
+
+    def __init__(self, language: str) -> None:
+        """Raises: ValueError: for an unsupported language."""
+        self.language = languages.language_code(language)
+
+    def tokenize(self, captions_for_image: Mapping[int, Sequence[Mapping]]) -> dict[int, list[str]]:
+        """`{image_id: [{"caption": str, ...}, ...]}` -> `{image_id: [tokenised caption, ...]}`."""
+        return {image_id: [" ".join(languages.tokenize(ann["caption"], self.language)).lower() for ann in anns]
+                for image_id, anns in captions_for_image.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# METEOR in French and German (only with its paraphrase table present; never downloads)
+# ---------------------------------------------------------------------------------------------
+
+
+def _meteor_dir() -> Path:
+    from pycocoevalcap.meteor import meteor as meteor_module
+
+    return Path(meteor_module.__file__).resolve().parent
+
+
+def meteor_status(language: str = "eng") -> tuple[bool, str]:
+    """Whether METEOR 1.5 can score captions of `language` here: `(True, "")` or `(False, reason)`.
+
+    English always can (pycocoevalcap ships its paraphrase table); French and German need
+    `data/paraphrase-fr.gz` / `data/paraphrase-de.gz` of the METEOR 1.5 release next to the jar.
+
+    Raises:
+        ValueError: for an unsupported language.
+    """
+    code = languages.language_code(language)
+    if code == languages.ENGLISH:
+        return True, ""
+    suffix = languages.ISO_639_1[code]
+    table = _meteor_dir() / "data" / f"paraphrase-{suffix}.gz"
+    if not table.is_file():
+        return False, (f"METEOR 1.5 in {languages.LANGUAGES[code]} (-l {suffix}) needs its paraphrase table "
+                       f"{table}, which pycocoevalcap does not ship; copy data/paraphrase-{suffix}.gz of the "
+                       f"METEOR 1.5 release (www.cs.cmu.edu/~alavie/METEOR) there")
+    return True, ""
+
+
+def _meteor_scorer(language: str):
+    """pycocoevalcap's `Meteor`, its Java process started with `-l <language>` (English: as is)."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    code = languages.language_code(language)
+    if code == languages.ENGLISH:
+        return Meteor()
+
+    class LanguageMeteor(Meteor):
+        def __init__(self):   # Meteor.__init__ with the language changed in the same command
+            self.meteor_cmd = ["java", "-jar", "-Xmx2G", "meteor-1.5.jar", "-", "-", "-stdio",
+                               "-l", languages.ISO_639_1[code], "-norm"]
+            self.meteor_p = subprocess.Popen(self.meteor_cmd, cwd=_meteor_dir(), stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.lock = threading.Lock()
+
+    return LanguageMeteor()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,8 +364,8 @@ def _load_results(results) -> list[dict]:
     return [dict(result) for result in results]  # loadRes writes "id" into each: keep the caller's intact
 
 
-def evaluate_captions(annotations, results, *, spice: bool | None = None,
-                      verbose: bool = False) -> CaptionEvaluation:
+def evaluate_captions(annotations, results, *, spice: bool | None = None, verbose: bool = False,
+                      language: str = "eng") -> CaptionEvaluation:
     """Score candidate captions against COCO references, as the coco-caption toolkit does.
 
     Args:
@@ -293,6 +376,9 @@ def evaluate_captions(annotations, results, *, spice: bool | None = None,
         spice: `None` to compute SPICE when its jars are installed (else reported unavailable),
             `True` to require it, `False` to skip it.
         verbose: print each metric as it is computed.
+        language: the captions' language, "eng" (default: the toolkit's PTB tokenizer), "fra" or
+            "deu" (or "en", "fr", "de"): tokenised by `LanguageTokenizer`; METEOR only when
+            `meteor_status(language)` allows, else reported unavailable, like SPICE (English only).
 
     Returns:
         A `CaptionEvaluation`.
@@ -300,7 +386,7 @@ def evaluate_captions(annotations, results, *, spice: bool | None = None,
     Raises:
         FileNotFoundError: a path does not exist.
         ValueError: results are malformed, repeat an image, or name images not in the annotations.
-        MetricUnavailable: `spice=True` but SPICE cannot run here.
+        MetricUnavailable: `spice=True` but SPICE cannot run here (or the language is not English).
         CaptionMetricsError: Java is missing or a Java scorer failed.
     """
     from pycocoevalcap.bleu.bleu import Bleu
@@ -309,6 +395,8 @@ def evaluate_captions(annotations, results, *, spice: bool | None = None,
     from pycocoevalcap.rouge.rouge import Rouge
 
     start = time.perf_counter()
+    code = languages.language_code(language)
+    english = code == languages.ENGLISH
     coco = _load_annotations(annotations)
     results = _load_results(results)
     missing = sorted({r["image_id"] for r in results} - set(coco.getImgIds()))
@@ -322,20 +410,28 @@ def evaluate_captions(annotations, results, *, spice: bool | None = None,
     if no_references:
         raise ValueError(f"{len(no_references)} images have no reference captions (first: {no_references[:5]})")
 
-    tokenizer = PTBTokenizer()
+    tokenizer = PTBTokenizer() if english else LanguageTokenizer(code)
     gts = tokenizer.tokenize({i: coco.imgToAnns[i] for i in image_ids})
     res = tokenizer.tokenize({i: coco_results.imgToAnns[i] for i in image_ids})
 
     unavailable: dict[str, str] = {}
     spice_ok, spice_reason = spice_status() if spice is not False else (False, "")
+    if spice is not False and not english:
+        spice_ok, spice_reason = False, (f"SPICE parses English only (Stanford CoreNLP's English "
+                                         f"scene graphs), not {languages.LANGUAGES[code]}")
     if spice is True and not spice_ok:
         raise MetricUnavailable(spice_reason)
     if spice is None and not spice_ok:
         unavailable["SPICE"] = spice_reason
+    meteor_ok, meteor_reason = meteor_status(code)
+    if not meteor_ok:
+        unavailable["METEOR"] = meteor_reason
 
-    _java()
-    scorers = [(Bleu(4), ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"]), (Meteor(), ["METEOR"]),
-               (Rouge(), ["ROUGE_L"]), (Cider(), ["CIDEr"])]
+    scorers = [(Bleu(4), ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"])]
+    if meteor_ok:
+        _java()
+        scorers.append((_meteor_scorer(code), ["METEOR"]))
+    scorers += [(Rouge(), ["ROUGE_L"]), (Cider(), ["CIDEr"])]
     scores: dict[str, float] = {}
     per_image: dict[int, dict] = {i: {} for i in gts}
     for scorer, methods in scorers:

@@ -241,3 +241,106 @@ def test_tagging_metrics_reject_malformed_inputs():
         metrics.average_precision(np.ones((2, 2)), np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match="k=4"):
         metrics.precision_at_k(np.ones((2, 3)), np.ones((2, 3)), 4)
+
+
+# --- French and German captions ----------------------------------------------------------------
+
+def _multi30k_annotations(shared_data: Path, lang: str, count: int, split: str = "val") -> tuple[dict, list[str]]:
+    """COCO-format annotations of the first `count` Multi30K photos of `split`, one reference each."""
+    from helpers.data import multi30k
+
+    records = multi30k.load_multi30k_captions(shared_data / "multi30k-task1", split, lang)[:count]
+    annotations = {"images": [{"id": r.image_id, "file_name": r.file_name} for r in records],
+                   "annotations": [{"id": n, "image_id": r.image_id, "caption": r.captions[0]}
+                                   for n, r in enumerate(records, start=1)]}
+    return annotations, [r.captions[0] for r in records]
+
+
+def test_language_tokenizer_splits_elision_keeps_accents_where_ptb_does_not():
+    captions = {1: [{"caption": "L'homme est à côté, aujourd’hui."}], 2: [{"caption": "l' homme est a cote"}]}
+    assert metrics.LanguageTokenizer("fr").tokenize(captions) == {
+        1: ["l' homme est à côté aujourd'hui"], 2: ["l' homme est a cote"]}
+    assert metrics.LanguageTokenizer("de").tokenize({7: [{"caption": "Ein Mann isst Essen."}]}) == {
+        7: ["ein mann isst essen"]}     # lowercased for scoring, as PTB's -lowerCase
+    ptb = metrics.PTBTokenizer().tokenize(captions)   # English rules: "l'homme" stays whole, "aujourd hui"
+    assert ptb[1] == ["l'homme est à côté aujourd hui"]
+    with pytest.raises(ValueError, match="not supported"):
+        metrics.LanguageTokenizer("it")
+
+
+def test_identical_french_and_german_captions_score_like_identical_english(shared_data):
+    scores = {}
+    for lang in ("en", "fr", "de"):
+        annotations, sentences = _multi30k_annotations(shared_data, lang, 20)
+        # the candidate is the reference written otherwise: case, elision apart, no final period
+        candidates = [s.upper().rstrip(".").replace("'", "' ") if lang == "fr" else s for s in sentences]
+        results = [{"image_id": image["id"], "caption": c} for image, c in zip(annotations["images"], candidates)]
+        scores[lang] = metrics.evaluate_captions(annotations, results, spice=None, language=lang)
+    for lang in ("fr", "de"):
+        evaluation = scores[lang]
+        assert evaluation.num_images == 20
+        assert evaluation.scores["BLEU-4"] == pytest.approx(1.0) and evaluation.scores["ROUGE-L"] == pytest.approx(1.0)
+        assert evaluation.scores["CIDEr"] == pytest.approx(scores["en"].scores["CIDEr"]) == pytest.approx(10.0)
+        assert "English only" in evaluation.unavailable["SPICE"]
+        available, reason = metrics.meteor_status(lang)
+        if available:
+            assert evaluation.scores["METEOR"] == pytest.approx(1.0, abs=0.01)
+        else:
+            assert "METEOR" not in evaluation.scores
+            assert evaluation.unavailable["METEOR"] == reason and f"paraphrase-{lang}.gz" in reason
+    assert scores["en"].scores["BLEU-4"] == pytest.approx(1.0) and "METEOR" in scores["en"].scores
+
+
+def test_french_scores_equal_pycocoevalcap_on_language_tokens(shared_data):
+    """Imperfect candidates (each the reference of the next photo, or without its accents): our
+    scores equal pycocoevalcap's scorers run on `LanguageTokenizer`'s strings, image by image."""
+    import unicodedata
+
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    annotations, sentences = _multi30k_annotations(shared_data, "fr", 30)
+    ids = [image["id"] for image in annotations["images"]]
+
+    def strip_accents(text):
+        return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+    candidates = [sentences[(n + 1) % 30] if n % 2 else strip_accents(sentences[n]) for n in range(30)]
+    results = [{"image_id": i, "caption": c} for i, c in zip(ids, candidates)]
+    ours = metrics.evaluate_captions(annotations, results, spice=False, language="fra")
+
+    tokenizer = metrics.LanguageTokenizer("fr")
+    gts = tokenizer.tokenize({i: [{"caption": s}] for i, s in zip(ids, sentences)})
+    res = tokenizer.tokenize({i: [{"caption": c}] for i, c in zip(ids, candidates)})
+    expected = {}
+    bleu, bleu_per_image = Bleu(4).compute_score(gts, res, verbose=0)
+    expected.update({f"BLEU-{n + 1}": value for n, value in enumerate(bleu)})
+    expected["ROUGE-L"], _ = Rouge().compute_score(gts, res)
+    expected["CIDEr"], _ = Cider().compute_score(gts, res)
+    assert ours.scores == pytest.approx(expected, abs=1e-12)
+    assert [ours.per_image[i]["BLEU-1"] for i in gts] == pytest.approx(bleu_per_image[0], abs=1e-12)
+    # an accent is a different word: the first sentence without its accents loses those words
+    assert sentences[0] == "Un groupe d'hommes chargent du coton dans un camion"
+    first_with_accent = next(n for n in range(0, 30, 2) if strip_accents(sentences[n]) != sentences[n])
+    assert ours.per_image[ids[first_with_accent]]["BLEU-1"] < 1.0
+    assert sentences[first_with_accent] == "Un garçon avec un casque est assis sur les épaules d'une femme."
+    assert ours.per_image[ids[first_with_accent]]["BLEU-1"] == pytest.approx(11 / 13)   # garcon, epaules: 2 of 13
+    assert {name: round(ours.scores[name], 4) for name in ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr")} == {
+        "BLEU-1": 0.4768, "BLEU-4": 0.3515, "ROUGE-L": 0.5274, "CIDEr": 3.7629}
+
+
+def test_meteor_runs_the_jar_with_the_language_and_fails_without_its_paraphrase_table():
+    scorer = metrics._meteor_scorer("fr")
+    try:
+        assert scorer.meteor_cmd[-3:] == ["-l", "fr", "-norm"]
+        available, reason = metrics.meteor_status("fr")
+        if not available:   # the jar itself says what meteor_status says
+            _, stderr = scorer.meteor_p.communicate(timeout=120)
+            assert scorer.meteor_p.returncode != 0 and b"paraphrase-fr.gz" in stderr
+            assert "paraphrase-fr.gz" in reason and "pycocoevalcap does not ship" in reason
+    finally:
+        scorer.meteor_p.kill()
+        scorer.meteor_p.wait()
+        scorer.__class__ = metrics._ClosedMeteor
+    assert metrics.meteor_status("en") == (True, "")

@@ -67,6 +67,7 @@ from collections.abc import Sequence
 ENGLISH, FRENCH, GERMAN = "eng", "fra", "deu"
 LANGUAGES = {ENGLISH: "English", FRENCH: "French", GERMAN: "German"}   # ISO 639-3 code -> name
 ALIASES = {"en": ENGLISH, "fr": FRENCH, "de": GERMAN}                   # ISO 639-1 -> ISO 639-3
+ISO_639_1 = {code: alias for alias, code in ALIASES.items()}            # ISO 639-3 -> ISO 639-1
 
 
 def language_code(lang: str) -> str:
