@@ -21,6 +21,13 @@ if (_SHARED_DIR / "nltk_data").is_dir():
 if (_SHARED_DIR / "models" / "yolox-nano" / "yolox_nano.onnx").is_file():   # the COCO detector
     os.environ.setdefault("PHOTO_CAPTIONS_DETECTOR", str(_SHARED_DIR / "models" / "yolox-nano" / "yolox_nano.onnx"))
 
+_CAPTION_TEXT = [_SHARED_DIR / "data" / "coco-val2014-captions-4800" / "captions_val2014_subset4800.json",
+                 _SHARED_DIR / "data" / "flickr8k-text" / "Flickr8k.token.txt"]
+if all(path.is_file() for path in _CAPTION_TEXT):   # the concept decoder's caption text
+    os.environ.setdefault("PHOTO_CAPTIONS_TEXT", ",".join(str(path) for path in _CAPTION_TEXT))
+if (_SHARED_DIR / "data" / "coco-mini-2017").is_dir():   # the benchmark photos: never trained on
+    os.environ.setdefault("PHOTO_CAPTIONS_EXCLUDE", str(_SHARED_DIR / "data" / "coco-mini-2017"))
+
 import helpers  # noqa: E402, F401  (its settings, before TensorFlow is imported)
 
 

@@ -69,6 +69,19 @@ class Config:
     strategy: str = setting("default", 'tf.distribute: "default", "mirrored" or "multi_worker" (TF_CONFIG)')
     caption_samples: int = setting(3, "fixed val images captioned (greedy) after every epoch")
 
+    # --- concept decoder (decoder="concepts"): captions from concepts, trained on caption text ---
+    caption_text: str | None = setting(None,
+        "caption files it trains on: COCO captions JSON, Flickr token files (comma-separated; "
+        "None: $PHOTO_CAPTIONS_TEXT)")
+    exclude_images: str | None = setting(None,
+        "COCO folders or annotation files whose photos are never trained on (comma-separated; "
+        "None: $PHOTO_CAPTIONS_EXCLUDE)")
+    max_concepts: int = setting(10, "concept slots L of a concept set, <photo> included")
+    min_concept_images: int = setting(5, "concepts on fewer training images are left out")
+    concept_variants: int = setting(3, "noisy copies of each image's concept set (the tagger's measured noise)")
+    concept_noise: str | None = setting(None, "tagger-noise JSON (None: the measured one, helpers/resources)")
+    val_fraction: float = setting(0.03, "caption-text images held out for the validation loss")
+
     # --- encoder training (before features are cached) ---------------------------------------
     encoder_epochs: int = setting(0, "epochs training the encoder on tags (end to end when weights is None)")
     encoder_learning_rate: float = setting(1e-3, "Adam, peak of the encoder-training schedule")
@@ -94,12 +107,15 @@ class Config:
 
     @classmethod
     def for_dataset(cls, data_dir: str | Path = SAMPLE_DIR, **changes) -> "Config":
-        """The settings for a dataset: `SAMPLE_SETTINGS` for the embedded sample, the defaults (real
-        photos: EfficientNet-Lite0 with its ImageNet weights) otherwise, then `changes`.
+        """The settings for a dataset: `SAMPLE_SETTINGS` for the embedded sample, `CONCEPT_SETTINGS`
+        for `data_dir="caption-text"` (the concept decoder, trained on caption files), the defaults
+        (real photos: EfficientNet-Lite0 with its ImageNet weights) otherwise, then `changes`.
 
         Raises:
             ValueError: a key of `changes` that is not a field (named).
         """
+        if str(data_dir) == CAPTION_TEXT:
+            return cls.from_dict({**CONCEPT_SETTINGS, **changes, "data_dir": CAPTION_TEXT})
         is_sample = Path(data_dir).resolve() == SAMPLE_DIR.resolve()
         return cls.from_dict({**(SAMPLE_SETTINGS if is_sample else {}), **changes, "data_dir": str(data_dir)})
 
@@ -134,6 +150,16 @@ SAMPLE_SETTINGS: dict = dict(
     backbone="sample_cnn", weights=None, encoder_epochs=20, encoder_batch_size=16,
     encoder_learning_rate=4e-3, embedding_dim=128, hidden_dim=256, attention_dim=128, dropout=0.1,
     epochs=7, learning_rate=3e-3)
+
+
+# The concept decoder trained on caption text (`python -m helpers train --data caption-text`,
+# `data = "caption-text"` in 2_Training): no encoder, no photos.
+CONCEPT_SETTINGS: dict = dict(
+    decoder="concepts", backbone="none", weights=None, embedding_dim=256, hidden_dim=512,
+    attention_dim=256, dropout=0.3, batch_size=128, epochs=4, learning_rate=3e-3, min_word_count=5,
+    max_caption_length=20, early_stopping_patience=2, caption_samples=3)
+CAPTION_TEXT = "caption-text"     # the `data` of a concept-decoder run
+CONCEPT_RUN = "concepts"          # its default run (runs/concepts), used by --model pretrained
 
 
 # `--model` / `load_predictor(model=...)` names of the no-training predictor

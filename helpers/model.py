@@ -231,6 +231,10 @@ class AttentionDecoder(CaptionDecoder):
                 initializer=keras.initializers.RandomNormal(stddev=0.3))   # distinct from the start
             self.coordinates = grid_coordinates(cells)                          # (L, C) numpy constant
             depth += int(self.coordinates.shape[-1])
+        self._build_layers(cells, depth)
+
+    def _build_layers(self, cells: int | None, depth: int) -> None:
+        """Create the weights of attention, gate, LSTM and output for L cells of depth D'."""
         self.feature_dim = depth
         self.init_h.build((None, depth))
         self.init_c.build((None, depth))
@@ -260,12 +264,20 @@ class AttentionDecoder(CaptionDecoder):
         return cls(vocabulary_size, config.embedding_dim, config.hidden_dim, config.attention_dim,
                    config.dropout, **kwargs)
 
+    def attention_bias(self, grid):
+        """Added to the attention scores before the softmax, float32 `[B, L]`, or None (every
+        cell may be attended). A decoder whose inputs have padding returns a large negative
+        number on it (`ConceptDecoder`)."""
+        return None
+
     def prepare(self, pooled, grid) -> tuple:
-        """`(features [B, L, D'], projected [B, L, A])`: the cells with their position
-        (`_features`) and their projection W_a a_i, computed once per image (about L * D * A
-        multiply-adds, more than the LSTM step itself for a 7 x 7 x 1280 grid)."""
+        """`(features [B, L, D'], projected [B, L, A][, bias [B, L]])`: the cells with their
+        position (`_features`), their projection W_a a_i, computed once per image (about
+        L * D * A multiply-adds, more than the LSTM step itself for a 7 x 7 x 1280 grid), and
+        the `attention_bias` when there is one."""
         features = self._features(grid)                                   # (B, L, D')
-        return features, self.feature_projection(features)               # (B, L, A)
+        bias = self.attention_bias(grid)
+        return (features, self.feature_projection(features)) + (() if bias is None else (bias,))
 
     def initial_state(self, context) -> list:
         """`[h [B, H], c [B, H]]` from the mean grid cell (Xu et al. sec. 3.1.2)."""
@@ -273,7 +285,7 @@ class AttentionDecoder(CaptionDecoder):
         mean = keras.ops.mean(features, axis=1)                           # (B, D')
         return [self.init_h(mean), self.init_c(mean)]
 
-    def attend(self, features, projected, hidden):
+    def attend(self, features, projected, hidden, bias=None):
         """Soft attention over the grid cells given the previous hidden state h_{t-1}.
 
         Args:
@@ -281,6 +293,7 @@ class AttentionDecoder(CaptionDecoder):
             projected: float32 `[B, L, A]`, their projection W_a a_i (`feature_projection(features)`).
             hidden: float32 `[B, H]`, or `[B, K, H]` for K hypotheses of each image (beam search:
                 the image's cells are shared by its K hypotheses, never copied for each of them).
+            bias: float32 `[B, L]` added to the scores (`attention_bias`), or None.
 
         Returns:
             `(context, alpha)`: the gated context z_t float32 `[B, D]` (`[B, K, D]`) and the
@@ -289,13 +302,17 @@ class AttentionDecoder(CaptionDecoder):
         if len(hidden.shape) == 3:
             query = self.hidden_projection(hidden)                        # (B, K, A)
             scores = self.attention_score(keras.ops.tanh(
-                projected[:, None, :, :] + query[:, :, None, :]))         # (B, K, L, 1)
-            alpha = keras.ops.softmax(scores[..., 0], axis=-1)            # (B, K, L)
+                projected[:, None, :, :] + query[:, :, None, :]))[..., 0]  # (B, K, L)
+            if bias is not None:
+                scores = scores + bias[:, None, :]
+            alpha = keras.ops.softmax(scores, axis=-1)                    # (B, K, L)
             context = keras.ops.einsum("bkl,bld->bkd", alpha, features)   # (B, K, D)
         else:
             scores = self.attention_score(keras.ops.tanh(
-                projected + self.hidden_projection(hidden)[:, None, :]))  # (B, L, 1)
-            alpha = keras.ops.softmax(scores[..., 0], axis=-1)            # (B, L)
+                projected + self.hidden_projection(hidden)[:, None, :]))[..., 0]  # (B, L)
+            if bias is not None:
+                scores = scores + bias
+            alpha = keras.ops.softmax(scores, axis=-1)                    # (B, L)
             context = keras.ops.sum(alpha[..., None] * features, axis=1)  # (B, D)
         if self.gate_layer is not None:
             context = self.gate_layer(hidden) * context                   # beta_t (B, [K,] 1)
@@ -317,9 +334,9 @@ class AttentionDecoder(CaptionDecoder):
         output = keras.ops.concatenate([output, context], axis=-1)        # (R, H + D)
         return self.output_layer(self.output_dropout(output, training=training)), list(new_state)
 
-    def _step(self, words, state, features, projected, training=False):
+    def _step(self, words, state, features, projected, bias=None, training=False):
         """One step from embedded words `[B, E]`: logits `[B, V]`, state, alpha `[B, L]`."""
-        context, alpha = self.attend(features, projected, state[0])
+        context, alpha = self.attend(features, projected, state[0], bias)
         logits, new_state = self.advance(words, state, context, training=training)
         return logits, new_state, alpha
 
@@ -333,14 +350,15 @@ class AttentionDecoder(CaptionDecoder):
         Returns:
             `(logits [R, V], new state, attention alpha_t [R, L])`.
         """
-        features, projected = context
+        features, projected, *bias = context
+        bias = bias[0] if bias else None
         if rows is None:
-            attention_context, alpha = self.attend(features, projected, state[0])   # (R, D'), (R, L)
+            attention_context, alpha = self.attend(features, projected, state[0], bias)  # (R, D'), (R, L)
         else:
             slots = tf.shape(features)[0] * width
             hidden = tf.scatter_nd(rows[:, None], state[0], [slots, self.hidden_dim])
             hidden = tf.reshape(hidden, [-1, width, self.hidden_dim])                  # (B, K, H)
-            attention_context, alpha = self.attend(features, projected, hidden)        # (B, K, D'), (B, K, L)
+            attention_context, alpha = self.attend(features, projected, hidden, bias)  # (B, K, D'), (B, K, L)
             attention_context = tf.gather(
                 tf.reshape(attention_context, [-1, tf.shape(attention_context)[-1]]), rows)  # (R, D')
             alpha = tf.gather(tf.reshape(alpha, [-1, tf.shape(alpha)[-1]]), rows)           # (R, L)
@@ -360,19 +378,20 @@ class AttentionDecoder(CaptionDecoder):
             `return_attention` also alpha `[B, T, L]` (sums to 1 over L).
         """
         pooled, grid, tokens = inputs
-        features = self._features(grid)                                   # (B, L, D)
-        projected = self.feature_projection(features)                     # (B, L, A)
+        context = self.prepare(pooled, grid)                              # features (B, L, D), ...
+        features, projected, *bias = context
+        bias = bias[0] if bias else None
         words = self.embedding(tokens)                                    # (B, T, E)
-        state = self.initial_state((features, projected))
+        state = self.initial_state(context)
         batch = tf.shape(tokens)[0]
 
         def one_step(carry, words_t):
             _, _, hidden, memory = carry
             logits, (hidden, memory), alpha = self._step(words_t, [hidden, memory], features,
-                                                         projected, training=training)
+                                                         projected, bias, training=training)
             return logits, alpha, hidden, memory
 
-        start = (tf.zeros([batch, self.vocabulary_size]), tf.zeros([batch, self.grid_cells]), *state)
+        start = (tf.zeros([batch, self.vocabulary_size]), tf.zeros([batch, tf.shape(features)[1]]), *state)
         logits, alpha, _, _ = tf.scan(one_step, tf.transpose(words, [1, 0, 2]), initializer=start)
         logits = tf.transpose(logits, [1, 0, 2])                          # (B, T, V)
         if return_attention:
@@ -397,17 +416,100 @@ def grid_coordinates(cells: int, frequencies: int = 4) -> np.ndarray:
                            np.sin(np.pi * k * y), np.cos(np.pi * k * y)], axis=-1).astype(np.float32)
 
 
-DECODERS: dict[str, type[CaptionDecoder]] = {"lstm": ShowAndTellDecoder, "attention": AttentionDecoder}
+@keras.saving.register_keras_serializable(package="helpers")
+class ConceptDecoder(AttentionDecoder):
+    """The soft-attention decoder over a *set of concepts* instead of an image grid: a caption
+    from what a photo shows (semantic attention: You et al., CVPR 2016, "Image captioning with
+    semantic attention"; Yao et al., ICCV 2017, "Boosting image captioning with attributes").
+
+    Its "grid" is the encoded concept set float32 `[B, L, 3]`, rows `(concept id, confidence,
+    count)` (`helpers.wordnet.concepts.ConceptVocabulary.encode`; id 0 is padding). Each concept
+    becomes one attention cell
+
+        a_i = E_c[id_i] + E_n[min(count_i, max_count)] + W_p confidence_i      (concept_dim)
+
+    padding cells are zero, get no attention (`attention_bias`: -1e9) and are left out of the
+    mean that starts the LSTM. Everything else (attention, gate, LSTM, output, the decoding
+    protocol) is `AttentionDecoder`'s; a set has no order, so there is no position embedding, and
+    the pooled input is ignored.
+    """
+
+    def __init__(self, vocabulary_size: int, num_concepts: int, embedding_dim: int = 256,
+                 hidden_dim: int = 512, attention_dim: int = 256, dropout: float = 0.3, gate: bool = True,
+                 concept_dim: int | None = None, max_count: int = 10, **kwargs):
+        kwargs.pop("position_embedding", None)
+        super().__init__(vocabulary_size, embedding_dim, hidden_dim, attention_dim, dropout, gate,
+                         position_embedding=False, **kwargs)
+        if num_concepts < 3:
+            raise ValueError(f"num_concepts must be >= 3 (<pad>, <photo> and a concept), got {num_concepts}")
+        self.num_concepts, self.max_count = int(num_concepts), int(max_count)
+        self.concept_dim = int(concept_dim or embedding_dim)
+        self.concept_embedding = keras.layers.Embedding(self.num_concepts, self.concept_dim, name="concept_embedding")
+        self.count_embedding = keras.layers.Embedding(self.max_count + 1, self.concept_dim, name="count_embedding")
+        self.confidence_projection = keras.layers.Dense(self.concept_dim, use_bias=False, name="confidence")
+
+    @classmethod
+    def from_run_config(cls, config: Config, vocabulary_size: int, num_concepts: int = 3,
+                        **kwargs) -> "ConceptDecoder":
+        return cls(vocabulary_size, num_concepts, config.embedding_dim, config.hidden_dim,
+                   config.attention_dim, config.dropout, **kwargs)
+
+    def build(self, input_shape):
+        _pooled_shape, grid_shape, _tokens_shape = input_shape
+        self.grid_cells = grid_shape[-2]
+        self.concept_embedding.build(None)
+        self.count_embedding.build(None)
+        self.confidence_projection.build((None, 1))
+        self._build_layers(self.grid_cells, self.concept_dim)
+
+    def _features(self, grid):
+        """Concept cells float32 `[B, L, concept_dim]` (zero on padding)."""
+        grid = keras.ops.cast(grid, "float32")
+        ids = keras.ops.cast(grid[..., 0], "int32")
+        counts = keras.ops.clip(keras.ops.cast(grid[..., 2], "int32"), 0, self.max_count)
+        cells = (keras.ops.take(self.concept_embedding.embeddings, ids, axis=0)
+                 + keras.ops.take(self.count_embedding.embeddings, counts, axis=0)
+                 + self.confidence_projection(grid[..., 1:2]))
+        return cells * keras.ops.cast(keras.ops.not_equal(ids, 0), "float32")[..., None]
+
+    def attention_bias(self, grid):
+        """-1e9 on padding rows (concept id 0), 0 elsewhere: float32 `[B, L]`."""
+        padding = keras.ops.cast(keras.ops.equal(keras.ops.cast(grid[..., 0], "int32"), 0), "float32")
+        return -1e9 * padding
+
+    def initial_state(self, context) -> list:
+        """`[h [B, H], c [B, H]]` from the mean of the concept cells (padding left out)."""
+        features, _projected, bias = context
+        present = keras.ops.cast(keras.ops.equal(bias, 0.0), "float32")              # (B, L)
+        mean = keras.ops.sum(features, axis=1) / keras.ops.maximum(
+            keras.ops.sum(present, axis=1, keepdims=True), 1.0)                       # (B, D)
+        return [self.init_h(mean), self.init_c(mean)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("position_embedding", None)
+        return {**config, "num_concepts": self.num_concepts, "concept_dim": self.concept_dim,
+                "max_count": self.max_count}
 
 
-def build_decoder(config: Config, vocabulary_size: int) -> CaptionDecoder:
-    """The decoder `DECODERS[config.decoder]` ("lstm" or "attention") sized by `config`.
+DECODERS: dict[str, type[CaptionDecoder]] = {"lstm": ShowAndTellDecoder, "attention": AttentionDecoder,
+                                             "concepts": ConceptDecoder}
+
+
+def build_decoder(config: Config, vocabulary_size: int, num_concepts: int | None = None) -> CaptionDecoder:
+    """The decoder `DECODERS[config.decoder]` ("lstm", "attention" or "concepts") sized by
+    `config` (and, for "concepts", by `num_concepts`, the concept ids of its vocabulary).
 
     Raises:
-        ValueError: unknown decoder name (the message lists the registered ones).
+        ValueError: unknown decoder name (the message lists the registered ones), or a concept
+            decoder without `num_concepts`.
     """
     if config.decoder not in DECODERS:
         raise ValueError(f"unknown decoder {config.decoder!r}; choose one of {sorted(DECODERS)}")
+    if config.decoder == "concepts":
+        if num_concepts is None:
+            raise ValueError("a concept decoder needs num_concepts (ConceptVocabulary.num_ids)")
+        return ConceptDecoder.from_run_config(config, vocabulary_size, num_concepts, name="decoder")
     return DECODERS[config.decoder].from_run_config(config, vocabulary_size, name="decoder")
 
 
@@ -417,10 +519,12 @@ class CaptionTagger(keras.Model):
     `{"caption": logits [B, T, V], "tags": probabilities [B, S]}`.
 
     Trained with masked cross-entropy on captions (<pad> ignored) plus `tag_loss_weight` times
-    the binary cross-entropy of the tags (see `helpers.training.train.compile_heads`).
+    the binary cross-entropy of the tags (see `helpers.training.train.compile_heads`). Without a
+    tagger (`tagger=None`: the concept decoder, whose input already is the tags) only
+    `{"caption"}` comes out.
     """
 
-    def __init__(self, decoder: CaptionDecoder, tagger: SynsetClassifier, **kwargs):
+    def __init__(self, decoder: CaptionDecoder, tagger: SynsetClassifier | None = None, **kwargs):
         super().__init__(**kwargs)
         self.decoder = decoder
         self.tagger = tagger
@@ -429,8 +533,10 @@ class CaptionTagger(keras.Model):
         pooled, grid, tokens = inputs["pooled"], inputs["grid"], inputs["tokens"]
         pooled = keras.ops.cast(pooled, "float32")
         grid = keras.ops.cast(grid, "float32")
-        return {"caption": self.decoder((pooled, grid, tokens), training=training),
-                "tags": self.tagger(pooled, training=training)}
+        outputs = {"caption": self.decoder((pooled, grid, tokens), training=training)}
+        if self.tagger is not None:
+            outputs["tags"] = self.tagger(pooled, training=training)
+        return outputs
 
     def build_for(self, cells: int, depth: int, pooled_dim: int | None = None) -> "CaptionTagger":
         """Create every weight by one call on zeros (`cells` = L, `depth` = D, `pooled_dim` = P,
@@ -469,13 +575,14 @@ class CaptionTagger(keras.Model):
     def get_config(self):
         return {**super().get_config(),
                 "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "tagger": keras.saving.serialize_keras_object(self.tagger)}
+                "tagger": None if self.tagger is None else keras.saving.serialize_keras_object(self.tagger)}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
-        tagger = keras.saving.deserialize_keras_object(config.pop("tagger"))
+        tagger = config.pop("tagger")
+        tagger = None if tagger is None else keras.saving.deserialize_keras_object(tagger)
         return cls(decoder, tagger, **config)
 
 
@@ -495,7 +602,15 @@ def _one_dimensional_under_multi_worker(logs: dict) -> dict:
 def build_heads(config: Config, vocabulary_size: int, num_synsets: int, cells: int, depth: int,
                 pooled_dim: int | None = None) -> CaptionTagger:
     """A built `CaptionTagger` sized by `config`, the vocabularies and the encoder: `cells` L and
-    `depth` D of the grid, `pooled_dim` P of the pooled features (default D)."""
+    `depth` D of the grid, `pooled_dim` P of the pooled features (default D).
+
+    For the concept decoder (`config.decoder == "concepts"`), `num_synsets` is the number of
+    concept ids (`ConceptVocabulary.num_ids`), the grid is the encoded concept set (`depth` 3)
+    and there is no tagger: the concepts are its input.
+    """
+    if config.decoder == "concepts":
+        heads = CaptionTagger(build_decoder(config, vocabulary_size, num_synsets), None, name="heads")
+        return heads.build_for(cells, depth, pooled_dim or 1)
     heads = CaptionTagger(build_decoder(config, vocabulary_size),
                           SynsetClassifier(num_synsets, config.tagger_hidden_dim, config.dropout, name="tagger"),
                           name="heads")

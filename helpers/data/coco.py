@@ -51,6 +51,8 @@ class ImageRecord:
         categories: COCO instance category names on the image, sorted, unique (empty without an
             instances file).
         split: split name (`val2017`, `train2014`, `train` for Flickr's trainImages list, ...).
+        instance_counts: category name -> instances large enough to count (COCO captions read by
+            `helpers.data.caption_text` with their instances file); empty when unknown.
     """
 
     image_id: int
@@ -61,6 +63,7 @@ class ImageRecord:
     captions: list[str]
     categories: list[str]
     split: str
+    instance_counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 # --- COCO -----------------------------------------------------------------------------------------

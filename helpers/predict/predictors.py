@@ -34,9 +34,10 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.bundle import load_bundle
-from helpers.config import PRETRAINED_MODELS, resolve_bundle_dir
+from helpers.config import CONCEPT_RUN, PRETRAINED_MODELS, resolve_bundle_dir
 from helpers.data import images as image_io
 from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches
+from helpers.predict.concept_captions import ConceptCaptioner
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
 from helpers.predict.fused import PretrainedTagger
 from helpers.predict.prediction import Keyword, Prediction, Predictor
@@ -234,22 +235,49 @@ class CombinedPredictor:
         return captioned
 
 
-def load_predictor(run=None, model: str | None = None, **kwargs) -> Predictor:
+def concept_decoder_bundle(run=None) -> Path | None:
+    """The bundle folder of a concept decoder: `run` when it is one, else (run None) the default
+    run `runs/concepts` when it has been trained; None otherwise."""
+    try:
+        folder = resolve_bundle_dir(CONCEPT_RUN if run is None else run)
+    except FileNotFoundError:
+        return None
+    config = folder / "config.json"
+    return folder if config.is_file() and '"decoder": "concepts"' in config.read_text(encoding="utf-8") else None
+
+
+def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) -> Predictor:
     """The predictor for a trained run (`Captioner`), the pretrained models (`model="pretrained"`:
     `helpers.predict.fused.PretrainedTagger`, a COCO detector and the ImageNet hierarchy, no
     training), or both (`CombinedPredictor`).
 
+    The pretrained models write captions too when a concept decoder is there
+    (`ConceptCaptioner`): `concepts` names its run, by default `runs/concepts` (trained by
+    `python -m helpers train --run concepts --data-dir caption-text` or `make demo`); a `run`
+    that is a concept decoder means the same.
+
     Raises:
         ValueError: neither `run` nor `model`, or an unknown `model`.
-        FileNotFoundError: `run` has no bundle (says how to train one).
+        FileNotFoundError: `run` (or `concepts`) has no bundle (says how to train one).
         helpers.pretrained.detector.DetectorUnavailableError: no detector file (says where to put one).
     """
     if model not in (None, *PRETRAINED_MODELS):
         raise ValueError(f"unknown model {model!r}; the pretrained model is 'pretrained'")
     if run is None and model is None:
         raise ValueError("give a trained run (run=NAME) or model='pretrained' (no training)")
+    if run is not None and concept_decoder_bundle(run) is not None:
+        run, concepts, model = None, run, PRETRAINED_MODELS[0]
     captioner = Captioner.from_bundle(run, **kwargs) if run is not None else None
     if model is None:
         return captioner
     tagger = PretrainedTagger(workers=kwargs.get("workers"))
-    return tagger if captioner is None else CombinedPredictor(captioner, tagger)
+    if captioner is not None:
+        return CombinedPredictor(captioner, tagger)
+    if concepts is not None and concept_decoder_bundle(concepts) is None:
+        raise FileNotFoundError(f"{concepts} is not a trained concept decoder; train one with "
+                                f"python -m helpers train --run {concepts} --data-dir caption-text")
+    folder = concept_decoder_bundle(concepts)
+    if folder is None:
+        return tagger
+    return ConceptCaptioner(tagger, load_bundle(folder), kwargs.get("max_length"),
+                            kwargs.get("length_normalization", 0.0))

@@ -307,6 +307,7 @@ class FeatureCache:
 
     path: Path
     manifest: dict = dataclasses.field(init=False)
+    grid_dtype = np.float16     # how grids are stored (and handed to training)
 
     def __post_init__(self):
         self.path = Path(self.path)

@@ -92,7 +92,8 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
     """Teacher-forcing batches from the feature cache, bucketed by caption length.
 
     `cache` is a `helpers.training.features.FeatureCache` (read through `num_shards`, `shard(i)`,
-    `shard_rows(i)`, `grid_cells`, `feature_dim`, `pooled_dim`).
+    `shard_rows(i)`, `grid_cells`, `feature_dim`, `pooled_dim`, `grid_dtype`), or anything read the
+    same way (`helpers.training.concept_data.ConceptCache`: concept sets instead of features).
 
     One example per (readable cached row whose image has captions, caption); augmented copies
     (rows repeating an image id) count as rows. The captions are encoded once into one padded
@@ -127,8 +128,9 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
         cache: the `FeatureCache` of the split.
         records: the split's records (`image_id`, `captions`).
         vocabulary: `helpers.text.vocab.Vocabulary` encoding the captions.
-        synset_vocabulary: `helpers.wordnet.synset_vocabulary.SynsetVocabulary` of the tags.
-        image_synsets: image id -> synset names of the image.
+        synset_vocabulary: `helpers.wordnet.synset_vocabulary.SynsetVocabulary` of the tags; None:
+            no tag targets (a model without a tagger).
+        image_synsets: image id -> synset names of the image (unused without tags).
         batch_size: examples (captions) per batch, B.
         max_length: longest caption in tokens, `<start>` and `<end>` included (longer are cut).
         shuffle: draw a new order every epoch (False: the cache's order).
@@ -136,10 +138,11 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
         epoch: returns the 0-based epoch being read (None: count the passes).
 
     Yields:
-        `({"pooled": float32 [B, P], "grid": float16 [B, L, D], "tokens": int32 [B, T]},
-          {"caption": int32 [B, T], "tags": float32 [B, S]})`: tokens are the caption without its
-        last id, "caption" the caption without <start> (the next word at every step), 0-padded
-        to the longest caption of the batch (T + 1 tokens). The last batch of a length bucket in
+        `({"pooled": float32 [B, P], "grid": [B, L, D] of `cache.grid_dtype`, "tokens": int32 [B, T]},
+          {"caption": int32 [B, T], "tags": float32 [B, S]})` ("tags" only with a synset
+        vocabulary): tokens are the caption without its last id, "caption" the caption without
+        <start> (the next word at every step), 0-padded to the longest caption of the batch
+        (T + 1 tokens). The last batch of a length bucket in
         a shard may hold fewer than B examples.
 
     Raises:
@@ -147,7 +150,9 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
     """
     table = _CaptionTable(records, vocabulary, synset_vocabulary, image_synsets, max_length)
     cells, depth, pooled_dim = cache.grid_cells, cache.feature_dim, cache.pooled_dim
-    num_shards, num_synsets = cache.num_shards, len(synset_vocabulary)
+    grid_dtype = np.dtype(cache.grid_dtype)
+    with_tags = synset_vocabulary is not None
+    num_shards, num_synsets = cache.num_shards, len(synset_vocabulary) if with_tags else 0
     boundaries = [b for b in BUCKET_BOUNDARIES if b < max_length] + [max_length + 1]
     passes = [0]
 
@@ -175,13 +180,14 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
         lengths = table.lengths[caption_ids]
         batch_lengths = (np.maximum.reduceat(lengths, bounds[:-1]) if len(lengths)   # longest per batch
                          else np.zeros(0, lengths.dtype)).astype(np.int64)
-        return (_aligned(arrays["pooled"], np.float32), _aligned(arrays["grid"], np.float16),
+        return (_aligned(arrays["pooled"], np.float32), _aligned(arrays["grid"], grid_dtype),
                 table.tags(arrays["image_ids"]), table.tokens[caption_ids], rows.astype(np.int64),
                 bounds.astype(np.int64), batch_lengths)
 
     def load_shard(current, shard_index):
         shard = tf.numpy_function(read_shard, [current, shard_index],
-                                  (tf.float32, tf.float16, tf.float32, tf.int32, tf.int64, tf.int64, tf.int64),
+                                  (tf.float32, tf.as_dtype(grid_dtype), tf.float32, tf.int32, tf.int64, tf.int64,
+                                   tf.int64),
                                   stateful=False)
         shapes = ((None, pooled_dim),     # pooled [N, P], N rows in the shard
                   (None, cells, depth),   # grid [N, L, D]
@@ -204,9 +210,11 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
         start, end, length = batch
         batch_rows = rows[start:end]                                        # [B]
         caption = tokens[start:end, :length]                                # [B, T + 1]
+        targets = {"caption": caption[:, 1:]}
+        if with_tags:
+            targets["tags"] = tf.gather(tags, batch_rows)
         return ({"pooled": tf.gather(pooled, batch_rows), "grid": tf.gather(grid, batch_rows),
-                 "tokens": caption[:, :-1]},
-                {"caption": caption[:, 1:], "tags": tf.gather(tags, batch_rows)})
+                 "tokens": caption[:, :-1]}, targets)
 
     # The batches of an epoch are known in advance: per shard, each length bucket ends with one
     # partial batch, whatever the order. Saying so lets Keras end each epoch on time (without it,
@@ -247,9 +255,10 @@ class _CaptionTable:
         self.lengths = np.array([len(ids) for ids in encoded], np.int32)
         # Tags as sparse rows (synset indices per image): dense, they would take I x S x 4 bytes
         # (0.5 GB for COCO's 118,000 training images and 1,000 synsets).
-        self.num_synsets = len(synset_vocabulary)
-        synsets = [np.flatnonzero(synset_vocabulary.encode(image_synsets[image_id]))
-                   for image_id in self.image_ids.tolist()]
+        self.num_synsets = len(synset_vocabulary) if synset_vocabulary is not None else 0
+        synsets = ([np.flatnonzero(synset_vocabulary.encode(image_synsets[image_id]))
+                    for image_id in self.image_ids.tolist()] if synset_vocabulary is not None
+                   else [np.zeros(0, np.int64) for _ in self.image_ids.tolist()])
         self.synset_counts = np.array([len(indices) for indices in synsets], np.int64)
         self.synset_starts = np.cumsum(self.synset_counts) - self.synset_counts
         self.synset_indices = np.concatenate(synsets).astype(np.int64) if synsets else np.zeros(0, np.int64)

@@ -45,8 +45,8 @@ from helpers.data import vgenome
 from helpers.data.coco import load_coco
 from helpers.pretrained import encoders
 from helpers.text.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
+from helpers.training import concept_data, pipelines
 from helpers.training import features as features_module
-from helpers.training import pipelines
 from helpers.training.callbacks import EpochClock, LiveLossPlot, SampleCaptions, StateFile, tensorboard_available
 from helpers.wordnet import synsets
 from helpers.wordnet.synset_vocabulary import SynsetVocabulary
@@ -61,10 +61,13 @@ class Prepared:
     Attributes:
         config: the run's settings; run_dir: its folder.
         train_records, val_records: `helpers.data.coco.ImageRecord`s of the two splits.
-        vocabulary: caption `Vocabulary`; synset_vocabulary: tag `SynsetVocabulary`.
-        image_synsets: image id -> its tag synsets (training targets), both splits.
-        encoder: the frozen encoder the features come from.
-        train_cache, val_cache: `helpers.training.features.FeatureCache`s.
+        vocabulary: caption `Vocabulary`; synset_vocabulary: tag `SynsetVocabulary` (a concept
+            run: its `ConceptVocabulary`, the decoder's input).
+        image_synsets: image id -> its tag synsets (training targets), both splits (a concept
+            run: empty).
+        encoder: the frozen encoder the features come from (a concept run: None).
+        train_cache, val_cache: `helpers.training.features.FeatureCache`s (a concept run:
+            `helpers.training.concept_data.ConceptCache`s).
     """
 
     config: Config
@@ -74,9 +77,14 @@ class Prepared:
     vocabulary: object
     synset_vocabulary: object
     image_synsets: dict
-    encoder: keras.Model
-    train_cache: features_module.FeatureCache
-    val_cache: features_module.FeatureCache
+    encoder: keras.Model | None
+    train_cache: features_module.FeatureCache | concept_data.ConceptCache
+    val_cache: features_module.FeatureCache | concept_data.ConceptCache
+
+    @property
+    def has_tagger(self) -> bool:
+        """Whether the heads include a synset classifier (not for the concept decoder)."""
+        return self.config.decoder != "concepts"
 
 
 def load_records(config: Config) -> tuple[list, list]:
@@ -218,6 +226,9 @@ def check_resumable(config: Config, run_dir: Path) -> None:
 def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
     """Build (or reuse) everything training needs, in `run_dir`.
 
+    A concept-decoder run (`config.decoder == "concepts"`) reads caption text instead
+    (`helpers.training.concept_data.prepare_concepts`): no encoder, no photos.
+
     Steps: load records; build the vocabulary (`min_word_count`) and the synset vocabulary
     (`min_synset_images`) unless the run already has them; save `config.json`; build the encoder
     (training it on tags when `config.encoder_epochs > 0`, reused from `encoder.weights.h5` when
@@ -231,6 +242,11 @@ def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
     check_resumable(config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
+    if config.decoder == "concepts":
+        data = concept_data.prepare_concepts(config, run_dir, progress=bool(verbose))
+        config.save(run_dir / "config.json")
+        return Prepared(config, run_dir, data.train_records, data.val_records, data.vocabulary,
+                        data.concept_vocabulary, {}, None, data.train_cache, data.val_cache)
     started = time.perf_counter()
     train_records, val_records = load_records(config)
     image_synsets = image_tag_targets(config, train_records + val_records)
@@ -297,22 +313,21 @@ class Perplexity(keras.metrics.Metric):
 
 def compile_heads(heads: model.CaptionTagger, config: Config, steps: int) -> None:
     """Adam with linear warmup then cosine decay (per step), gradient clipping; masked caption
-    cross-entropy + `tag_loss_weight` x tag BCE; perplexity, token accuracy and tag micro-F1."""
+    cross-entropy + `tag_loss_weight` x tag BCE; perplexity, token accuracy and tag micro-F1 (the
+    caption terms only for heads without a tagger)."""
     total = max(1, steps * config.epochs)
     warmup = min(int(config.warmup_epochs * steps), total // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else config.learning_rate, decay_steps=max(1, total - warmup),
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup, alpha=0.02)
     optimizer = keras.optimizers.Adam(schedule, global_clipnorm=config.clip_norm or None)
-    heads.compile(
-        optimizer=optimizer,
-        loss={"caption": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
-              "tags": keras.losses.BinaryCrossentropy()},
-        loss_weights={"caption": 1.0, "tags": config.tag_loss_weight},
-        metrics={"caption": [Perplexity()],
-                 "tags": [keras.metrics.F1Score(average="micro", threshold=0.5, name="f1")]},
-        jit_compile=False,
-    )
+    loss = {"caption": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)}
+    loss_weights, metrics = {"caption": 1.0}, {"caption": [Perplexity()]}
+    if heads.tagger is not None:
+        loss["tags"] = keras.losses.BinaryCrossentropy()
+        loss_weights["tags"] = config.tag_loss_weight
+        metrics["tags"] = [keras.metrics.F1Score(average="micro", threshold=0.5, name="f1")]
+    heads.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics, jit_compile=False)
 
 
 def get_strategy(name: str | tf.distribute.Strategy = "default") -> tf.distribute.Strategy:
@@ -395,16 +410,18 @@ def fit(prepared: Prepared, strategy: str | tf.distribute.Strategy | None = None
     config = prepared.config
     distribution = get_strategy(strategy or config.strategy)
     clock = EpochClock(config.seed)
+    tags = prepared.synset_vocabulary if prepared.has_tagger else None
     train = pipelines.caption_dataset(prepared.train_cache, prepared.train_records, prepared.vocabulary,
-                                      prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
+                                      tags, prepared.image_synsets, config.batch_size,
                                       config.max_caption_length, shuffle=True, seed=config.seed,
                                       epoch=lambda: clock.epoch)
     val = pipelines.caption_dataset(prepared.val_cache, prepared.val_records, prepared.vocabulary,
-                                    prepared.synset_vocabulary, prepared.image_synsets, config.batch_size,
+                                    tags, prepared.image_synsets, config.batch_size,
                                     config.max_caption_length, shuffle=False)
     steps = int(train.cardinality())                       # optimizer steps per epoch, exactly
+    outputs = len(prepared.synset_vocabulary) if prepared.has_tagger else prepared.synset_vocabulary.num_ids
     with distribution.scope():
-        heads = model.build_heads(config, len(prepared.vocabulary), len(prepared.synset_vocabulary),
+        heads = model.build_heads(config, len(prepared.vocabulary), outputs,
                                   prepared.train_cache.grid_cells, prepared.train_cache.feature_dim,
                                   prepared.train_cache.pooled_dim)
         compile_heads(heads, config, steps)

@@ -252,6 +252,11 @@ class SynsetMapper:
     # captions --------------------------------------------------------------------------------
     def map_tokens(self, tokens: Sequence[str]) -> list[tuple[str, str]]:
         """`[(word or "word word", synset name), ...]` for the tokens that map to a synset."""
+        return [(" ".join(tokens[start:end]), synset) for start, end, synset in self.map_tokens_at(tokens)]
+
+    def map_tokens_at(self, tokens: Sequence[str]) -> list[tuple[int, int, str]]:
+        """`[(start, end, synset name), ...]`: the mentions `tokens[start:end]` (one word, or a
+        two-word name) that map to a synset, in order."""
         mapped = []
         index, count = 0, len(tokens)
         while index < count:
@@ -259,12 +264,12 @@ class SynsetMapper:
                 found, synset = self._pair_synset(tokens[index], tokens[index + 1])
                 if found:
                     if synset is not None:
-                        mapped.append((f"{tokens[index]} {tokens[index + 1]}", synset))
+                        mapped.append((index, index + 2, synset))
                     index += 2
                     continue
             synset = self.map_word(tokens[index])
             if synset is not None:
-                mapped.append((tokens[index], synset))
+                mapped.append((index, index + 1, synset))
             index += 1
         return mapped
 

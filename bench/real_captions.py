@@ -1,0 +1,176 @@
+"""Captions for real photos from detected concepts: the concept decoder against a template, retrieval and its oracle.
+
+    python -m bench.real_captions                   # the 159 annotated coco-mini photos, runs/concepts
+    python -m bench.real_captions --run NAME        # another concept-decoder run
+
+On the 159 annotated coco-mini photos (80 train2017, 79 val2017; their official 5 captions each
+as references), in one run, scored by `helpers.metrics.evaluate_captions` (BLEU-4, METEOR,
+ROUGE-L, CIDEr, equal to the coco-caption toolkit):
+
+* (i) **template** from the predicted concepts: "a person, two dogs and a frisbee" (the three
+  most confident, with their counts);
+* (ii) **retrieval**: a caption of the training image whose concept set best matches the
+  predicted one (Jaccard over synsets; ties: the image with fewer concepts, then the lower id),
+  its first caption;
+* (iii) **the concept decoder** on the predicted concepts (`--model pretrained`: detector +
+  ImageNet hierarchy, `ConceptCaptioner.concepts`), beam width 3;
+* (iv) **oracle**: the decoder fed each photo's ground-truth COCO instances (categories with
+  their counts, instances of at least 1 % of the photo, confidence 1): the decoder's own ceiling.
+
+Retrieval searches the decoder's own training text (`$PHOTO_CAPTIONS_TEXT`, the benchmark photos
+excluded). train2017 photos were used to measure the tagger noise the decoder is trained with
+(`bench/concept_noise.py`), so they are reported apart from the held-out val2017 ones.
+
+Targets: (iii) CIDEr >= 0.60 on all 159 photos and >= 2x (ii) in the same run.
+Writes `bench/results/real_captions.{md,json}`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import bench
+from bench.concept_noise import fused_predictions
+from bench.real_photos import COCO_MINI, RESULTS_DIR, SPLITS, load_photos
+
+NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+
+
+def _name(synset: str) -> str:
+    from helpers.wordnet.keywords import keyword
+    from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
+
+    coco = {value: key for key, value in COCO_CATEGORY_SYNSETS.items()}
+    return coco.get(synset) or keyword(synset, "eng") or synset.split(".")[0].replace("_", " ")
+
+
+def _plural(name: str) -> str:
+    if name == "person":
+        return "people"
+    if name.endswith(("s", "sh", "ch", "x")):
+        return name + "es"
+    if name.endswith("y") and name[-2:-1] not in "aeiou":
+        return name[:-1] + "ies"
+    return name + "s"
+
+
+def template_caption(concepts) -> str:
+    """"a person, two dogs and a frisbee": the three most confident concepts with their counts."""
+    parts = []
+    for concept in concepts[:3]:
+        name = _name(concept.synset)
+        if concept.count >= 2:
+            parts.append(f"{NUMBERS.get(concept.count, 'many')} {_plural(name)}")
+        else:
+            parts.append(f"{'an' if name[0] in 'aeiou' else 'a'} {name}")
+    if not parts:
+        return "a photo"
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def retrieval_captions(concept_sets) -> list[str]:
+    """(ii): per photo, the first caption of the training image whose concepts best match (Jaccard)."""
+    from helpers.data.caption_text import caption_text_sources, excluded_image_ids, excluded_sources, load_caption_text
+    from helpers.wordnet.concepts import image_concepts
+    from helpers.wordnet.synsets import SynsetMapper
+
+    records = load_caption_text(caption_text_sources(), excluded_image_ids(excluded_sources()))
+    mapper = SynsetMapper()
+    training = [(frozenset(c.synset for c in image_concepts(r.captions, mapper)), r) for r in records]
+    captions = []
+    for concepts in concept_sets:
+        wanted = {c.synset for c in concepts}
+
+        def rank(item, wanted=wanted):
+            synsets, record = item
+            union = len(wanted | synsets)
+            return (-(len(wanted & synsets) / union if union else 0.0), len(synsets), record.image_id)
+
+        captions.append(min(training, key=rank)[1].captions[0])
+    return captions
+
+
+def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict:
+    from helpers.bundle import load_bundle
+    from helpers.config import resolve_bundle_dir
+    from helpers.data.caption_text import load_coco_captions
+    from helpers.metrics import evaluate_captions
+    from helpers.predict.concept_captions import caption_concept_sets
+    from helpers.predict.prediction import DETECTION_MIN_SCORE
+    from helpers.wordnet.concepts import Concept, predicted_concepts
+    from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
+
+    started = time.perf_counter()
+    records, _ = load_photos()
+    predictions = fused_predictions(records)
+    predicted = [predicted_concepts(p["detections"], p["tags"], DETECTION_MIN_SCORE) for p in predictions]
+    instances = {(split, r.image_id): r.instance_counts for split in SPLITS
+                 for r in load_coco_captions(COCO_MINI / "annotations" / f"captions_{split}.json")}
+    oracle = [[Concept(COCO_CATEGORY_SYNSETS[name], 1.0, count)
+               for name, count in sorted(instances[(r.split, r.image_id)].items(), key=lambda item: -item[1])]
+              for r in records]
+    bundle = load_bundle(resolve_bundle_dir(run))
+
+    def decode(concept_sets):
+        beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width)
+        return [bundle.vocabulary.decode(hypotheses[0].tokens) for hypotheses in beams]
+
+    methods = {"(i) template": [template_caption(c) for c in predicted],
+               "(ii) retrieval (Jaccard)": retrieval_captions(predicted),
+               "(iii) concept decoder": decode(predicted),
+               "(iv) oracle: decoder on COCO instances": decode(oracle)}
+    table: dict[str, dict[str, dict]] = {}
+    for method, captions in methods.items():
+        table[method] = {}
+        for split in ("all", *SPLITS):
+            annotations = {"images": [], "annotations": []}
+            results = []
+            for index, record in enumerate(records):
+                if split not in ("all", record.split):
+                    continue
+                key = index + 1            # one id per photo: train and val ids never collide here
+                annotations["images"].append({"id": key})
+                annotations["annotations"] += [{"id": len(annotations["annotations"]) + n, "image_id": key,
+                                                "caption": caption} for n, caption in enumerate(record.captions)]
+                results.append({"image_id": key, "caption": captions[index]})
+            scores = evaluate_captions(annotations, results, spice=False).scores
+            table[method][split] = {"photos": len(results), **{m: scores[m] for m in METRICS}}
+    decoder = table["(iii) concept decoder"]["all"]["CIDEr"]
+    retrieval = table["(ii) retrieval (Jaccard)"]["all"]["CIDEr"]
+    targets = {"(iii) CIDEr >= 0.60": decoder >= 0.60, "(iii) >= 2x (ii)": decoder >= 2 * retrieval}
+    seconds = time.perf_counter() - started
+    lines = ["| method | photos | BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---|---|---|---|---|"]
+    for method, splits in table.items():
+        for split in ("all", *SPLITS):
+            r = splits[split]
+            lines.append(f"| {method}{'' if split == 'all' else f' ({split})'} | {r['photos']} | "
+                         + " | ".join(f"{r[m]:.3f}" for m in METRICS) + " |")
+    examples = ["", "| photo | concepts (predicted) | (iii) caption | first reference |", "|---|---|---|---|"]
+    for index in range(0, len(records), max(1, len(records) // 12)):
+        concepts = ", ".join(f"{_name(c.synset)}{f' x{c.count}' if c.count > 1 else ''} {c.confidence:.2f}"
+                             for c in predicted[index][:5])
+        examples.append(f"| {records[index].split}/{records[index].file_name} | {concepts} | "
+                        f"{methods['(iii) concept decoder'][index]} | {records[index].captions[0]} |")
+    text = ("\n".join(lines) + f"\n\nRatio (iii)/(ii) CIDEr: {decoder / max(retrieval, 1e-9):.2f}. Targets: "
+            + ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in targets.items())
+            + "\n" + "\n".join(examples) + f"\n\n(run {bundle.path}, beam width {beam_width}; {seconds:.0f} s)\n")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "real_captions.md").write_text(text, encoding="utf-8")
+    print(text)
+    results = {"table": table, "targets": targets, "seconds": round(seconds, 1),
+               "captions": {name: captions for name, captions in methods.items()}}
+    (RESULTS_DIR / "real_captions.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench.command_line(__doc__, run, argv, quick="the same run (accepted for python -m bench)",
+                              options=[bench.option("--run", default="concepts", help="concept-decoder run (concepts)"),
+                                       bench.option("--beam-width", type=int, default=3, help="beam width (3)")],
+                              print_result=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
