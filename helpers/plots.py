@@ -260,7 +260,7 @@ DETECTION_COLOURS = tuple(index for index in range(20) if index not in (14, 15))
 def detection_colour(category: str) -> tuple[float, float, float, float]:
     """The RGBA colour (floats in [0, 1]) of a detection category's boxes: the same in every
     figure, photo and process (a checksum of the name, not Python's salted `hash`, picks one of
-    matplotlib's "tab20" colours, its two greys left out: "person" is red)."""
+    matplotlib's "tab20" colours, its two greys left out)."""
     return plt.get_cmap("tab20")(DETECTION_COLOURS[zlib.crc32(category.encode("utf-8")) % len(DETECTION_COLOURS)])
 
 
@@ -300,7 +300,7 @@ def plot_detections(pixels, detections, *, min_score: float, ax=None, title: str
         raise ValueError(f"pixels must be a [height, width, 3] photo (helpers.pretrained.detector.load_photo), "
                          f"got shape {pixels.shape}")
     height, width = pixels.shape[:2]
-    figure, ax = _axes(ax, figsize=(8, 8 * height / width + 0.4))
+    figure, ax = _axes(ax, figsize=(6.4, 6.4 * height / width + 0.4))   # inches
     ax.imshow(pixels, extent=(0, width, height, 0))
     line_width = max(1.5, width / 400)
     for category, score, (x1, y1, x2, y2) in detections:
