@@ -2,6 +2,7 @@
 
     python -m bench.album_rerun            # 2,000 photos (peak memory also at 500)
     python -m bench.album_rerun --quick    # 200 photos (memory also at 100): checks the harness
+    python -m bench.album_rerun --model pretrained --album examples/album   # real photos, real model
 
 The album tree (generated in a temporary folder): 40 distinct JPEGs from the real COCO photos in
 ../shared (coco-mini-2017/val2017), resized to 0.3 ... 12 megapixels (geometric steps, 4:3,
@@ -10,9 +11,12 @@ with an album.ini in each folder holding a title and the user's tags on some pic
 keys on path, size and modification time, and every photo is decoded on its own, so links cost
 the model exactly what copies would.
 
-The model: MobileNetV2 224 px with random weights and COCO-sized heads (`bench.album_speed`), tags
-only (tag-album's default: no beam search). The predictor is loaded once; times are those of
-`helpers.album.tagging.tag_album(..., recursive=True)` (scan, cache, predict, plan, write album.ini):
+The model (`--model`): `random`, MobileNetV2 224 px with random weights and COCO-sized heads
+(`bench.album_speed`), tags only (tag-album's default: no beam search); or `pretrained`, the fused
+predictor of `tag-album --model pretrained` (`helpers.predict.fused.PretrainedTagger`: YOLOX-Nano
+and EfficientNet-Lite0, the detections stored in the cache too). The predictor is loaded once and
+warmed up on two photos; times are those of `helpers.album.tagging.tag_album(..., recursive=True)`
+(scan, cache, predict, plan, write album.ini):
 
 1. **first run**: every photo predicted; photos/s.
 2. **unchanged re-run**: nothing predicted, no photo decoded. Target: < 5 % of the first run.
@@ -25,6 +29,12 @@ Peak memory (`ru_maxrss`) of a process doing the first run, at two album sizes (
 in a fresh process): the part added by tagging (peak minus the memory after loading the model)
 must stay flat in the number of photos (predictions go to the cache in chunks and are read back
 one at a time).
+
+`--album DIR` measures 1 and 2 on a real album instead (e.g. `examples/album`, whose photos have
+people for the detector): DIR is copied into a temporary folder first (DIR is never written), and
+each of `--rounds` rounds tags a fresh copy with a fresh cache, then re-runs it; the table gives
+each round's first run and re-run side by side, and their ratio (the model is warmed up on the
+album first, so the first runs are not slowed by tracing: the ratio is not flattered).
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,12 +124,19 @@ def add_photos(root: Path, sources: list[Path], count: int) -> list[Path]:
     return paths
 
 
-def _predictor(temporary: Path):
-    from helpers.predict.predictors import Captioner
+MODELS = {"random": "mobilenet_v2 224px random weights, COCO-sized heads, tags only",
+          "pretrained": "--model pretrained: YOLOX-Nano + EfficientNet-Lite0 + WordNet (PretrainedTagger)"}
 
-    predictor = Captioner.from_bundle(bench_bundle(temporary))
+
+def _predictor(temporary: Path, model: str = "random"):
+    """The predictor `--model` names, with WordNet's keyword lookups done once."""
+    from helpers.predict.predictors import Captioner, load_predictor
     from helpers.wordnet import keywords
 
+    if model == "pretrained":
+        predictor = load_predictor(model="pretrained")
+    else:
+        predictor = Captioner.from_bundle(bench_bundle(temporary))
     for name in predictor.synset_names:   # WordNet's first lookups: a one-time cost
         keywords.keyword(name, "eng")
     return predictor
@@ -135,13 +154,13 @@ def _tag(predictor, root: Path, cache: Path, batch_size: int):
     return summary, seconds
 
 
-def memory_only(count: int, batch_size: int) -> dict:
+def memory_only(count: int, batch_size: int, model: str = "random") -> dict:
     """A fresh process's first run on `count` photos: memory after loading the model, peak."""
     with tempfile.TemporaryDirectory(prefix="album_rerun_") as temporary:
         temporary = Path(temporary)
         sources = make_sources(temporary / "sources")
         make_tree(temporary / "Pictures", sources, count)
-        predictor = _predictor(temporary)
+        predictor = _predictor(temporary, model)
         predictor.predict(sources[:2], batch_size=2, progress=False, captions=False)   # warm up
         loaded = _rss_mb()
         summary, seconds = _tag(predictor, temporary / "Pictures", temporary / "cache.sqlite",
@@ -152,16 +171,76 @@ def memory_only(count: int, batch_size: int) -> dict:
             "tagging_peak_above_model_mb": round(peak - loaded)}
 
 
-def _memory_in_subprocess(count: int, batch_size: int) -> dict:
+def _memory_in_subprocess(count: int, batch_size: int, model: str = "random") -> dict:
     output = subprocess.run(
         [sys.executable, "-m", "bench.album_rerun", "--memory-only", str(count),
-         "--batch-size", str(batch_size)],
+         "--batch-size", str(batch_size), "--model", model],
         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def run(quick: bool = False, photos: int | None = None, batch_size: int = 32) -> dict:
-    """Measure and print; returns the numbers (seconds, photos/s, ratios, memory)."""
+def rerun_album(album: Path, model: str = "pretrained", rounds: int = 3, batch_size: int = 32) -> dict:
+    """First run and unchanged re-run of `tag_album` on copies of a real album, side by side.
+
+    Args:
+        album: a folder of photos (with or without album.ini); only read (copied first).
+        model: "pretrained" or "random" (`MODELS`).
+        rounds: fresh copy and cache per round: `rounds` first runs, each followed by its re-run.
+        batch_size: photos per model batch.
+
+    Returns:
+        Seconds of every round's first run and re-run, their medians, and the ratio of the medians.
+
+    Raises:
+        FileNotFoundError: `album` holds no photo. RuntimeError: a re-run predicted a photo again.
+    """
+    from helpers.data.images import is_image_file
+
+    album = Path(album).expanduser().resolve()
+    photos = sorted(path for path in album.rglob("*") if is_image_file(path)) if album.is_dir() else []
+    if not photos:
+        raise FileNotFoundError(f"no photos in {album}: give --album a folder of photos (e.g. examples/album)")
+    with tempfile.TemporaryDirectory(prefix="album_rerun_") as temporary:
+        temporary = Path(temporary)
+        predictor = _predictor(temporary, model)
+        # Warm up on the album itself: the first run's batch shapes are traced before it is timed.
+        predictor.predict(photos, batch_size=batch_size, progress=False, captions=False)
+        print(f"album {album} ({len(photos)} photos), copied to {temporary}; model: {MODELS[model]}",
+              flush=True)
+        print(f"{'round':>5} {'first run s':>12} {'re-run s':>9} {'re-run / first':>15} "
+              f"{'predicted':>10} {'from cache':>11}", flush=True)
+        firsts, agains = [], []
+        for index in range(1, rounds + 1):
+            copy = temporary / f"round_{index}" / album.name
+            shutil.copytree(album, copy)
+            cache = temporary / f"round_{index}" / "cache.sqlite"
+            first, first_s = _tag(predictor, copy, cache, batch_size)
+            again, again_s = _tag(predictor, copy, cache, batch_size)
+            if again.predicted or first.predicted != len(photos):
+                raise RuntimeError(f"the cache did not work: {first.predicted} of {len(photos)} photos "
+                                   f"predicted on the first run, {again.predicted} again on the re-run")
+            firsts.append(first_s)
+            agains.append(again_s)
+            print(f"{index:>5} {first_s:>12.3f} {again_s:>9.3f} {100 * again_s / first_s:>14.2f}% "
+                  f"{f'{first.predicted} / {again.predicted}':>10} {again.cached:>11}", flush=True)
+    first_s, again_s = statistics.median(firsts), statistics.median(agains)
+    worst = max(again / first for first, again in zip(firsts, agains))
+    print(f"{'median':>5} {first_s:>12.3f} {again_s:>9.3f} {100 * again_s / first_s:>14.2f}%  (target < 5 %; "
+          f"worst round {100 * worst:.2f} %; {len(photos) / first_s:.1f} photos/s on the first run)", flush=True)
+    return {"album": str(album), "photos": len(photos), "model": MODELS[model], "rounds": rounds,
+            "first_run_s": [round(value, 3) for value in firsts],
+            "unchanged_rerun_s": [round(value, 3) for value in agains],
+            "first_run_median_s": round(first_s, 3), "unchanged_rerun_median_s": round(again_s, 3),
+            "unchanged_rerun_vs_first": round(again_s / first_s, 4),          # target < 0.05
+            "unchanged_rerun_vs_first_worst_round": round(worst, 4)}
+
+
+def run(quick: bool = False, photos: int | None = None, batch_size: int = 32, model: str = "random",
+        album: Path | None = None, rounds: int = 3) -> dict:
+    """Measure and print; returns the numbers (seconds, photos/s, ratios, memory). With `album`:
+    `rerun_album` on it instead of the generated tree."""
+    if album is not None:
+        return rerun_album(album, model, rounds, batch_size)
     count = photos or (200 if quick else 2000)
     small = max(count // 4, 50)
     with tempfile.TemporaryDirectory(prefix="album_rerun_") as temporary:
@@ -174,7 +253,7 @@ def run(quick: bool = False, photos: int | None = None, batch_size: int = 32) ->
         print(f"album tree: {count} photos ({MEGAPIXELS[0]}-{MEGAPIXELS[1]} MP, about "
               f"{total_mb:,.0f} MB) in {count // PHOTOS_PER_FOLDER + 1} folders, made in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
-        predictor = _predictor(temporary)
+        predictor = _predictor(temporary, model)
         predictor.predict(sources[:2], batch_size=2, progress=False, captions=False)
         cache = temporary / "cache.sqlite"
         loaded = _rss_mb()
@@ -197,7 +276,7 @@ def run(quick: bool = False, photos: int | None = None, batch_size: int = 32) ->
     if again.predicted or added.predicted != ADDED:
         raise RuntimeError(f"the cache did not work: {again.predicted} predicted on an unchanged "
                            f"tree, {added.predicted} after adding {ADDED}")
-    memory = [_memory_in_subprocess(small, batch_size),
+    memory = [_memory_in_subprocess(small, batch_size, model),
               {"photos": count, "predicted": first.predicted, "seconds": round(first_s, 1),
                "rss_after_model_mb": round(loaded), "peak_rss_mb": round(peak),
                "tagging_peak_above_model_mb": round(peak - loaded)}]
@@ -207,7 +286,7 @@ def run(quick: bool = False, photos: int | None = None, batch_size: int = 32) ->
               f"{item['tagging_peak_above_model_mb']} MB while tagging)", flush=True)
     return {
         "photos": count,
-        "model": "mobilenet_v2 224px random weights, COCO-sized heads, tags only",
+        "model": MODELS[model],
         "first_run_s": round(first_s, 1),
         "first_run_photos_per_s": round(count / first_s, 2),
         "unchanged_rerun_s": round(again_s, 2),
@@ -226,16 +305,21 @@ def run(quick: bool = False, photos: int | None = None, batch_size: int = 32) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    def run_or_measure_memory(quick, photos, batch_size, memory_only_photos):
+    def run_or_measure_memory(quick, photos, batch_size, model, album, rounds, memory_only_photos):
         if memory_only_photos:    # the child of `_memory_in_subprocess`: one line of JSON
-            print(json.dumps(memory_only(memory_only_photos, batch_size)))
+            print(json.dumps(memory_only(memory_only_photos, batch_size, model)))
             return None
-        return run(quick=quick, photos=photos, batch_size=batch_size)
+        return run(quick=quick, photos=photos, batch_size=batch_size, model=model, album=album, rounds=rounds)
 
     return bench.command_line(__doc__, run_or_measure_memory, argv, prog="python -m bench.album_rerun",
                               quick="200 photos instead of 2,000", options=[
         bench.option("--photos", type=int, help="album size (default 2,000; --quick: 200)"),
         bench.option("--batch-size", type=int, default=32, help="photos per model batch (32)"),
+        bench.option("--model", choices=sorted(MODELS), default="random",
+                     help="random: MobileNetV2, random weights (default); pretrained: tag-album --model pretrained"),
+        bench.option("--album", type=Path, metavar="DIR",
+                     help="re-run a copy of this album (e.g. examples/album) instead of the generated tree"),
+        bench.option("--rounds", type=int, default=3, help="--album: fresh copies tagged and re-run (3)"),
         bench.option("--memory-only", type=int, metavar="N", dest="memory_only_photos", help=argparse.SUPPRESS)])
 
 
