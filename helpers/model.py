@@ -328,11 +328,20 @@ class AttentionDecoder(CaptionDecoder):
         Returns:
             `(logits [R, V], [h_t, c_t])`.
         """
+        output, new_state = self.recur(words, state, context, training=training)
+        return self.emit(output, training=training), new_state
+
+    def recur(self, words, state, context, training=False):
+        """The LSTM step: `([h_t; z_t] float32 [R, H + D], [h_t, c_t])`, what `emit` reads."""
         x = keras.ops.concatenate([words, context], axis=-1)              # (R, E + D)
         x = self.input_dropout(x, training=training)
         output, new_state = self.cell(x, list(state), training=training)
-        output = keras.ops.concatenate([output, context], axis=-1)        # (R, H + D)
-        return self.output_layer(self.output_dropout(output, training=training)), list(new_state)
+        return keras.ops.concatenate([output, context], axis=-1), list(new_state)   # (R, H + D)
+
+    def emit(self, output, training=False):
+        """Word logits `[..., V]` of `[h_t; z_t]` `[..., H + D]` (any leading shape: teacher
+        forcing projects every position at once, after the loop over time)."""
+        return self.output_layer(self.output_dropout(output, training=training))
 
     def _step(self, words, state, features, projected, bias=None, training=False):
         """One step from embedded words `[B, E]`: logits `[B, V]`, state, alpha `[B, L]`."""
@@ -385,15 +394,18 @@ class AttentionDecoder(CaptionDecoder):
         state = self.initial_state(context)
         batch = tf.shape(tokens)[0]
 
+        # The loop over time carries only the recurrence; the output layer, the largest product
+        # ([H + D] x V per position), runs once on every position after it (`emit`).
         def one_step(carry, words_t):
             _, _, hidden, memory = carry
-            logits, (hidden, memory), alpha = self._step(words_t, [hidden, memory], features,
-                                                         projected, bias, training=training)
-            return logits, alpha, hidden, memory
+            attention_context, alpha = self.attend(features, projected, hidden, bias)
+            output, (hidden, memory) = self.recur(words_t, [hidden, memory], attention_context, training=training)
+            return output, alpha, hidden, memory
 
-        start = (tf.zeros([batch, self.vocabulary_size]), tf.zeros([batch, tf.shape(features)[1]]), *state)
-        logits, alpha, _, _ = tf.scan(one_step, tf.transpose(words, [1, 0, 2]), initializer=start)
-        logits = tf.transpose(logits, [1, 0, 2])                          # (B, T, V)
+        start = (tf.zeros([batch, self.hidden_dim + self.feature_dim]), tf.zeros([batch, tf.shape(features)[1]]),
+                 *state)
+        outputs, alpha, _, _ = tf.scan(one_step, tf.transpose(words, [1, 0, 2]), initializer=start)
+        logits = self.emit(tf.transpose(outputs, [1, 0, 2]), training=training)   # (B, T, V)
         if return_attention:
             return logits, tf.transpose(alpha, [1, 0, 2])                 # (B, T, L)
         return logits

@@ -180,9 +180,9 @@ def test_each_shard_is_read_once_per_epoch(small):
         def __getattr__(self, name):
             return getattr(self.cache, name)
 
-        def shard(self, index):
+        def shard(self, index, epoch=0):
             self.reads.append(index)
-            return self.cache.shard(index)
+            return self.cache.shard(index, epoch)
 
     cache = CountingCache(small["cache"])
     dataset = small_dataset({**small, "cache": cache})

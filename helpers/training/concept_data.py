@@ -3,15 +3,16 @@
     caption files (COCO JSON, Flickr token files; `helpers.data.caption_text`)
       -> images with their captions, the benchmark photos left out by image id
       -> `helpers.wordnet.concepts.image_concepts` per image (what its captions name, with counts)
-      -> `concept_variants` noisy copies per image (`ConceptNoise.corrupt`: the measured misses,
-         extras, confusions and confidences of the pretrained tagger), encoded `[L, 3]`
+      -> `concept_variants` noisy copies per image and epoch, drawn as shards are read
+         (`ConceptNoise.corrupt`: the measured misses, extras, confusions and confidences of the
+         pretrained tagger), encoded `[L, 3]`
       -> `ConceptCache`: the same interface as the feature cache of image runs, so
          `helpers.training.pipelines.caption_dataset`, `train.fit`, its checkpoints, resume, live
          curves and sample captions are the ones image runs use.
 
-The copies of epoch-independent noise are drawn from `(seed, image id, copy)`; the validation
-images (`val_fraction`, drawn with the seed) get one noisy copy, so the validation loss is the loss
-on concept sets as the tagger gives them.
+The noise of a copy is drawn from `(seed, image id, epoch, copy)`; the validation images
+(`val_fraction`, drawn with the seed) get one noisy copy, the same every epoch, so the validation
+loss is the loss on concept sets as the tagger gives them.
 """
 
 from __future__ import annotations
@@ -37,24 +38,34 @@ from helpers.wordnet.synsets import SynsetMapper
 
 @dataclasses.dataclass
 class ConceptCache:
-    """Encoded concept sets in memory, read like a `helpers.training.features.FeatureCache`
-    (`num_shards`, `shard`, `shard_rows`, `features`, sizes): rows repeating an image id are its
-    noisy copies.
+    """Concept sets, read like a `helpers.training.features.FeatureCache` (`num_shards`,
+    `shard`, `shard_rows`, `features`, sizes), noisy copies drawn as they are read.
+
+    Row r is copy `r // N` of image `r % N` (N images). Its encoded set is the image's concepts
+    corrupted by `noise` with `numpy.random.default_rng([seed, image id, epoch, copy])`: new
+    noise every epoch (augmentation), the same for the same epoch (a resumed run reads what an
+    uninterrupted one reads). With `vary_by_epoch=False` (validation) every epoch reads epoch 0's.
 
     Attributes:
-        image_ids: int64 `[N]`, the image of each row.
-        grid: float32 `[N, L, 3]`, its encoded concept set (`ConceptVocabulary.encode`).
-        shard_size: rows per shard.
+        image_ids: int64 `[N]`; concept_sets: the `Concept`s of each image.
+        vocabulary: the `ConceptVocabulary` that encodes them; noise: a `ConceptNoise` (None: none).
+        seed, copies, max_concepts (L), vary_by_epoch, shard_size: as above.
     """
 
     image_ids: np.ndarray
-    grid: np.ndarray
+    concept_sets: list
+    vocabulary: ConceptVocabulary
+    noise: ConceptNoise | None
+    seed: int = 0
+    copies: int = 1
+    max_concepts: int = 10
+    vary_by_epoch: bool = True
     shard_size: int = 4096
     grid_dtype = np.float32          # concept ids must stay exact (float16 is exact to 2,048 only)
 
     @property
     def num_rows(self) -> int:
-        return len(self.image_ids)
+        return len(self.image_ids) * self.copies
 
     @property
     def num_shards(self) -> int:
@@ -62,45 +73,56 @@ class ConceptCache:
 
     @property
     def grid_cells(self) -> int:
-        return int(self.grid.shape[1])
+        return self.max_concepts
 
     @property
     def feature_dim(self) -> int:
-        return int(self.grid.shape[2])
+        return 3
 
     @property
     def pooled_dim(self) -> int:
         return 1
 
-    def _rows(self, index: int) -> slice:
-        return slice(index * self.shard_size, (index + 1) * self.shard_size)
+    def _rows(self, index: int) -> np.ndarray:
+        return np.arange(index * self.shard_size, min((index + 1) * self.shard_size, self.num_rows))
 
     def shard_rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        ids = self.image_ids[self._rows(index)]
+        ids = self.image_ids[self._rows(index) % len(self.image_ids)]
         return ids, np.ones(len(ids), bool)
 
-    def shard(self, index: int) -> dict[str, np.ndarray]:
+    def encode_rows(self, rows: np.ndarray, epoch: int = 0) -> np.ndarray:
+        """Encoded sets float32 `[len(rows), L, 3]` of rows, as read in `epoch`."""
+        epoch = epoch if self.vary_by_epoch else 0
+        grid = np.zeros((len(rows), self.max_concepts, 3), np.float32)
+        for out, row in enumerate(rows.tolist()):
+            copy, index = divmod(row, len(self.image_ids))
+            concepts = self.concept_sets[index]
+            if self.noise is not None:
+                rng = np.random.default_rng([self.seed, int(self.image_ids[index]), epoch, copy])
+                concepts = self.noise.corrupt(concepts, rng, self.vocabulary)
+            grid[out] = self.vocabulary.encode(concepts, self.max_concepts)
+        return grid
+
+    def shard(self, index: int, epoch: int = 0) -> dict[str, np.ndarray]:
         """`{"image_ids" int64 [N], "ok" bool [N], "pooled" float32 [N, 1] (zeros), "grid"
-        float32 [N, L, 3]}` of one shard."""
+        float32 [N, L, 3]}` of one shard as read in `epoch`."""
         rows = self._rows(index)
-        ids = self.image_ids[rows]
+        ids = self.image_ids[rows % len(self.image_ids)]
         return {"image_ids": ids, "ok": np.ones(len(ids), bool), "pooled": np.zeros((len(ids), 1), np.float32),
-                "grid": self.grid[rows]}
+                "grid": self.encode_rows(rows, epoch)}
 
     def features(self, image_ids) -> tuple[np.ndarray, np.ndarray]:
-        """`(pooled float32 [K, 1], grid float32 [K, L, 3])`: the first copy of each image.
+        """`(pooled float32 [K, 1], grid float32 [K, L, 3])`: copy 0 of each image, epoch 0.
 
         Raises:
             KeyError: an image that is not in the cache.
         """
-        first = {}
-        for row, image_id in enumerate(self.image_ids.tolist()):
-            first.setdefault(image_id, row)
-        missing = [i for i in image_ids if int(i) not in first]
+        position = {int(image_id): row for row, image_id in enumerate(self.image_ids.tolist())}
+        missing = [i for i in image_ids if int(i) not in position]
         if missing:
             raise KeyError(f"images {missing[:5]} have no concept set here")
-        rows = [first[int(i)] for i in image_ids]
-        return np.zeros((len(rows), 1), np.float32), self.grid[rows]
+        rows = np.array([position[int(i)] for i in image_ids], np.int64)
+        return np.zeros((len(rows), 1), np.float32), self.encode_rows(rows)
 
 
 @dataclasses.dataclass
@@ -115,23 +137,6 @@ class ConceptData:
     train_cache: ConceptCache
     val_cache: ConceptCache
     excluded: int
-
-
-def encode_copies(records, concept_sets, vocabulary: ConceptVocabulary, noise: ConceptNoise | None,
-                  copies: int, seed: int, max_concepts: int, description: str = "") -> ConceptCache:
-    """`copies` noisy encodings of every image's concepts (copy c of image i from
-    `default_rng([seed, i, c])`; no noise with `noise=None`), copy-major row order."""
-    ids = np.array([record.image_id for record in records], np.int64)
-    grid = np.zeros((copies * len(records), max_concepts, 3), np.float32)
-    rows = tqdm(range(copies * len(records)), desc=description, unit="set", leave=False,
-                disable=not description, mininterval=1.0)
-    for row in rows:
-        copy, index = divmod(row, len(records))
-        concepts = concept_sets[index]
-        if noise is not None:
-            concepts = noise.corrupt(concepts, np.random.default_rng([seed, int(ids[index]), copy]), vocabulary)
-        grid[row] = vocabulary.encode(concepts, max_concepts)
-    return ConceptCache(np.tile(ids, copies), grid)
 
 
 def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True) -> ConceptData:
@@ -167,14 +172,16 @@ def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True)
         vocabulary.save(vocabulary_path)
         concept_vocabulary.save(concepts_path)
     noise = ConceptNoise.load(config.concept_noise or NOISE_FILE)
-    train_cache = encode_copies(train_records, [concept_sets[r.image_id] for r in train_records],
-                                concept_vocabulary, noise, config.concept_variants, config.seed,
-                                config.max_concepts, "concept sets" if progress else "")
-    val_cache = encode_copies(val_records, [concept_sets[r.image_id] for r in val_records],
-                              concept_vocabulary, noise, 1, config.seed + 1, config.max_concepts)
+
+    def cache(records, copies, vary_by_epoch):
+        return ConceptCache(np.array([r.image_id for r in records], np.int64),
+                            [concept_sets[r.image_id] for r in records], concept_vocabulary, noise, config.seed,
+                            copies, config.max_concepts, vary_by_epoch)
+
+    train_cache, val_cache = cache(train_records, config.concept_variants, True), cache(val_records, 1, False)
     print(f"caption text: {len(train_records):,} training / {len(val_records):,} validation images "
           f"({sum(len(r.captions) for r in train_records):,} training captions; {len(excluded):,} excluded "
           f"photo ids); vocabulary {len(vocabulary):,} words, {len(concept_vocabulary):,} concepts; "
-          f"{config.concept_variants} noisy concept sets per image ({time.perf_counter() - started:.0f} s)")
+          f"{config.concept_variants} noisy concept set(s) per image and epoch ({time.perf_counter() - started:.0f} s)")
     return ConceptData(train_records, val_records, vocabulary, concept_vocabulary, noise, train_cache,
                        val_cache, len(excluded))

@@ -358,9 +358,10 @@ class FeatureCache:
         with np.load(self.path / _shard_name(index)) as data:
             return data["image_ids"], data["ok"]
 
-    def shard(self, index: int) -> dict[str, np.ndarray]:
+    def shard(self, index: int, epoch: int = 0) -> dict[str, np.ndarray]:
         """Arrays of one shard: image_ids int64 [N], variants int16 [N], ok bool [N], pooled
-        float32 [N, P], grid float16 [N, L, D], each in memory aligned to `pipelines.ALIGNMENT` bytes.
+        float32 [N, P], grid float16 [N, L, D], each in memory aligned to `pipelines.ALIGNMENT` bytes
+        (`epoch` is accepted for `pipelines.caption_dataset` and ignored: features are fixed).
 
         Raises:
             FeatureCacheError: the shard file is unreadable (truncated, not a shard).

@@ -91,7 +91,7 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
                     seed: int = 0, epoch: Callable[[], int] | None = None) -> tf.data.Dataset:
     """Teacher-forcing batches from the feature cache, bucketed by caption length.
 
-    `cache` is a `helpers.training.features.FeatureCache` (read through `num_shards`, `shard(i)`,
+    `cache` is a `helpers.training.features.FeatureCache` (read through `num_shards`, `shard(i, epoch)`,
     `shard_rows(i)`, `grid_cells`, `feature_dim`, `pooled_dim`, `grid_dtype`), or anything read the
     same way (`helpers.training.concept_data.ConceptCache`: concept sets instead of features).
 
@@ -170,7 +170,7 @@ def caption_dataset(cache, records, vocabulary, synset_vocabulary,
         return tf.data.Dataset.from_tensor_slices((tf.fill([num_shards], current), order))
 
     def read_shard(current, shard_index):
-        arrays = cache.shard(int(shard_index))
+        arrays = cache.shard(int(shard_index), epoch=int(current))
         rows, caption_ids = table.examples(arrays["image_ids"], arrays["ok"])
         if shuffle:
             permutation = np.random.default_rng([seed, int(current), int(shard_index)]).permutation(len(rows))

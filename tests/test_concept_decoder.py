@@ -1,0 +1,96 @@
+"""The concept decoder: a set (order and padding do not matter), the decoding protocol, and a
+caption-text run trained, saved, loaded and used on a real photo by `--model pretrained`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import model
+from helpers.config import Config
+from helpers.predict import decoding
+from helpers.text.vocab import END_ID, START_ID
+from helpers.wordnet.concepts import PHOTO_CONCEPT_ID
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT.parent / "shared"
+COCO_4800 = SHARED / "data" / "coco-val2014-captions-4800" / "captions_val2014_subset4800.json"
+FLICKR8K = SHARED / "data" / "flickr8k-text" / "Flickr8k.token.txt"
+COCO_MINI = SHARED / "data" / "coco-mini-2017"
+
+
+def _heads(num_concepts=12, cells=6):
+    config = Config(decoder="concepts", embedding_dim=8, hidden_dim=16, attention_dim=8, dropout=0.0)
+    return model.build_heads(config, vocabulary_size=20, num_synsets=num_concepts, cells=cells, depth=3)
+
+
+def _sets(rows, cells):
+    """float32 [B, cells, 3] from lists of (id, confidence, count), <photo> first, padded."""
+    grid = np.zeros((len(rows), cells, 3), np.float32)
+    for b, concepts in enumerate(rows):
+        grid[b, 0] = (PHOTO_CONCEPT_ID, 1.0, 0.0)
+        grid[b, 1:1 + len(concepts)] = concepts
+    return grid
+
+
+TOKENS = np.array([[START_ID, 5, 9, 7, END_ID], [START_ID, 4, 4, 6, 8]], np.int32)
+SETS = [[(3, 0.9, 1), (7, 0.5, 2)], [(11, 0.4, 3)]]
+
+
+def test_padding_and_order_do_not_change_the_captions():
+    heads = _heads(cells=6)
+    pooled = np.zeros((2, 1), np.float32)
+    logits = heads.decoder((pooled, _sets(SETS, 6), TOKENS)).numpy()
+    wider = heads.decoder((pooled, _sets(SETS, 9), TOKENS)).numpy()             # more padding rows
+    swapped = heads.decoder((pooled, _sets([SETS[0][::-1], SETS[1]], 6), TOKENS)).numpy()
+    np.testing.assert_allclose(wider, logits, atol=1e-5)
+    np.testing.assert_allclose(swapped, logits, atol=1e-5)
+    other = heads.decoder((pooled, _sets([[(3, 0.9, 1), (7, 0.5, 3)], SETS[1]], 6), TOKENS)).numpy()
+    assert np.abs(other[0] - logits[0]).max() > 1e-4                            # the count is read
+
+
+def test_attention_never_goes_to_padding_and_decoding_matches_teacher_forcing():
+    heads = _heads(cells=6)
+    grid = _sets(SETS, 6)
+    pooled = np.zeros((2, 1), np.float32)
+    hypotheses = decoding.greedy_decode(heads.decoder, pooled, grid, max_length=6)
+    for hypothesis, concepts in zip(hypotheses, SETS):
+        attention = hypothesis.attention
+        np.testing.assert_allclose(attention.sum(axis=1), 1.0, atol=1e-5)
+        assert np.abs(attention[:, 1 + len(concepts):]).max() < 1e-6
+    tokens = np.array([[START_ID, *hypotheses[0].tokens]], np.int32)
+    forced = heads.decoder((pooled[:1], grid[:1], tokens)).numpy()[0]      # [T, V]: the word after each
+    forced[:, :2] = -np.inf                                                 # <pad>, <start>: never generated
+    assert list(forced.argmax(axis=-1)[:len(hypotheses[0].tokens)]) == list(hypotheses[0].tokens)
+    beams = decoding.beam_search(heads.decoder, pooled, grid, beam_width=3, max_length=6)
+    reference = decoding.reference_beam_search(heads.decoder, pooled, grid, beam_width=3, max_length=6)
+    for fast, slow in zip(beams, reference):
+        assert [list(h.tokens) for h in fast] == [list(h.tokens) for h in slow[:3]]
+
+
+@pytest.mark.skipif(not (FLICKR8K.is_file() and COCO_MINI.is_dir()), reason="needs ../shared caption text")
+def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path, monkeypatch):
+    from helpers.bundle import load_bundle
+    from helpers.predict.predictors import load_predictor
+    from helpers.training import train
+
+    monkeypatch.setenv("PHOTO_CAPTIONS_EXCLUDE", str(COCO_MINI))
+    config = Config.for_dataset("caption-text", caption_text=f"{COCO_4800},{FLICKR8K}", max_train_images=400,
+                                max_val_images=40, epochs=1, embedding_dim=32, hidden_dim=48, attention_dim=16,
+                                batch_size=64, caption_samples=1)
+    result = train.train_run(config, tmp_path / "concepts", live_plot=False, verbose=0)
+    history = (tmp_path / "concepts" / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and "val_perplexity" in history[0]
+    bundle = load_bundle(result.bundle_dir)
+    assert bundle.is_concept_decoder and bundle.encoder is None
+    assert bundle.synset_vocabulary.num_ids == bundle.decoder.num_concepts
+    assert not (result.bundle_dir / "encoder.weights.h5").exists()
+
+    predictor = load_predictor(run=tmp_path / "concepts")       # a concept run means --model pretrained
+    photo = PROJECT / "examples" / "album" / "mariachi_band.jpg"
+    [prediction] = predictor.predict([photo], beam_width=2, progress=False)
+    assert prediction.ok and prediction.caption and prediction.captions[0][1] < 0
+    assert any(c.synset == "person.n.01" and c.count >= 2 for c in predictor.concepts(prediction))
+    assert prediction.tags                                      # the tagger's keywords are kept
