@@ -6,6 +6,7 @@
 # up, since pyenv puts on PATH shims of installed versions that are not selected, and those fail.
 # Only used to create .venv: an existing .venv is kept whatever Python it was made with.
 SUPPORTED_PYTHONS := 3.13 3.12 3.11
+comma := ,
 find_python = $(firstword $(foreach v,$(SUPPORTED_PYTHONS),$(shell python$(v) -c '' >/dev/null 2>&1 && echo python$(v))))
 # Searched on first use only (when .venv is created or updated); the $(eval) keeps the answer.
 PYTHON ?= $(eval PYTHON := $(find_python))$(PYTHON)
@@ -20,6 +21,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 SHARED_DETECTOR := $(abspath ../shared/models/yolox-nano/yolox_nano.onnx)
 ifneq ($(wildcard $(SHARED_DETECTOR)),)
 export PHOTO_CAPTIONS_DETECTOR ?= $(SHARED_DETECTOR)
+endif
+# Caption text for the concept decoder (captions of real photos) and the benchmark photos it must
+# never train on, beside the project as in CI; otherwise name your own (README, "Captions").
+SHARED_CAPTIONS := $(abspath ../shared/data/coco-val2014-captions-4800/captions_val2014_subset4800.json)
+SHARED_FLICKR := $(abspath ../shared/data/flickr8k-text/Flickr8k.token.txt)
+ifneq ($(wildcard $(SHARED_CAPTIONS)),)
+export PHOTO_CAPTIONS_TEXT ?= $(SHARED_CAPTIONS)$(if $(wildcard $(SHARED_FLICKR)),$(comma)$(SHARED_FLICKR))
+export PHOTO_CAPTIONS_EXCLUDE ?= $(abspath ../shared/data/coco-mini-2017)
 endif
 DATA_DIR ?= data/sample
 PYTEST_ARGS ?=

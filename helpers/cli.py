@@ -16,7 +16,7 @@ from pathlib import Path
 from helpers import metrics
 from helpers.album import tagging as album
 from helpers.album import xmp
-from helpers.config import PRETRAINED_MODELS, SAMPLE_DIR, Config, resolve_run_dir
+from helpers.config import CAPTION_TEXT, CONCEPT_RUN, PRETRAINED_MODELS, SAMPLE_DIR, Config, resolve_run_dir
 from helpers.data import sample
 from helpers.predict import photo_cache
 from helpers.wordnet import hierarchy
@@ -161,11 +161,24 @@ def load_predictor(args: argparse.Namespace):
     return inference.load_predictor(run=args.run, model=args.model)
 
 
+def say_if_no_captions(predictor, wanted: bool) -> None:
+    """Say once, when captions are wanted, that the pretrained models have no concept decoder to
+    write them (and how to train one); nothing otherwise."""
+    from helpers.predict.fused import PretrainedTagger  # imported here: TensorFlow
+
+    if wanted and isinstance(predictor, PretrainedTagger):
+        print(f"no caption decoder for --model pretrained (runs/{CONCEPT_RUN}): keywords only. Train one "
+              f"from caption text in about 15 minutes: python -m helpers train --run {CONCEPT_RUN} "
+              f"--data-dir {CAPTION_TEXT} (with PHOTO_CAPTIONS_TEXT naming COCO's captions_train2017.json "
+              f"or Flickr8k.token.txt), or run make demo")
+
+
 def _caption(args: argparse.Namespace) -> int:
     if args.run is None and args.model is None:
         print(f"caption: {NO_MODEL}")
         return 2
     predictor = load_predictor(args)
+    say_if_no_captions(predictor, not args.no_captions)
     min_proba = predictor.default_min_proba if args.min_proba is None else args.min_proba
     predictions = predictor.predict(args.images, beam_width=args.beam_width,
                                     top_n=min(args.top_n, args.beam_width), nb_keywords=args.nb_keywords,
@@ -206,6 +219,7 @@ def tag_album_command(args: argparse.Namespace, load=None) -> int:
             album.check_options(args.album_dir, args.album_ini, args.recursive, args.lang,
                           args.nb_keywords, args.min_proba or 0.0, args.xmp, args.sidecar_name)
             predictor = (load or load_predictor)(args)
+            say_if_no_captions(predictor, args.captions)
             min_proba = predictor.default_min_proba if args.min_proba is None else args.min_proba
             cache = None if args.no_cache else (args.cache or photo_cache.default_cache_path())
             summary = album.tag_album(predictor, lang=args.lang, nb_keywords=args.nb_keywords,

