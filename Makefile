@@ -30,6 +30,10 @@ ifneq ($(wildcard $(SHARED_CAPTIONS)),)
 export PHOTO_CAPTIONS_TEXT ?= $(SHARED_CAPTIONS)$(if $(wildcard $(SHARED_FLICKR)),$(comma)$(SHARED_FLICKR))
 export PHOTO_CAPTIONS_EXCLUDE ?= $(abspath ../shared/data/coco-mini-2017)
 endif
+SHARED_MULTI30K := $(abspath ../shared/data/multi30k-task1)
+ifneq ($(wildcard $(SHARED_MULTI30K)/train.fr.gz),)
+export PHOTO_CAPTIONS_MULTI30K ?= $(SHARED_MULTI30K)
+endif
 DATA_DIR ?= data/sample
 PYTEST_ARGS ?=
 

@@ -27,6 +27,8 @@ if all(path.is_file() for path in _CAPTION_TEXT):   # the concept decoder's capt
     os.environ.setdefault("PHOTO_CAPTIONS_TEXT", ",".join(str(path) for path in _CAPTION_TEXT))
 if (_SHARED_DIR / "data" / "coco-mini-2017").is_dir():   # the benchmark photos: never trained on
     os.environ.setdefault("PHOTO_CAPTIONS_EXCLUDE", str(_SHARED_DIR / "data" / "coco-mini-2017"))
+if (_SHARED_DIR / "data" / "multi30k-task1" / "train.fr.gz").is_file():   # French and German caption text
+    os.environ.setdefault("PHOTO_CAPTIONS_MULTI30K", str(_SHARED_DIR / "data" / "multi30k-task1"))
 
 import helpers  # noqa: E402, F401  (its settings, before TensorFlow is imported)
 

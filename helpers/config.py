@@ -76,9 +76,10 @@ class Config:
     exclude_images: str | None = setting(None,
         "COCO folders or annotation files whose photos are never trained on (comma-separated; "
         "None: $PHOTO_CAPTIONS_EXCLUDE)")
+    language: str = setting("eng", 'caption language: "eng", "fra" or "deu" (fra, deu: Multi30K folders)')
     max_concepts: int = setting(10, "concept slots L of a concept set, <photo> included")
     min_concept_images: int = setting(5, "concepts on fewer training images are left out")
-    concept_variants: int = setting(3, "noisy copies of each image's concept set (the tagger's measured noise)")
+    concept_variants: int = setting(1, "noisy copies of each image's concept set per epoch (new noise each epoch)")
     concept_noise: str | None = setting(None, "tagger-noise JSON (None: the measured one, helpers/resources)")
     val_fraction: float = setting(0.03, "caption-text images held out for the validation loss")
 
@@ -160,6 +161,7 @@ CONCEPT_SETTINGS: dict = dict(
     max_caption_length=20, early_stopping_patience=2, caption_samples=3)
 CAPTION_TEXT = "caption-text"     # the `data` of a concept-decoder run
 CONCEPT_RUN = "concepts"          # its default run (runs/concepts), used by --model pretrained
+CAPTION_LANGUAGES = ("fra", "deu")  # concept decoders in other languages: runs/concepts-fra, runs/concepts-deu
 
 
 # `--model` / `load_predictor(model=...)` names of the no-training predictor

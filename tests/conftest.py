@@ -22,6 +22,8 @@ if all(path.is_file() for path in _CAPTION_TEXT):   # the concept decoder's capt
     os.environ.setdefault("PHOTO_CAPTIONS_TEXT", ",".join(str(path) for path in _CAPTION_TEXT))
 if (SHARED_DATA / "coco-mini-2017").is_dir():        # the benchmark photos: never trained on
     os.environ.setdefault("PHOTO_CAPTIONS_EXCLUDE", str(SHARED_DATA / "coco-mini-2017"))
+if (SHARED_DATA / "multi30k-task1" / "train.fr.gz").is_file():   # French and German caption text
+    os.environ.setdefault("PHOTO_CAPTIONS_MULTI30K", str(SHARED_DATA / "multi30k-task1"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

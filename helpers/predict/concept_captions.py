@@ -11,6 +11,10 @@
 `ConceptCaptioner` implements `helpers.predict.prediction.Predictor`: keywords, detections and
 the cache key are the tagger's (plus the decoder's files), captions the decoder's. Beam search
 runs once per batch of photos, on every photo's concept set at once.
+
+Captions in the album's language: a decoder per language (`languages`: "fra", "deu", trained on
+Multi30K), chosen by `predict(lang=...)` with the keywords; a language without one gets the main
+(English) decoder's captions, and the captioner says so once.
 """
 
 from __future__ import annotations
@@ -43,11 +47,15 @@ class ConceptCaptioner:
         ValueError: the bundle is not a concept decoder's.
     """
 
-    def __init__(self, tagger, bundle, max_length: int | None = None, length_normalization: float = 0.0):
-        if not bundle.is_concept_decoder:
-            raise ValueError(f"{bundle.path} is a {bundle.config.decoder} decoder over photos, not a concept "
-                             f"decoder; load it with helpers.predict.predictors.Captioner")
+    def __init__(self, tagger, bundle, max_length: int | None = None, length_normalization: float = 0.0,
+                 languages: dict | None = None):
+        for each in (bundle, *(languages or {}).values()):
+            if not each.is_concept_decoder:
+                raise ValueError(f"{each.path} is a {each.config.decoder} decoder over photos, not a concept "
+                                 f"decoder; load it with helpers.predict.predictors.Captioner")
         self.tagger, self.bundle = tagger, bundle
+        self.bundles = {bundle.vocabulary.language: bundle, **(languages or {})}   # language -> decoder
+        self._said: set[str] = set()
         self.max_length = int(max_length or bundle.config.max_caption_length - 1)
         self.length_normalization = float(length_normalization)
         self.default_min_proba = tagger.default_min_proba
@@ -57,9 +65,11 @@ class ConceptCaptioner:
     def fingerprint(self) -> str:
         """sha256 (hex) of the tagger's fingerprint, the decoder bundle's files and the decoding settings."""
         digest = hashlib.sha256(self.tagger.fingerprint.encode())
-        if self.bundle.path is not None:
-            for name in sorted(p.name for p in Path(self.bundle.path).iterdir() if p.is_file()):
-                digest.update(name.encode() + b"\0" + (Path(self.bundle.path) / name).read_bytes())
+        for language, bundle in sorted(self.bundles.items()):
+            digest.update(language.encode())
+            if bundle.path is not None:
+                for name in sorted(p.name for p in Path(bundle.path).iterdir() if p.is_file()):
+                    digest.update(name.encode() + b"\0" + (Path(bundle.path) / name).read_bytes())
         digest.update(f"concepts;max_length={self.max_length};alpha={self.length_normalization}".encode())
         return digest.hexdigest()
 
@@ -75,10 +85,22 @@ class ConceptCaptioner:
         return predicted_concepts(prediction.detections, [(synset, p) for synset, _, p in keywords],
                                   DETECTION_MIN_SCORE)
 
+    def decoder_for(self, lang: str = "eng"):
+        """The bundle that writes captions in `lang`: its own decoder, else the main one (said once)."""
+        if lang in self.bundles:
+            return self.bundles[lang]
+        main = self.bundle.vocabulary.language
+        if lang not in self._said:
+            self._said.add(lang)
+            print(f"no caption decoder in {lang} (train one: python -m helpers train --run concepts-{lang} "
+                  f"--data-dir caption-text --language {lang}): captions in {main}")
+        return self.bundle
+
     def caption_concepts(self, concept_sets: list[list[Concept]], beam_width: int = 3,
-                         top_n: int = 1) -> list[list[Hypothesis]]:
-        """Beam-search captions of concept sets (`caption_concept_sets` with this captioner's settings)."""
-        return caption_concept_sets(self.bundle, concept_sets, beam_width, top_n, self.max_length,
+                         top_n: int = 1, lang: str = "eng") -> list[list[Hypothesis]]:
+        """Beam-search captions of concept sets in `lang` (`caption_concept_sets` with this
+        captioner's settings and `decoder_for(lang)`); decode them with that bundle's vocabulary."""
+        return caption_concept_sets(self.decoder_for(lang), concept_sets, beam_width, top_n, self.max_length,
                                     self.length_normalization)
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
@@ -98,13 +120,13 @@ class ConceptCaptioner:
         if not captions:
             return predictions
         readable = [p for p in predictions if p.ok]
+        vocabulary = self.decoder_for(lang).vocabulary if readable else None
         for start in range(0, len(readable), batch_size):
             batch = readable[start:start + batch_size]
-            beams = self.caption_concepts([self.concepts(p) for p in batch], beam_width, top_n)
+            beams = self.caption_concepts([self.concepts(p) for p in batch], beam_width, top_n, lang)
             for prediction, hypotheses in zip(batch, beams):
                 prediction.hypotheses = hypotheses
-                prediction.captions = [(self.bundle.vocabulary.decode(h.tokens), h.log_probability)
-                                       for h in hypotheses]
+                prediction.captions = [(vocabulary.decode(h.tokens), h.log_probability) for h in hypotheses]
         return predictions
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.bundle import load_bundle
-from helpers.config import CONCEPT_RUN, PRETRAINED_MODELS, resolve_bundle_dir
+from helpers.config import CAPTION_LANGUAGES, CONCEPT_RUN, PRETRAINED_MODELS, resolve_bundle_dir
 from helpers.data import images as image_io
 from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches
 from helpers.predict.concept_captions import ConceptCaptioner
@@ -254,7 +254,8 @@ def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) 
     The pretrained models write captions too when a concept decoder is there
     (`ConceptCaptioner`): `concepts` names its run, by default `runs/concepts` (trained by
     `python -m helpers train --run concepts --data-dir caption-text` or `make demo`); a `run`
-    that is a concept decoder means the same.
+    that is a concept decoder means the same. Decoders in other languages are the runs beside it
+    named `<run>-fra`, `<run>-deu` (`CAPTION_LANGUAGES`).
 
     Raises:
         ValueError: neither `run` nor `model`, or an unknown `model`.
@@ -279,5 +280,8 @@ def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) 
     folder = concept_decoder_bundle(concepts)
     if folder is None:
         return tagger
+    name = CONCEPT_RUN if concepts is None else str(concepts).rstrip("/")
+    languages = {language: load_bundle(other) for language in CAPTION_LANGUAGES
+                 if (other := concept_decoder_bundle(f"{name}-{language}")) is not None}
     return ConceptCaptioner(tagger, load_bundle(folder), kwargs.get("max_length"),
-                            kwargs.get("length_normalization", 0.0))
+                            kwargs.get("length_normalization", 0.0), languages)

@@ -30,7 +30,9 @@ from helpers.data.caption_text import (
     excluded_image_ids,
     excluded_sources,
     load_caption_text,
+    load_parallel_caption_text,
 )
+from helpers.text.languages import language_code
 from helpers.text.vocab import Vocabulary
 from helpers.wordnet.concepts import NOISE_FILE, ConceptNoise, ConceptVocabulary, image_concepts
 from helpers.wordnet.synsets import SynsetMapper
@@ -150,14 +152,20 @@ def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True)
     run_dir = Path(run_dir)
     started = time.perf_counter()
     excluded = excluded_image_ids(excluded_sources(config.exclude_images))
-    records = load_caption_text(caption_text_sources(config.caption_text), excluded)
+    language = language_code(config.language)
+    sources = caption_text_sources(config.caption_text, language)
+    if language == "eng":
+        records = load_caption_text(sources, excluded)
+        concept_text = {record.image_id: record.captions for record in records}
+    else:                    # captions in the language, concepts from the parallel English sentences
+        records, concept_text = load_parallel_caption_text(sources, language)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(records))
     val_count = max(1, int(round(config.val_fraction * len(records))))
     val_records = [records[i] for i in sorted(order[:val_count])][: config.max_val_images]
     train_records = [records[i] for i in sorted(order[val_count:])][: config.max_train_images]
     mapper = SynsetMapper()
-    concept_sets = {record.image_id: image_concepts(record.captions, mapper, record.instance_counts)
+    concept_sets = {record.image_id: image_concepts(concept_text[record.image_id], mapper, record.instance_counts)
                     for record in tqdm(train_records + val_records, desc="concepts", unit="image",
                                        leave=False, disable=not progress, mininterval=1.0)}
     vocabulary_path, concepts_path = run_dir / "vocabulary.json", run_dir / "synsets.json"
@@ -165,7 +173,8 @@ def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True)
         vocabulary = Vocabulary.load(vocabulary_path)
         concept_vocabulary = ConceptVocabulary.load(concepts_path)
     else:
-        vocabulary = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_count)
+        vocabulary = Vocabulary.build((c for r in train_records for c in r.captions), config.min_word_count,
+                                      language=language)
         concept_vocabulary = ConceptVocabulary.from_concept_sets(
             (concept_sets[r.image_id] for r in train_records), config.min_concept_images)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +188,7 @@ def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True)
                             copies, config.max_concepts, vary_by_epoch)
 
     train_cache, val_cache = cache(train_records, config.concept_variants, True), cache(val_records, 1, False)
-    print(f"caption text: {len(train_records):,} training / {len(val_records):,} validation images "
+    print(f"caption text ({language}): {len(train_records):,} training / {len(val_records):,} validation images "
           f"({sum(len(r.captions) for r in train_records):,} training captions; {len(excluded):,} excluded "
           f"photo ids); vocabulary {len(vocabulary):,} words, {len(concept_vocabulary):,} concepts; "
           f"{config.concept_variants} noisy concept set(s) per image and epoch ({time.perf_counter() - started:.0f} s)")

@@ -1,0 +1,141 @@
+"""Captions in French and German from concepts: each language's concept decoder against retrieval and English.
+
+    python -m bench.caption_languages      # runs/concepts, runs/concepts-fra, runs/concepts-deu
+
+**Text side**, on Multi30K `test_2016_flickr` (1,000 Flickr30K photos never trained on; one
+description per photo and language, line-parallel): the concepts of each photo are taken from its
+English sentence (`helpers.wordnet.concepts.image_concepts`, no noise), and
+
+* each language's concept decoder writes a caption from them (beam width 3), scored against that
+  language's description (BLEU-4, CIDEr; French and German tokenised by
+  `helpers.text.languages`, English by the toolkit's PTB tokenizer: `evaluate_captions(language=)`);
+* (a) **retrieval** in that language: the Multi30K training description whose concepts (from its
+  English sentence) best match (Jaccard; ties: fewer concepts, then the first line);
+* (b) the **English decoder** (`runs/concepts`, trained on COCO and Flickr8k text) on the same
+  concepts, scored against the English description.
+
+Targets: French and German CIDEr >= 0.8 x the English decoder's, and >= 1.5 x their retrieval.
+
+**Real photos:** the captions of every photo of `examples/album` in the three languages
+(`--model pretrained`: detector + hierarchy concepts), printed for reading.
+
+Writes `bench/results/caption_languages.{md,json}`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import bench
+from bench.real_photos import RESULTS_DIR
+
+LANGUAGES = ("eng", "fra", "deu")
+METRICS = ("BLEU-4", "CIDEr")
+
+
+def _retrieval(concepts, training) -> list[str]:
+    captions = []
+    for wanted in concepts:
+        wanted = {c.synset for c in wanted}
+
+        def rank(item, wanted=wanted):
+            synsets, line, _ = item
+            union = len(wanted | synsets)
+            return (-(len(wanted & synsets) / union if union else 0.0), len(synsets), line)
+
+        captions.append(min(training, key=rank)[2])
+    return captions
+
+
+def _score(references: list[str], captions: list[str], language: str) -> dict:
+    from helpers.metrics import evaluate_captions
+
+    annotations = {"images": [{"id": i + 1} for i in range(len(references))],
+                   "annotations": [{"id": i + 1, "image_id": i + 1, "caption": text} for i, text in enumerate(references)]}
+    results = [{"image_id": i + 1, "caption": text} for i, text in enumerate(captions)]
+    scores = evaluate_captions(annotations, results, spice=False, language=language).scores
+    return {metric: scores[metric] for metric in METRICS}
+
+
+def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict:
+    import os
+
+    from helpers.bundle import load_bundle
+    from helpers.config import PROJECT_ROOT, resolve_bundle_dir
+    from helpers.data.caption_text import MULTI30K_VARIABLE
+    from helpers.data.images import is_image_file
+    from helpers.data.multi30k import load_multi30k
+    from helpers.predict.concept_captions import caption_concept_sets
+    from helpers.predict.predictors import load_predictor
+    from helpers.wordnet.concepts import image_concepts
+    from helpers.wordnet.synsets import SynsetMapper
+
+    started = time.perf_counter()
+    root = os.environ.get(MULTI30K_VARIABLE)
+    if not root:
+        raise FileNotFoundError(f"set {MULTI30K_VARIABLE} to a Multi30K task-1 folder (../shared has one)")
+    test = load_multi30k(root, "test_2016_flickr", LANGUAGES)
+    train = load_multi30k(root, "train", LANGUAGES)
+    if quick:
+        test = test[:200]
+    mapper = SynsetMapper()
+    concepts = [image_concepts([item.sentences["eng"]], mapper) for item in test]
+    train_concepts = [frozenset(c.synset for c in image_concepts([item.sentences["eng"]], mapper)) for item in train]
+    bundles = {language: load_bundle(resolve_bundle_dir(run if language == "eng" else f"{run}-{language}"))
+               for language in LANGUAGES}
+    table, captions = {}, {}
+    for language, bundle in bundles.items():
+        beams = caption_concept_sets(bundle, concepts, beam_width=beam_width)
+        captions[language] = [bundle.vocabulary.decode(hypotheses[0].tokens) for hypotheses in beams]
+        references = [item.sentences[language] for item in test]
+        retrieved = _retrieval(concepts, [(synsets, line, item.sentences[language])
+                                          for line, (synsets, item) in enumerate(zip(train_concepts, train))])
+        table[language] = {"decoder": _score(references, captions[language], language),
+                           "retrieval": _score(references, retrieved, language)}
+    english = table["eng"]["decoder"]["CIDEr"]
+    targets = {}
+    for language in ("fra", "deu"):
+        cider = table[language]["decoder"]["CIDEr"]
+        targets[f"{language} CIDEr >= 0.8 x English"] = cider >= 0.8 * english
+        targets[f"{language} CIDEr >= 1.5 x retrieval"] = cider >= 1.5 * table[language]["retrieval"]["CIDEr"]
+
+    album = sorted(path for path in (PROJECT_ROOT / "examples" / "album").iterdir() if is_image_file(path))
+    predictor = load_predictor(model="pretrained", concepts=run)
+    real = {language: [p.caption for p in predictor.predict(album, lang=language, nb_keywords=3, progress=False)]
+            for language in LANGUAGES}
+    seconds = time.perf_counter() - started
+    lines = [f"Multi30K test_2016_flickr, {len(test)} photos, concepts from the English sentence:", "",
+             "| language | method | BLEU-4 | CIDEr |", "|---|---|---|---|"]
+    for language, rows in table.items():
+        for method, scores in rows.items():
+            label = "English decoder (b)" if language == "eng" and method == "decoder" else method
+            lines.append(f"| {language} | {label} | {scores['BLEU-4']:.3f} | {scores['CIDEr']:.3f} |")
+    lines += ["", "Targets: " + ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in targets.items()), "",
+              "| photo | English | French | German |", "|---|---|---|---|"]
+    lines += [f"| {path.name} | {real['eng'][i]} | {real['fra'][i]} | {real['deu'][i]} |" for i, path in enumerate(album)]
+    lines += ["", "First test photos:", ""] + [
+        f"- {test[i].file_name}: concepts {[c.synset for c in concepts[i]]}; " + "; ".join(
+            f"{language}: {captions[language][i]} (ref: {test[i].sentences[language]})" for language in LANGUAGES)
+        for i in range(5)]
+    text = "\n".join(lines) + f"\n\n({seconds:.0f} s)\n"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "caption_languages.md").write_text(text, encoding="utf-8")
+    print(text)
+    results = {"table": table, "targets": targets, "album": {lang: dict(zip([p.name for p in album], real[lang]))
+                                                             for lang in LANGUAGES}, "seconds": round(seconds, 1)}
+    (RESULTS_DIR / "caption_languages.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n",
+                                                        encoding="utf-8")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench.command_line(__doc__, run, argv, quick="200 test photos instead of 1,000",
+                              options=[bench.option("--run", default="concepts",
+                                                    help="English concept-decoder run; others: <run>-fra, <run>-deu"),
+                                       bench.option("--beam-width", type=int, default=3, help="beam width (3)")],
+                              print_result=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
