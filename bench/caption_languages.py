@@ -52,7 +52,8 @@ def _score(references: list[str], captions: list[str], language: str) -> dict:
     from helpers.metrics import evaluate_captions
 
     annotations = {"images": [{"id": i + 1} for i in range(len(references))],
-                   "annotations": [{"id": i + 1, "image_id": i + 1, "caption": text} for i, text in enumerate(references)]}
+                   "annotations": [{"id": i + 1, "image_id": i + 1, "caption": text}
+                                   for i, text in enumerate(references)]}
     results = [{"image_id": i + 1, "caption": text} for i, text in enumerate(captions)]
     scores = evaluate_captions(annotations, results, spice=False, language=language).scores
     return {metric: scores[metric] for metric in METRICS}
@@ -113,7 +114,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
             lines.append(f"| {language} | {label} | {scores['BLEU-4']:.3f} | {scores['CIDEr']:.3f} |")
     lines += ["", "Targets: " + ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in targets.items()), "",
               "| photo | English | French | German |", "|---|---|---|---|"]
-    lines += [f"| {path.name} | {real['eng'][i]} | {real['fra'][i]} | {real['deu'][i]} |" for i, path in enumerate(album)]
+    lines += [f"| {path.name} | {real['eng'][i]} | {real['fra'][i]} | {real['deu'][i]} |"
+              for i, path in enumerate(album)]
     lines += ["", "First test photos:", ""] + [
         f"- {test[i].file_name}: concepts {[c.synset for c in concepts[i]]}; " + "; ".join(
             f"{language}: {captions[language][i]} (ref: {test[i].sentences[language]})" for language in LANGUAGES)
