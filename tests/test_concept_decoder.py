@@ -94,3 +94,36 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     assert prediction.ok and prediction.caption and prediction.captions[0][1] < 0
     assert any(c.synset == "person.n.01" and c.count >= 2 for c in predictor.concepts(prediction))
     assert prediction.tags                                      # the tagger's keywords are kept
+
+
+MULTI30K = SHARED / "data" / "multi30k-task1"
+
+
+@pytest.mark.skipif(not (MULTI30K.is_dir() and COCO_MINI.is_dir()), reason="needs ../shared Multi30K")
+def test_french_run_writes_french_and_a_language_without_decoder_falls_back_once(tmp_path, monkeypatch, capsys):
+    from helpers.bundle import load_bundle
+    from helpers.data.caption_text import FLICKR_ID_OFFSET, load_parallel_caption_text
+    from helpers.predict.concept_captions import ConceptCaptioner
+    from helpers.predict.fused import PretrainedTagger
+    from helpers.training import train
+
+    records, english = load_parallel_caption_text([MULTI30K], "fra")
+    assert len(records) == 29000 and all(r.image_id > FLICKR_ID_OFFSET for r in records)
+    first = next(r for r in records if r.captions == ["Deux jeunes hommes blancs sont dehors près de buissons."])
+    assert english[first.image_id] == ["Two young, White males are outside near many bushes."]   # line 1 of both
+
+    config = Config.for_dataset("caption-text", language="fra", max_train_images=300, max_val_images=30, epochs=1,
+                                embedding_dim=32, hidden_dim=48, attention_dim=16, batch_size=64, caption_samples=0)
+    french = load_bundle(train.train_run(config, tmp_path / "concepts-fra", live_plot=False, verbose=0).bundle_dir)
+    assert french.vocabulary.language == "fra"
+    captioner = ConceptCaptioner(PretrainedTagger(), french, languages={"fra": french})
+    photo = PROJECT / "examples" / "album" / "mariachi_band.jpg"
+    capsys.readouterr()
+    [prediction] = captioner.predict([photo], lang="fra", beam_width=2, progress=False)
+    assert prediction.captions and prediction.caption == french.vocabulary.decode(prediction.hypotheses[0].tokens)
+    sentence = "Un homme, assis près de l'eau."            # punctuation is not a token
+    assert french.vocabulary.decode(french.vocabulary.encode(sentence)) == "Un homme assis près de l'eau"
+    for _ in range(2):
+        captioner.predict([photo], lang="spa", beam_width=2, progress=False)
+    said = capsys.readouterr().out
+    assert said.count("no caption decoder in spa") == 1 and "captions in fra" in said
