@@ -157,8 +157,8 @@ SAMPLE_SETTINGS: dict = dict(
 # `data = "caption-text"` in 2_Training): no encoder, no photos.
 CONCEPT_SETTINGS: dict = dict(
     decoder="concepts", backbone="none", weights=None, embedding_dim=256, hidden_dim=512,
-    attention_dim=256, dropout=0.3, batch_size=128, epochs=4, learning_rate=3e-3, min_word_count=5,
-    max_caption_length=20, early_stopping_patience=2, caption_samples=3)
+    attention_dim=256, dropout=0.3, batch_size=128, epochs=3, learning_rate=3e-3, min_word_count=5,
+    max_caption_length=20, early_stopping_patience=2, caption_samples=3, warmup_epochs=0.2)
 CAPTION_TEXT = "caption-text"     # the `data` of a concept-decoder run
 CONCEPT_RUN = "concepts"          # its default run (runs/concepts), used by --model pretrained
 CAPTION_LANGUAGES = ("fra", "deu")  # concept decoders in other languages: runs/concepts-fra, runs/concepts-deu
