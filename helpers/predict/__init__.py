@@ -7,6 +7,7 @@
 - `predictors`   the trained run's `Captioner`, it with a pretrained tagger, `load_predictor`
 - `imagenet`     `ImageNetTagger`: EfficientNet-Lite0 and WordNet's hierarchy (no training)
 - `fused`        `PretrainedTagger`: the COCO detector fused with `ImageNetTagger` (no training)
+- `concept_captions`  `ConceptCaptioner`: the tagger's concepts -> a concept decoder's captions
 - `photo_cache`  predictions stored per photo, so re-running on an album costs almost nothing
 
 May import: `helpers.bundle`, `helpers.model`, `helpers.pretrained`, `helpers.wordnet`,

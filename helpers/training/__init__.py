@@ -3,6 +3,7 @@
 - `pipelines`  tf.data chains: images for the encoder, caption batches from feature shards
 - `features`   the frozen encoder's features, cached in shards (once, resumable)
 - `callbacks`  live loss curves, sample captions, epoch clock, resumable state
+- `concept_data`  caption text -> noisy concept sets (`ConceptCache`) for the concept decoder
 - `train`      prepare (vocabularies, features) and train the classifier and decoder, resume
 
 May import: `helpers.predict` (decoding, for sample captions), `helpers.bundle`, `helpers.model`,
