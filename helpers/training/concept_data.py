@@ -65,6 +65,16 @@ class ConceptCache:
     shard_size: int = 4096
     grid_dtype = np.float32          # concept ids must stay exact (float16 is exact to 2,048 only)
 
+    def __post_init__(self):
+        # Every WordNet look-up the noise and the encoding make, once, here: shards are then read
+        # in parallel threads without touching WordNet (whose reader is not thread-safe).
+        from helpers.wordnet.concepts import related_concepts
+
+        for synset in {concept.synset for concepts in self.concept_sets for concept in concepts}:
+            self.vocabulary.concept_id(synset)
+            if self.noise is not None:
+                related_concepts(synset, self.vocabulary)
+
     @property
     def num_rows(self) -> int:
         return len(self.image_ids) * self.copies

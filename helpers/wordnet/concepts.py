@@ -37,6 +37,7 @@ import dataclasses
 import functools
 import json
 import statistics
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -251,10 +252,12 @@ class ConceptVocabulary(SynsetVocabulary):
         """The id of `synset`, or of its closest ancestor in the vocabulary; None when none is."""
         if synset in self:
             return self.index(synset) + FIRST_CONCEPT_ID
-        for name in sorted(ancestors(synset), key=lambda a: -_depth(a)):
-            if name in self:
-                return self.index(name) + FIRST_CONCEPT_ID
-        return None
+        known = self.__dict__.setdefault("_outside", {})     # synset outside -> its id (memoised)
+        if synset not in known:
+            with WORDNET_LOCK:
+                above = sorted(ancestors(synset), key=lambda a: (-_depth(a), a))
+            known[synset] = next((self.index(name) + FIRST_CONCEPT_ID for name in above if name in self), None)
+        return known[synset]
 
     def synset(self, concept_id: int) -> str:
         """The synset name of a concept id (`<pad>` / `<photo>` for the reserved ones)."""
@@ -297,18 +300,27 @@ def _depth(synset: str) -> int:
 
 
 # --- the tagger's noise, measured and applied ---------------------------------------------------
-def _related(first: str, second: str, hops: int = 2) -> bool:
-    """Whether two synsets share a hypernym at most `hops` levels above each (siblings, cousins)."""
+# NLTK's WordNet reader is not thread-safe (one file position shared by every reader): the training
+# pipeline corrupts concept sets in parallel threads, so every WordNet look-up here takes this lock
+# (and `ConceptCache` makes them all once, before training, so the lock is then never waited on).
+WORDNET_LOCK = threading.RLock()
+
+
+@functools.cache
+def _hypernyms_within(name: str, hops: int = 2) -> frozenset[str]:
     from helpers.wordnet.synsets import get_synset
 
-    def up(name):
+    with WORDNET_LOCK:
         level, found = {get_synset(name)}, set()
         for _ in range(hops):
             level = {p for s in level for p in s.hypernyms() + s.instance_hypernyms()}
             found |= level
-        return {s.name() for s in found}
+        return frozenset(s.name() for s in found)
 
-    return bool(up(first) & up(second))
+
+def _related(first: str, second: str, hops: int = 2) -> bool:
+    """Whether two synsets share a hypernym at most `hops` levels above each (siblings, cousins)."""
+    return bool(_hypernyms_within(first, hops) & _hypernyms_within(second, hops))
 
 
 @dataclasses.dataclass
@@ -436,8 +448,14 @@ def _vocabulary_neighbours(vocabulary_names: tuple[str, ...], synset: str) -> tu
     return tuple(name for name in vocabulary_names if name != synset and _related(synset, name))
 
 
+def related_concepts(synset: str, vocabulary: ConceptVocabulary) -> tuple[str, ...]:
+    """The vocabulary's synsets related to `synset` (sharing a hypernym within 2 levels): what a
+    confusion turns it into (memoised)."""
+    return _vocabulary_neighbours(tuple(vocabulary.names), synset)
+
+
 def _related_concept(synset: str, vocabulary: ConceptVocabulary, rng: np.random.Generator) -> str | None:
-    neighbours = _vocabulary_neighbours(tuple(vocabulary.names), synset)
+    neighbours = related_concepts(synset, vocabulary)
     return neighbours[int(rng.integers(len(neighbours)))] if neighbours else None
 
 
