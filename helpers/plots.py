@@ -276,10 +276,9 @@ def plot_detections(pixels, detections, *, min_score: float, ax=None, title: str
     `x1, y1, x2 - x1, y2 - y1`.
 
     Args:
-        pixels: uint8 `[height, width, 3]`, the photo **as the detector saw it**:
-            `helpers.pretrained.detector.load_photo(path)` (upright by its EXIF orientation, large
-            JPEGs decoded at reduced scale), since `Prediction.detections` boxes are in its pixels;
-            `helpers.data.images.load_image` gives the full-size photo, on which they do not line up.
+        pixels: uint8 `[height, width, 3]`, the full-size photo, upright by its EXIF orientation
+            (`helpers.data.images.load_image(path)`): `Prediction.detections` boxes are in its
+            pixels (found on a reduced decode, scaled back by `helpers.predict.fused`).
         detections: `(category, score in (0, 1], (x1, y1, x2, y2) in pixels)` tuples
             (`helpers.predict.prediction.Detection`, e.g. `Prediction.detections`).
         min_score: draw detections with score >= this (the keywords' threshold:
@@ -297,7 +296,7 @@ def plot_detections(pixels, detections, *, min_score: float, ax=None, title: str
 
     pixels = np.asarray(pixels)
     if pixels.ndim != 3 or pixels.shape[2] != 3 or 0 in pixels.shape:
-        raise ValueError(f"pixels must be a [height, width, 3] photo (helpers.pretrained.detector.load_photo), "
+        raise ValueError(f"pixels must be a [height, width, 3] photo (helpers.data.images.load_image), "
                          f"got shape {pixels.shape}")
     height, width = pixels.shape[:2]
     figure, ax = _axes(ax, figsize=(6.4, 6.4 * height / width + 0.4))   # inches

@@ -59,9 +59,9 @@ def test_fusion_keeps_the_specific_concept_adds_people_and_lets_the_detector_nam
 
 @pytest.fixture(scope="module")
 def tagger():
-    from helpers.predict.predictors import load_predictor
+    from helpers.predict.fused import PretrainedTagger
 
-    return load_predictor(model="pretrained")
+    return PretrainedTagger()
 
 
 @needs_detector
@@ -103,3 +103,21 @@ def test_no_detector_file_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PHOTO_CAPTIONS_DETECTOR", str(tmp_path / "missing.onnx"))
     with pytest.raises(detector.DetectorUnavailableError, match="PHOTO_CAPTIONS_DETECTOR"):
         PretrainedTagger()
+
+
+@needs_detector
+def test_boxes_are_in_full_size_photo_pixels_for_a_reduced_decode(tagger):
+    from helpers.data.images import load_image
+    from helpers.pretrained.detector import load_photo_and_scale
+
+    photo = ALBUM / "mariachi_band.jpg"
+    pixels, scale = load_photo_and_scale(photo)
+    full = load_image(photo)
+    assert scale == 2.0 and full.shape[1] == 2 * pixels.shape[1]          # 1024 x 680 decoded at 1/2
+    found = tagger.detector.detect(pixels)
+    [prediction] = tagger.predict([photo], progress=False)
+    assert [d[0] for d in prediction.detections] == list(found.categories)
+    for (_, _, box), reduced in zip(prediction.detections, found.boxes):
+        assert box == pytest.approx(tuple(2.0 * v for v in reduced))
+    assert max(box[2] for _, _, box in prediction.detections) > pixels.shape[1]   # beyond the reduced width
+    assert all(box[2] <= full.shape[1] + 1 and box[3] <= full.shape[0] + 1 for _, _, box in prediction.detections)

@@ -41,10 +41,10 @@ def _drawn(figure) -> tuple[list[Rectangle], list[str]]:
 @needs_detector
 @pytest.mark.parametrize("name", ["cat.jpg", "folk_musicians_on_stage.jpg", "mariachi_band.jpg"])
 def test_each_detection_above_the_threshold_is_one_rectangle_on_its_box(predictions, name):
-    from helpers.pretrained.detector import load_photo
+    from helpers.data.images import load_image
 
     prediction = predictions[name]
-    pixels = load_photo(ALBUM / name)
+    pixels = load_image(ALBUM / name)             # full size: the boxes' pixels
     figure = plots.plot_detections(pixels, prediction.detections, min_score=DETECTION_MIN_SCORE, title=name)
     rectangles, labels = _drawn(figure)
     kept = [d for d in prediction.detections if d[1] >= DETECTION_MIN_SCORE]
@@ -66,17 +66,17 @@ def test_each_detection_above_the_threshold_is_one_rectangle_on_its_box(predicti
 
 @needs_detector
 def test_the_threshold_decides_what_is_drawn_and_colours_follow_categories(predictions):
-    from helpers.pretrained.detector import load_photo
+    from helpers.data.images import load_image
 
     cat = predictions["cat.jpg"]
     assert [(c, s >= DETECTION_MIN_SCORE) for c, s, _ in cat.detections] == [("cat", True), ("dog", False)]
-    figure = plots.plot_detections(load_photo(ALBUM / "cat.jpg"), cat.detections, min_score=0.0)
+    figure = plots.plot_detections(load_image(ALBUM / "cat.jpg"), cat.detections, min_score=0.0)
     assert _drawn(figure)[1] == [f"{c} {s:.2f}" for c, s, _ in cat.detections]  # "dog 0.25" too
     matplotlib.pyplot.close(figure)
 
     folk = predictions["folk_musicians_on_stage.jpg"]
     figure, ax = matplotlib.pyplot.subplots()
-    assert plots.plot_detections(load_photo(ALBUM / "folk_musicians_on_stage.jpg"), folk.detections,
+    assert plots.plot_detections(load_image(ALBUM / "folk_musicians_on_stage.jpg"), folk.detections,
                                  min_score=DETECTION_MIN_SCORE, ax=ax) is figure
     colours = {}
     for rectangle, (category, _, _) in zip(_drawn(figure)[0], folk.detections):
@@ -90,5 +90,5 @@ def test_the_threshold_decides_what_is_drawn_and_colours_follow_categories(predi
 def test_a_colour_per_category_is_stable_and_bad_pixels_are_refused():
     assert plots.detection_colour("person") == plots.detection_colour("person") != plots.detection_colour("chair")
     assert len(plots.detection_colour("person")) == 4
-    with pytest.raises(ValueError, match="load_photo"):
+    with pytest.raises(ValueError, match="load_image"):
         plots.plot_detections(np.zeros((10, 10), np.uint8), [], min_score=DETECTION_MIN_SCORE)

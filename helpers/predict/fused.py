@@ -50,7 +50,8 @@ from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
 
 PEOPLE_MIN_COUNT = 2          # this many people detected: the keyword "people" too
 CROWD_MIN_COUNT = 8           # this many: "crowd" too
-FUSION_VERSION = 1            # bump when the rule changes: cached predictions are not reused
+FUSION_VERSION = 2            # bump when the rule changes: cached predictions are not reused
+                              # (2: boxes in full-size photo pixels, not those of a reduced decode)
 ANIMAL = "animal.n.01"
 PERSON, PEOPLE, CROWD = "person.n.01", "people.n.01", "crowd.n.01"
 
@@ -126,12 +127,13 @@ class PretrainedTagger(ImageNetTagger):
         return hashlib.sha256(f"pretrained-fused-{FUSION_VERSION}\0{self.detector.sha256}\0"
                               f"{super().fingerprint}".encode()).hexdigest()
 
-    def _detect(self, photos: list[np.ndarray]) -> list[list[Detection]]:
-        """`Detection`s of each photo, best first (boxes in photo pixels)."""
+    def _detect(self, photos: list[np.ndarray], scales: list[float]) -> list[list[Detection]]:
+        """`Detection`s of each photo, best first, boxes in full-size photo pixels (those found on
+        a reduced decode times its `scale`)."""
         found = []
-        for photo in photos:
+        for photo, scale in zip(photos, scales):
             result = self.detector.detect(photo)
-            found.append([(category, float(score), tuple(float(v) for v in box))
+            found.append([(category, float(score), tuple(float(v) * scale for v in box))
                           for category, score, box in zip(result.categories, result.scores, result.boxes)])
         return found
 
@@ -148,14 +150,16 @@ class PretrainedTagger(ImageNetTagger):
         """
         detecting = ThreadPoolExecutor(1, "detector")
 
-        def with_crop(photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """The photo for the detector and its centre crop for the classifier (in the decoding threads)."""
-            return photo, pixels_of_array(photo, self.image_size, crop="center")
+        def with_crop(photo: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
+            """The photo for the detector, its centre crop for the classifier (in the decoding
+            threads) and the factor to full-size pixels."""
+            return photo, pixels_of_array(photo, self.image_size, crop="center"), scale
 
-        def run_batch(items: list[tuple[np.ndarray, np.ndarray]]) -> Finish:
+        def run_batch(items: list[tuple[np.ndarray, np.ndarray, float]]) -> Finish:
             # The detector (onnxruntime) runs in its own thread while TensorFlow classifies.
-            detections = detecting.submit(self._detect, [photo for photo, _ in items])
-            imagenet = self.synset_probabilities(np.stack([crop for _, crop in items]))
+            detections = detecting.submit(self._detect, [photo for photo, _, _ in items],
+                                          [scale for _, _, scale in items])
+            imagenet = self.synset_probabilities(np.stack([crop for _, crop, _ in items]))
 
             def finish() -> list[Prediction]:
                 predictions = []
@@ -171,7 +175,7 @@ class PretrainedTagger(ImageNetTagger):
         try:
             return predict_in_batches(images, run_batch, batch_size=batch_size, workers=self.workers,
                                       progress=progress, description="tagging",
-                                      load=lambda path: with_crop(detector_module.load_photo(path)),
+                                      load=lambda path: with_crop(*detector_module.load_photo_and_scale(path)),
                                       from_array=lambda array: with_crop(rgb_of_array(array)))
         finally:
             detecting.shutdown(wait=True, cancel_futures=True)

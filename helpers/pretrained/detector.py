@@ -81,6 +81,11 @@ class DetectorUnavailableError(WeightsUnavailableError):
 
 # --- photos ----------------------------------------------------------------------------------------------
 def load_photo(path: str | os.PathLike, max_pixels: int | None = -1) -> np.ndarray:
+    """`load_photo_and_scale(path, max_pixels)[0]`: the photo as the detector and the classifier see it."""
+    return load_photo_and_scale(path, max_pixels)[0]
+
+
+def load_photo_and_scale(path: str | os.PathLike, max_pixels: int | None = -1) -> tuple[np.ndarray, float]:
     """A photo decoded once for both the detector and the ImageNet classifier: upright RGB.
 
     As `helpers.data.images.load_image(path)` (bomb guard, EXIF orientation, every mode to RGB), but
@@ -90,8 +95,13 @@ def load_photo(path: str | os.PathLike, max_pixels: int | None = -1) -> np.ndarr
     500 x 375, about 3x faster; one under 832 pixels is decoded in full (COCO photos: the exact
     reference input). From a reduced decode, scores move by up to ~0.04 (another resize filter).
 
-    Args: `path`, any picture Pillow reads; `max_pixels` as `load_image`. Returns uint8
-    `[height, width, 3]` RGB pixels, upright as a viewer shows the photo.
+    Args: `path`, any picture Pillow reads; `max_pixels` as `load_image`.
+
+    Returns:
+        `(pixels, scale)`: uint8 `[height, width, 3]` RGB pixels, upright as a viewer shows the
+        photo, and the factor from their coordinates to the full-size photo's (1.0 when decoded in
+        full; 2, 4 or 8 after DCT scaling): a box found on `pixels` times `scale` is a box in the
+        photo (`helpers.data.images.load_image(path)`).
 
     Raises:
         helpers.data.images.ImageLoadError: the file cannot be read as a picture (`.reason` says why).
@@ -99,6 +109,7 @@ def load_photo(path: str | os.PathLike, max_pixels: int | None = -1) -> np.ndarr
     path = Path(path)
     image = image_files._open(path, image_files.default_max_pixels() if max_pixels == -1 else max_pixels)
     with image:
+        full_width = image.width                      # as stored, before any reduced decode
         if image.format == "JPEG":                    # sides as stored: an EXIF rotation swaps both
             sides = (INPUT_SIZE, CLASSIFIER_SHORT_SIDE)
             image.draft("RGB", sides if image.width >= image.height else sides[::-1])
@@ -113,8 +124,9 @@ def load_photo(path: str | os.PathLike, max_pixels: int | None = -1) -> np.ndarr
         except Exception as error:  # noqa: BLE001 - malformed EXIF must not lose the photo
             warnings.warn(f"{path}: EXIF orientation unreadable ({error}); kept as stored", stacklevel=2)
             upright = image
+        scale = full_width / image.width              # the same factor on both sides (DCT scaling)
         try:
-            return np.asarray(image_files._to_rgb(upright), dtype=np.uint8)
+            return np.asarray(image_files._to_rgb(upright), dtype=np.uint8), scale
         except (OSError, ValueError) as error:
             raise image_files.ImageLoadError(path, f"unsupported format: cannot convert {image.format} "
                                                    f"mode {upright.mode!r} to RGB ({error})") from None
