@@ -149,6 +149,7 @@ class AlbumTaggingPanel:
             self.captioner, [self.scan.pictures[name] for name in names],
             beam_width=self.beam_width, top_n=1, progress=True, cache=self.cache)
         self._predictions = dict(zip(names, predictions))
+        self._captions: dict[str, dict] = {}      # caption language -> picture -> captions
         cells, self._labels = [], {}
         for name in names:
             label = ipywidgets.HTML(layout=ipywidgets.Layout(width=f"{self.thumbnail_side + 20}px"))
@@ -171,11 +172,29 @@ class AlbumTaggingPanel:
                                                      self.sidecar_name)
         return self._sidecars
 
+    def _caption_language(self, lang: str) -> None:
+        """Captions in `lang` when the model has a caption decoder per language
+        (`ConceptCaptioner`): written once per language from the cached concepts (no photo is
+        read again), so the language control switches captions with the keywords."""
+        if not hasattr(self.captioner, "caption_concepts") or not self.captions.value:
+            return
+        bundle = self.captioner.decoder_for(lang)
+        key = bundle.vocabulary.language
+        if key not in self._captions:
+            readable = [(name, p) for name, p in self._predictions.items() if p.ok]
+            beams = self.captioner.caption_concepts([self.captioner.concepts(p) for _, p in readable],
+                                                    self.beam_width, 1, lang)
+            self._captions[key] = {name: [(bundle.vocabulary.decode(h.tokens), h.log_probability) for h in hyps]
+                                   for (name, _), hyps in zip(readable, beams)}
+        for name, captions in self._captions[key].items():
+            self._predictions[name].captions = captions
+
     # -- cheap updates ----------------------------------------------------------------------------
     def refresh(self) -> None:
         """Re-filter and re-translate the cached predictions; update labels, diff and status."""
         if self.scan is None:
             return
+        self._caption_language(self.language.value)
         sidecars, problem = None, None
         if self.xmp.value:
             try:

@@ -377,7 +377,7 @@ def tag_album(
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(photo_cache.open_cache(cache, predictor))
         predictions, counts = photo_cache.predict(predictor, paths, store, beam_width, 1,
-                                                  batch_size, progress, captions)
+                                                  batch_size, progress, captions, caption_lang=lang)
         session = stack.enter_context(xmp.ExifTool()) if xmp_sidecars else None
 
         def plan(scan: AlbumScan) -> AlbumResult:

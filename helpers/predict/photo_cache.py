@@ -55,9 +55,12 @@ def default_cache_path() -> Path:
     return Path(base) / "tag-album" / "predictions.sqlite"
 
 
-def caption_settings(captions: bool, beam_width: int, top_n: int) -> str | None:
-    """What the cached captions must have been made with (None: captions not needed)."""
-    return f"beam_width={beam_width};top_n={top_n}" if captions else None
+def caption_settings(captions: bool, beam_width: int, top_n: int, lang: str = "eng") -> str | None:
+    """What the cached captions must have been made with (None: captions not needed); the
+    language only when it is not English (so English entries cached earlier stay valid)."""
+    if not captions:
+        return None
+    return f"beam_width={beam_width};top_n={top_n}" + ("" if lang == "eng" else f";lang={lang}")
 
 
 class PredictionCache:
@@ -226,6 +229,7 @@ def predict(
     progress: bool = True,
     captions: bool = False,
     chunk_photos: int = CHUNK_PHOTOS,
+    caption_lang: str = "eng",
 ) -> tuple[CachedPredictions, dict]:
     """Predict the photos the cache lacks, in chunks, storing each chunk as it comes.
 
@@ -236,6 +240,9 @@ def predict(
         cache: where predictions are kept; a predictor with an empty fingerprint (a model never
             saved) cannot be recognised later: give it a temporary cache.
         beam_width, top_n, captions: caption settings (no captions: tags only, no beam search).
+        caption_lang: the captions' language (a predictor with decoders in several languages,
+            `helpers.predict.concept_captions.ConceptCaptioner`; keywords are chosen later, in any
+            language, from the cached probabilities).
         batch_size: photos per model batch; progress: a progress bar.
         chunk_photos: photos per predictor call.
 
@@ -245,7 +252,7 @@ def predict(
     """
     start = time.perf_counter()
     model = predictor.fingerprint
-    settings = caption_settings(captions, beam_width, top_n)
+    settings = caption_settings(captions, beam_width, top_n, caption_lang)
     missing: list[tuple[Path, os.stat_result | None]] = []
     for path in paths:
         if not cache.has(model, path, settings):
@@ -262,7 +269,7 @@ def predict(
         chunk = missing[first:first + chunk_photos]
         predictions = predictor.predict(
             [path for path, _ in chunk], beam_width=beam_width, top_n=top_n, nb_keywords=0,
-            min_proba=0.0, lang="eng", batch_size=batch_size,
+            min_proba=0.0, lang=caption_lang if captions else "eng", batch_size=batch_size,
             progress=progress and bar is None, captions=captions)
         for (path, stat), prediction in zip(chunk, predictions):
             # an unreadable photo's reason is kept too (a re-run does not decode it again),
