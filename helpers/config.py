@@ -31,7 +31,8 @@ class Config:
     """Hyperparameters and paths of one run (saved as `runs/<name>/config.json`)."""
 
     # --- data -------------------------------------------------------------------------------
-    data_dir: str = setting(str(SAMPLE_DIR), "COCO layout: annotations/, train2017/, val2017/")
+    data_dir: str = setting(str(SAMPLE_DIR),
+        'COCO layout: annotations/, train2017/, val2017/; "caption-text": the concept decoder')
     train_split: str = setting("train2017", "image folder + annotation suffix for training")
     val_split: str = setting("val2017", "image folder + annotation suffix for validation")
     vgenome_dir: str | None = setting(None, "Visual Genome folder (None: <data_dir>/vgenome if present)")
