@@ -458,6 +458,3 @@ def _related_concept(synset: str, vocabulary: ConceptVocabulary, rng: np.random.
     neighbours = related_concepts(synset, vocabulary)
     return neighbours[int(rng.integers(len(neighbours)))] if neighbours else None
 
-
-__all__ = ["Concept", "ConceptNoise", "ConceptVocabulary", "caption_concepts", "image_concepts",
-           "predicted_concepts", "tagger_synsets", "tagger_view"]
