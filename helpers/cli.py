@@ -170,7 +170,7 @@ def say_if_no_captions(predictor, wanted: bool) -> None:
         print(f"no caption decoder for --model pretrained (runs/{CONCEPT_RUN}): keywords only. Train one "
               f"from caption text in about 15 minutes: python -m helpers train --run {CONCEPT_RUN} "
               f"--data-dir {CAPTION_TEXT} (with PHOTO_CAPTIONS_TEXT naming COCO's captions_train2017.json "
-              f"or Flickr8k.token.txt), or run make demo")
+              f"or Flickr8k.token.txt), or run make demo", file=sys.stderr)
 
 
 def _caption(args: argparse.Namespace) -> int:

@@ -125,5 +125,5 @@ def test_french_run_writes_french_and_a_language_without_decoder_falls_back_once
     assert french.vocabulary.decode(french.vocabulary.encode(sentence)) == "Un homme assis près de l'eau"
     for _ in range(2):
         captioner.predict([photo], lang="spa", beam_width=2, progress=False)
-    said = capsys.readouterr().out
+    said = capsys.readouterr().err
     assert said.count("no caption decoder in spa") == 1 and "captions in fra" in said

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -93,7 +94,7 @@ class ConceptCaptioner:
         if lang not in self._said:
             self._said.add(lang)
             print(f"no caption decoder in {lang} (train one: python -m helpers train --run concepts-{lang} "
-                  f"--data-dir caption-text --language {lang}): captions in {main}")
+                  f"--data-dir caption-text --language {lang}): captions in {main}", file=sys.stderr)
         return self.bundle
 
     def caption_concepts(self, concept_sets: list[list[Concept]], beam_width: int = 3,
