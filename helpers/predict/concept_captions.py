@@ -10,7 +10,8 @@
 
 `ConceptCaptioner` implements `helpers.predict.prediction.Predictor`: keywords, detections and
 the cache key are the tagger's (plus the decoder's files), captions the decoder's. Beam search
-runs once per batch of photos, on every photo's concept set at once.
+runs once per `CAPTION_BATCH` photos, on all their concept sets at once (a step of the loop
+costs about the same for 32 rows as for 256).
 
 Captions in the album's language: a decoder per language (`languages`: "fra", "deu", trained on
 Multi30K), chosen by `predict(lang=...)` with the keywords; a language without one gets the main
@@ -32,6 +33,7 @@ from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.wordnet.concepts import Concept, predicted_concepts
 
 CONCEPT_KEYWORDS = 5       # hierarchy keywords (English, the tagger's own rule) that become concepts
+CAPTION_BATCH = 256        # concept sets per beam search: its cost is mostly per step, not per row
 
 
 class ConceptCaptioner:
@@ -122,8 +124,8 @@ class ConceptCaptioner:
             return predictions
         readable = [p for p in predictions if p.ok]
         vocabulary = self.decoder_for(lang).vocabulary if readable else None
-        for start in range(0, len(readable), batch_size):
-            batch = readable[start:start + batch_size]
+        for start in range(0, len(readable), CAPTION_BATCH):
+            batch = readable[start:start + CAPTION_BATCH]
             beams = self.caption_concepts([self.concepts(p) for p in batch], beam_width, top_n, lang)
             for prediction, hypotheses in zip(batch, beams):
                 prediction.hypotheses = hypotheses
