@@ -31,6 +31,7 @@ import numpy as np
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.wordnet.concepts import Concept, predicted_concepts
+from helpers.wordnet.keywords import available_languages
 
 CONCEPT_KEYWORDS = 5       # hierarchy keywords (English, the tagger's own rule) that become concepts
 CAPTION_BATCH = 256        # concept sets per beam search: its cost is mostly per step, not per row
@@ -118,7 +119,14 @@ class ConceptCaptioner:
         check_lengths(self.max_length, beam_width)
         if not 1 <= top_n <= beam_width:
             raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
-        predictions = self.tagger.predict(images, nb_keywords=nb_keywords, min_proba=min_proba, lang=lang,
+        keyword_lang = lang
+        if lang not in available_languages():   # German: captions, but no wordnet for its keywords here
+            keyword_lang = "eng"
+            if f"keywords-{lang}" not in self._said:
+                self._said.add(f"keywords-{lang}")
+                print(f"no Open Multilingual Wordnet in {lang} here: keywords in English, captions in {lang}",
+                      file=sys.stderr)
+        predictions = self.tagger.predict(images, nb_keywords=nb_keywords, min_proba=min_proba, lang=keyword_lang,
                                           batch_size=batch_size, progress=progress)
         if not captions:
             return predictions
