@@ -28,24 +28,11 @@ import json
 import time
 
 import bench
+from bench.real_captions import nearest_captions
 from bench.real_photos import RESULTS_DIR
 
 LANGUAGES = ("eng", "fra", "deu")
 METRICS = ("BLEU-4", "CIDEr")
-
-
-def _retrieval(concepts, training) -> list[str]:
-    captions = []
-    for wanted in concepts:
-        wanted = {c.synset for c in wanted}
-
-        def rank(item, wanted=wanted):
-            synsets, line, _ = item
-            union = len(wanted | synsets)
-            return (-(len(wanted & synsets) / union if union else 0.0), len(synsets), line)
-
-        captions.append(min(training, key=rank)[2])
-    return captions
 
 
 def _score(references: list[str], captions: list[str], language: str) -> dict:
@@ -90,8 +77,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
         beams = caption_concept_sets(bundle, concepts, beam_width=beam_width)
         captions[language] = [bundle.vocabulary.decode(hypotheses[0].tokens) for hypotheses in beams]
         references = [item.sentences[language] for item in test]
-        retrieved = _retrieval(concepts, [(synsets, line, item.sentences[language])
-                                          for line, (synsets, item) in enumerate(zip(train_concepts, train))])
+        retrieved = nearest_captions(concepts, [(synsets, item.sentences[language])
+                                                for synsets, item in zip(train_concepts, train)])
         table[language] = {"decoder": _score(references, captions[language], language),
                            "retrieval": _score(references, retrieved, language)}
     english = table["eng"]["decoder"]["CIDEr"]

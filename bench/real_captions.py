@@ -75,26 +75,37 @@ def template_caption(concepts) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def nearest_captions(concept_sets, training) -> list[str]:
+    """Retrieval: per concept set, the caption of the training item whose synsets best match it
+    (Jaccard; ties: fewer synsets, then training order).
+
+    Args:
+        concept_sets: per photo, its `Concept`s.
+        training: `(synsets frozenset, caption)` per training item, in a fixed order.
+    """
+    captions = []
+    for concepts in concept_sets:
+        wanted = {c.synset for c in concepts}
+
+        def rank(position, wanted=wanted):
+            synsets = training[position][0]
+            union = len(wanted | synsets)
+            return (-(len(wanted & synsets) / union if union else 0.0), len(synsets), position)
+
+        captions.append(training[min(range(len(training)), key=rank)][1])
+    return captions
+
+
 def retrieval_captions(concept_sets) -> list[str]:
     """(ii): per photo, the first caption of the training image whose concepts best match (Jaccard)."""
     from helpers.data.caption_text import caption_text_sources, excluded_image_ids, excluded_sources, load_caption_text
     from helpers.wordnet.concepts import image_concepts
     from helpers.wordnet.synsets import SynsetMapper
 
-    records = load_caption_text(caption_text_sources(), excluded_image_ids(excluded_sources()))
+    records = load_caption_text(caption_text_sources(), excluded_image_ids(excluded_sources()))  # by image id
     mapper = SynsetMapper()
-    training = [(frozenset(c.synset for c in image_concepts(r.captions, mapper)), r) for r in records]
-    captions = []
-    for concepts in concept_sets:
-        wanted = {c.synset for c in concepts}
-
-        def rank(item, wanted=wanted):
-            synsets, record = item
-            union = len(wanted | synsets)
-            return (-(len(wanted & synsets) / union if union else 0.0), len(synsets), record.image_id)
-
-        captions.append(min(training, key=rank)[1].captions[0])
-    return captions
+    return nearest_captions(concept_sets, [(frozenset(c.synset for c in image_concepts(r.captions, mapper)),
+                                            r.captions[0]) for r in records])
 
 
 def album_time(predictor, photos, rounds: int = 3) -> tuple[list, dict]:

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.bundle import load_bundle
-from helpers.config import CAPTION_LANGUAGES, CONCEPT_RUN, PRETRAINED_MODELS, resolve_bundle_dir
+from helpers.config import CAPTION_LANGUAGES, CONCEPT_RUN, PRETRAINED_MODELS, Config, resolve_bundle_dir
 from helpers.data import images as image_io
 from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches
 from helpers.predict.concept_captions import ConceptCaptioner
@@ -243,7 +243,7 @@ def concept_decoder_bundle(run=None) -> Path | None:
     except FileNotFoundError:
         return None
     config = folder / "config.json"
-    return folder if config.is_file() and '"decoder": "concepts"' in config.read_text(encoding="utf-8") else None
+    return folder if config.is_file() and Config.load(config).decoder == "concepts" else None
 
 
 def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) -> Predictor:
