@@ -12,7 +12,9 @@ Measured side by side, best of 3 interleaved rounds (`bench.timing.interleaved_b
 * **limit**, each part alone on the same photos, per photo added: the shared decode
   (`load_photo` + the classifier's centre crop, same threads), the classifier alone on the
   pre-made crops (same batches), the detector alone (letterbox + YOLOX-Nano + decoding) on the
-  pre-decoded photos. Targets: end to end >= 0.85 of the limit's speed (the detector runs in its
+  pre-decoded photos, with onnxruntime's default of one thread per core (its fastest alone; the
+  fused predictor gives it one thread, `helpers.predict.fused.DETECTOR_THREADS`, as it runs beside
+  the classifier). Targets: end to end >= 0.85 of the limit's speed (the detector runs in its
   own thread, so on 2 cores the end to end may beat the sum); <= 1.5x ImageNet only.
 """
 
@@ -36,13 +38,14 @@ def run(quick: bool = False) -> dict:
     from helpers.predict.batches import pixels_of_array
     from helpers.predict.fused import PretrainedTagger
     from helpers.predict.imagenet import ImageNetTagger
-    from helpers.pretrained.detector import load_photo
+    from helpers.pretrained.detector import load_detector, load_photo
 
     count, batch = (16, 8) if quick else (64, 16)
     with tempfile.TemporaryDirectory(prefix="pretrained_speed_") as temporary:
         paths = make_camera_album(Path(temporary) / "album", count,
                                   SHARED_DIR / "data" / "coco-mini-2017" / "val2017")
         fused, imagenet = PretrainedTagger(), ImageNetTagger()
+        detector = load_detector(fused.detector.path)
         size = fused.image_size
 
         def decode(path):
@@ -70,7 +73,7 @@ def run(quick: bool = False) -> dict:
 
         def detector_alone():
             for photo in photos:
-                fused.detector.detect(photo)
+                detector.detect(photo)
 
         for warm_up in (fused_end_to_end, imagenet_only, classifier_alone, detector_alone):
             warm_up()

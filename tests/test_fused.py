@@ -91,7 +91,8 @@ def test_imagenet_is_the_pretrained_models_former_name(tagger):
     from helpers.predict.imagenet import ImageNetTagger
     from helpers.predict.predictors import load_predictor
 
-    assert isinstance(tagger, PretrainedTagger) and isinstance(load_predictor(model="imagenet"), PretrainedTagger)
+    former = load_predictor(model="imagenet")          # a ConceptCaptioner over it where runs/concepts exists
+    assert isinstance(tagger, PretrainedTagger) and isinstance(getattr(former, "tagger", former), PretrainedTagger)
     assert tagger.fingerprint != ImageNetTagger().fingerprint        # old cached predictions are not reused
     assert tagger.default_min_proba == ImageNetTagger.default_min_proba
 
@@ -121,3 +122,16 @@ def test_boxes_are_in_full_size_photo_pixels_for_a_reduced_decode(tagger):
         assert box == pytest.approx(tuple(2.0 * v for v in reduced))
     assert max(box[2] for _, _, box in prediction.detections) > pixels.shape[1]   # beyond the reduced width
     assert all(box[2] <= full.shape[1] + 1 and box[3] <= full.shape[0] + 1 for _, _, box in prediction.detections)
+
+
+def test_benchmark_judges_count_keywords_by_the_annotated_instances():
+    # bench.real_photos_detector: "people" is right where >= 2 persons are annotated (people.n.01 is
+    # person.n.01's member holonym in WordNet), "crowd" where COCO marks a crowd region
+    from bench.real_photos import load_photos
+    from bench.real_photos_detector import count_references
+
+    records, _ = load_photos()
+    by_name = dict(zip([r.file_name for r in records], count_references(records)))
+    assert by_name["000000129648.jpg"] == {PEOPLE, CROWD}        # 14 persons, one crowd region
+    assert by_name["000000442450.jpg"] == {PEOPLE}               # 2 persons
+    assert PEOPLE not in by_name["000000069468.jpg"]             # 1 person

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
@@ -50,6 +51,8 @@ from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
 
 PEOPLE_MIN_COUNT = 2          # this many people detected: the keyword "people" too
 CROWD_MIN_COUNT = 8           # this many: "crowd" too
+DETECTOR_THREADS = max(1, (os.cpu_count() or 2) // 2)   # onnxruntime threads of the detector: half
+                              # the cores, as it runs beside the classifier (see `PretrainedTagger`)
 FUSION_VERSION = 2            # bump when the rule changes: cached predictions are not reused
                               # (2: boxes in full-size photo pixels, not those of a reduced decode)
 ANIMAL = "animal.n.01"
@@ -118,7 +121,11 @@ class PretrainedTagger(ImageNetTagger):
     """
 
     def __init__(self, detector_path=None, weights="imagenet", workers: int | None = None):
-        self.detector = detector_module.load_detector(detector_path)
+        # Half the cores: the detector runs beside TensorFlow's classifier and the decoding threads,
+        # which already use every core; more (spinning) onnxruntime threads only take time from them.
+        # On 2 cores one thread gave 1.33-1.61x the ImageNet-only time against 1.40-2.08x with
+        # onnxruntime's default of one per core (`/tmp` scripts, side by side in each run).
+        self.detector = detector_module.load_detector(detector_path, threads=DETECTOR_THREADS)
         super().__init__(weights=weights, workers=workers)
 
     @functools.cached_property

@@ -426,12 +426,13 @@ def detector_path() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_detector(path: Path, size: int, modified_ns: int) -> Detector:
-    return Detector(path)
+def _cached_detector(path: Path, size: int, modified_ns: int, threads: int | None) -> Detector:
+    return Detector(path, threads=threads)
 
 
-def load_detector(path: str | os.PathLike | None = None) -> Detector:
-    """A `Detector` of `path` (None: `detector_path()`), shared while the file is unchanged.
+def load_detector(path: str | os.PathLike | None = None, threads: int | None = None) -> Detector:
+    """A `Detector` of `path` (None: `detector_path()`), shared while the file and `threads` are
+    unchanged (`threads`: onnxruntime intra-op threads, None: one per core).
 
     Raises:
         DetectorUnavailableError: as `detector_path` and `Detector`.
@@ -441,4 +442,4 @@ def load_detector(path: str | os.PathLike | None = None) -> Detector:
         status = path.resolve().stat()
     except OSError as error:
         raise DetectorUnavailableError(f"cannot read the detector model {path}: {error}") from None
-    return _cached_detector(path.resolve(), status.st_size, status.st_mtime_ns)
+    return _cached_detector(path.resolve(), status.st_size, status.st_mtime_ns, threads)
