@@ -6,8 +6,9 @@
 description per photo and language, line-parallel): the concepts of each photo are taken from its
 English sentence (`helpers.wordnet.concepts.image_concepts`, no noise), and
 
-* each language's concept decoder writes a caption from them (beam width 3), scored against that
-  language's description (BLEU-4, CIDEr; French and German tokenised by
+* each language's concept decoder writes a caption from them as `--model pretrained` does (beam
+  width 8, consensus re-ranking when the run has `consensus.json`; also shown: beam width 3
+  alone), scored against that language's description (BLEU-4, CIDEr; French and German tokenised by
   `helpers.text.languages`, English by the toolkit's PTB tokenizer: `evaluate_captions(language=)`);
 * (a) **retrieval** in that language: the Multi30K training description whose concepts (from its
   English sentence) best match (Jaccard; ties: fewer concepts, then the first line);
@@ -54,7 +55,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     from helpers.data.caption_text import MULTI30K_VARIABLE
     from helpers.data.images import is_image_file
     from helpers.data.multi30k import load_multi30k
-    from helpers.predict.concept_captions import caption_concept_sets
+    from helpers.predict.concept_captions import caption_concept_sets, load_consensus
     from helpers.predict.predictors import load_predictor
     from helpers.wordnet.concepts import image_concepts
     from helpers.wordnet.synsets import SynsetMapper
@@ -74,12 +75,16 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
                for language in LANGUAGES}
     table, captions = {}, {}
     for language, bundle in bundles.items():
-        beams = caption_concept_sets(bundle, concepts, beam_width=beam_width)
-        captions[language] = [bundle.vocabulary.decode(hypotheses[0].tokens) for hypotheses in beams]
+        def decode(consensus=None, bundle=bundle):
+            beams = caption_concept_sets(bundle, concepts, beam_width=beam_width, consensus=consensus)
+            return [bundle.vocabulary.decode(hypotheses[0].tokens) for hypotheses in beams]
+
+        captions[language] = decode(load_consensus(bundle))
         references = [item.sentences[language] for item in test]
         retrieved = nearest_captions(concepts, [(synsets, item.sentences[language])
                                                 for synsets, item in zip(train_concepts, train)])
         table[language] = {"decoder": _score(references, captions[language], language),
+                           "decoder, beam search only": _score(references, decode(), language),
                            "retrieval": _score(references, retrieved, language)}
     english = table["eng"]["decoder"]["CIDEr"]
     targets = {}

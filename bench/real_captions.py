@@ -12,9 +12,14 @@ ROUGE-L, CIDEr, equal to the coco-caption toolkit):
 * (ii) **retrieval**: a caption of the training image whose concept set best matches the
   predicted one (Jaccard over synsets; ties: the image with fewer concepts, then the lower id),
   its first caption;
-* (iii) **the concept decoder** on the predicted concepts (`--model pretrained`: detector +
-  ImageNet hierarchy, `ConceptCaptioner.concepts`), beam width 3;
-* (iv) **oracle**: the decoder fed each photo's ground-truth COCO instances (categories with
+* (ii-b) **consensus retrieval** (Devlin et al. 2015): of the training captions of the 20 images
+  whose concepts best match, the one most like the others (`ConsensusIndex`, the decoder's own
+  index; its words as the decoder's vocabulary writes them), a stronger baseline than (ii);
+* (iii-a) **the concept decoder, beam search only** on the predicted concepts (`--model
+  pretrained`: detector + ImageNet hierarchy, `ConceptCaptioner.concepts`), beam width 3;
+* (iii) **the concept decoder as `--model pretrained` uses it**: beam width 8 and consensus
+  re-ranking of its 8 captions (`ConsensusIndex`, when the run has `consensus.json`);
+* (iv) **oracle**: (iii) fed each photo's ground-truth COCO instances (categories with
   their counts, instances of at least 1 % of the photo, confidence 1): the decoder's own ceiling.
 
 Retrieval searches the decoder's own training text (`$PHOTO_CAPTIONS_TEXT`, the benchmark photos
@@ -108,6 +113,20 @@ def retrieval_captions(concept_sets) -> list[str]:
                                             r.captions[0]) for r in records])
 
 
+def consensus_retrieval(bundle, consensus, concept_sets) -> list[str]:
+    """(ii-b): per concept set, the training caption of its `consensus` neighbours with the
+    highest consensus score (Devlin et al. 2015), decoded with the bundle's vocabulary."""
+    import numpy as np
+
+    captions = []
+    for concepts in concept_sets:
+        pairs = bundle.synset_vocabulary.encode(concepts, bundle.config.max_concepts)[:, [0, 2]]
+        candidates = [c for image in consensus.nearest_images(pairs) for c in consensus.captions[image]]
+        best = int(np.argmax(consensus.scores(pairs, candidates))) if candidates else None
+        captions.append("a photo" if best is None else bundle.vocabulary.decode(candidates[best]))
+    return captions
+
+
 def album_time(predictor, photos, rounds: int = 3) -> tuple[list, dict]:
     """`(predictions with captions, {"photos", "tags_s", "captions_s", "ratio"})`: the median
     seconds of `predict` tags only and with captions, alternated, after one warm-up of each."""
@@ -144,7 +163,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     from helpers.config import resolve_bundle_dir
     from helpers.data.caption_text import load_coco_captions
     from helpers.metrics import evaluate_captions
-    from helpers.predict.concept_captions import caption_concept_sets
+    from helpers.predict.concept_captions import caption_concept_sets, load_consensus
     from helpers.predict.prediction import DETECTION_MIN_SCORE
     from helpers.wordnet.concepts import Concept, predicted_concepts
     from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
@@ -159,15 +178,19 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
                for name, count in sorted(instances[(r.split, r.image_id)].items(), key=lambda item: -item[1])]
               for r in records]
     bundle = load_bundle(resolve_bundle_dir(run))
+    consensus = load_consensus(bundle)
 
-    def decode(concept_sets):
-        beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width)
+    def decode(concept_sets, index=None):
+        beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index)
         return [bundle.vocabulary.decode(hypotheses[0].tokens) for hypotheses in beams]
 
     methods = {"(i) template": [template_caption(c) for c in predicted],
-               "(ii) retrieval (Jaccard)": retrieval_captions(predicted),
-               "(iii) concept decoder": decode(predicted),
-               "(iv) oracle: decoder on COCO instances": decode(oracle)}
+               "(ii) retrieval (Jaccard)": retrieval_captions(predicted)}
+    if consensus is not None:
+        methods["(ii-b) consensus retrieval"] = consensus_retrieval(bundle, consensus, predicted)
+    methods["(iii-a) concept decoder, beam search only"] = decode(predicted)
+    methods["(iii) concept decoder"] = decode(predicted, consensus)
+    methods["(iv) oracle: decoder on COCO instances"] = decode(oracle, consensus)
     table: dict[str, dict[str, dict]] = {}
     for method, captions in methods.items():
         table[method] = {}
@@ -209,7 +232,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
                 for name, t in (("examples/album", timing), ("coco-mini", timing["coco-mini"])))
             + "\n\n| photo | caption |\n|---|---|\n"
             + "\n".join(f"| {name} | {caption} |" for name, caption in zip(album, album_captions))
-            + "\n" + "\n".join(examples) + f"\n\n(run {bundle.path}, beam width {beam_width}; {seconds:.0f} s)\n")
+            + "\n" + "\n".join(examples) + f"\n\n(run {bundle.path}, beam width {beam_width}, "
+            + ("no consensus index" if consensus is None else "consensus re-ranking of 8") + f"; {seconds:.0f} s)\n")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "real_captions.md").write_text(text, encoding="utf-8")
     print(text)

@@ -20,6 +20,7 @@ from helpers.config import CAPTION_TEXT, CONCEPT_RUN, PRETRAINED_MODELS, SAMPLE_
 from helpers.data import sample
 from helpers.predict import photo_cache
 from helpers.wordnet import hierarchy
+from helpers.wordnet.keywords import available_languages
 
 # --- make-sample, score: light commands (no TensorFlow) ---------------------------------------
 
@@ -216,8 +217,11 @@ def tag_album_command(args: argparse.Namespace, load=None) -> int:
         else:
             if args.run is None and args.model is None:
                 raise ValueError(NO_MODEL)
-            album.check_options(args.album_dir, args.album_ini, args.recursive, args.lang,
-                          args.nb_keywords, args.min_proba or 0.0, args.xmp, args.sidecar_name)
+            # a language without wordnet may still have a caption decoder: tag_album checks it
+            # once the model is loaded (English keywords, captions in the language)
+            keyword_lang = None if args.captions and args.lang not in available_languages() else args.lang
+            album.check_options(args.album_dir, args.album_ini, args.recursive, keyword_lang,
+                                args.nb_keywords, args.min_proba or 0.0, args.xmp, args.sidecar_name)
             predictor = (load or load_predictor)(args)
             say_if_no_captions(predictor, args.captions)
             min_proba = predictor.default_min_proba if args.min_proba is None else args.min_proba

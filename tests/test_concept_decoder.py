@@ -11,7 +11,7 @@ import pytest
 from helpers import model
 from helpers.config import Config
 from helpers.predict import decoding
-from helpers.text.vocab import END_ID, START_ID
+from helpers.text.vocab import END_ID, START_ID, UNK_ID
 from helpers.wordnet.concepts import PHOTO_CONCEPT_ID
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -95,6 +95,21 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     assert any(c.synset == "person.n.01" and c.count >= 2 for c in predictor.concepts(prediction))
     assert prediction.tags                                      # the tagger's keywords are kept
 
+    # consensus re-ranking: the training captions travel with the bundle
+    from helpers.predict.concept_captions import CONSENSUS_CANDIDATES, ConsensusIndex, load_consensus
+
+    index = predictor.consensus["eng"]
+    assert isinstance(index, ConsensusIndex) and index.vocabulary_size == len(bundle.vocabulary)
+    assert len(index.concept_sets) == 400 and (result.bundle_dir / "consensus.json").is_file()
+    [hypotheses] = predictor.caption_concepts([predictor.concepts(prediction)], beam_width=CONSENSUS_CANDIDATES,
+                                              top_n=CONSENSUS_CANDIDATES)
+    assert list(prediction.hypotheses[0].tokens) == list(hypotheses[0].tokens)     # beam 2 is widened to 8
+    assert not any(UNK_ID in h.tokens for h in hypotheses)           # <unk> is never generated
+    ConsensusIndex([[(2, 1)]], [[[5]]], vocabulary_size=len(bundle.vocabulary) + 1).save(
+        result.bundle_dir / "consensus.json")
+    with pytest.raises(ValueError, match="retrain the run"):
+        load_consensus(load_bundle(result.bundle_dir))
+
 
 MULTI30K = SHARED / "data" / "multi30k-task1"
 
@@ -127,3 +142,44 @@ def test_french_run_writes_french_and_a_language_without_decoder_falls_back_once
         captioner.predict([photo], lang="spa", beam_width=2, progress=False)
     said = capsys.readouterr().err
     assert said.count("no caption decoder in spa") == 1 and "captions in fra" in said
+
+
+@pytest.mark.skipif(not (MULTI30K.is_dir() and COCO_MINI.is_dir()), reason="needs ../shared Multi30K")
+def test_tag_album_in_german_writes_german_descriptions_and_english_keywords(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from test_album_ini import read_like_myphotoshare
+
+    from helpers import cli
+    from helpers.bundle import load_bundle
+    from helpers.predict.concept_captions import ConceptCaptioner
+    from helpers.predict.fused import PretrainedTagger
+    from helpers.training import train
+    from helpers.wordnet.keywords import available_languages
+
+    assert "deu" not in available_languages()      # Open Multilingual Wordnet 1.4 has no German
+    config = Config.for_dataset("caption-text", language="deu", max_train_images=300, max_val_images=30, epochs=1,
+                                embedding_dim=32, hidden_dim=48, attention_dim=16, batch_size=64, caption_samples=0)
+    german = load_bundle(train.train_run(config, tmp_path / "concepts-deu", live_plot=False, verbose=0).bundle_dir)
+    captioner = ConceptCaptioner(PretrainedTagger(), german)
+    assert captioner.caption_languages == ("deu",)
+    album_dir = tmp_path / "album"
+    album_dir.mkdir()
+    for name in ("mariachi_band.jpg", "dogs_at_door.jpg"):
+        shutil.copyfile(PROJECT / "examples" / "album" / name, album_dir / name)
+    (album_dir / "album.ini").write_text("[DEFAULT]\ntitle = Urlaub\n", encoding="utf-8")
+    capsys.readouterr()
+    argv = ["tag-album", "--model", "pretrained", "--album-dir", str(album_dir), "--lang", "deu", "--captions",
+            "--no-cache"]
+    args = cli.build_parser().parse_args(argv)
+    assert cli.tag_album_command(args, lambda _: captioner) == 0
+    said = capsys.readouterr()
+    assert (said.out + said.err).count("no Open Multilingual Wordnet in deu") == 1
+    ini = read_like_myphotoshare(album_dir / "album.ini")
+    description = ini.get("mariachi_band.jpg", "description")
+    assert description and UNK_ID not in german.vocabulary.encode(description)    # the German decoder's words
+    assert {"people", "person"} & {t.strip() for t in ini.get("mariachi_band.jpg", "tags").split(",")}
+    args = cli.build_parser().parse_args(["tag-album", "--model", "pretrained", "--album-dir", str(album_dir),
+                                          "--lang", "deu", "--no-cache"])
+    assert cli.tag_album_command(args, lambda _: captioner) == 2      # keywords alone in German: refused
+    assert "keyword language 'deu' is not installed" in capsys.readouterr().out

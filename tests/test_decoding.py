@@ -10,7 +10,7 @@ import tensorflow as tf
 from helpers import model
 from helpers.config import Config
 from helpers.predict import beam, decoding
-from helpers.text.vocab import END_ID, PAD_ID, START_ID
+from helpers.text.vocab import END_ID, PAD_ID, START_ID, UNK_ID
 
 VOCABULARY_SIZE, GRID_CELLS, FEATURE_DIM = 40, 9, 12
 
@@ -83,7 +83,7 @@ def test_beam_results_are_sorted_by_score_and_self_consistent(decoder):
                 assert h.log_probability <= 0.0
                 assert h.probability == pytest.approx(np.exp(h.log_probability))
                 assert h.score == pytest.approx(h.log_probability / ((5 + h.length) / 6) ** alpha)
-                assert not set(h.tokens.tolist()) & {PAD_ID, START_ID, END_ID}
+                assert not set(h.tokens.tolist()) & {PAD_ID, START_ID, UNK_ID, END_ID}
                 assert len(h.tokens) <= (11 if h.finished else 12)
             assert len({tuple(h.tokens.tolist()) for h in hypotheses}) == 4  # distinct captions
     # A wider beam never finds a worse best caption than greedy (alpha = 0: it maximises log P).
@@ -123,7 +123,7 @@ def test_wide_beam_equals_exhaustive_search(kind):
     """With 4 word ids (<unk> included) and 3 steps there are 85 possible outputs: an 85-wide beam
     must return all of them, with the log-probabilities of the decoder's public `step`, sorted
     (for the attention decoder this also checks beam search's once-per-image feature projection)."""
-    decoder = make_decoder(kind, seed=4, end_bias=1.0, vocabulary_size=7)  # words: ids 3, 4, 5, 6
+    decoder = make_decoder(kind, seed=4, end_bias=1.0, vocabulary_size=8)  # words: ids 4..7 (3 is <unk>)
     pooled, grid = make_features(1, seed=5)
     max_length = 3
 
@@ -131,7 +131,7 @@ def test_wide_beam_equals_exhaustive_search(kind):
         logits = np.asarray(logits, np.float64)[0]
         values = logits - logits.max()
         values = values - np.log(np.exp(values).sum())
-        values[[PAD_ID, START_ID]] = -np.inf
+        values[list(beam.NEVER_GENERATED)] = -np.inf
         return values
 
     expected = {}
@@ -140,7 +140,7 @@ def test_wide_beam_equals_exhaustive_search(kind):
         tokens = np.array([prefix[-1] if prefix else START_ID], np.int32)
         logits, new_state, _ = decoder.step(tokens, state, context)
         log_probs = log_softmax(logits)
-        for word in range(7):
+        for word in range(8):
             if not np.isfinite(log_probs[word]):
                 continue
             total = log_probability + log_probs[word]
@@ -153,7 +153,7 @@ def test_wide_beam_equals_exhaustive_search(kind):
 
     context = decoder.prepare(pooled, grid)
     expand([], decoder.initial_state(context), 0.0)
-    assert len(expected) == 1 + 4 + 16 + 64  # <end> at step 1, 2 or 3, or 3 words; words: ids 3..6
+    assert len(expected) == 1 + 4 + 16 + 64  # <end> at step 1, 2 or 3, or 3 words; words: ids 4..7
     (found,) = decoding.beam_search(decoder, pooled, grid, beam_width=len(expected), max_length=max_length)
     assert len(found) == len(expected)
     assert any(finished for _, finished in expected.values())
@@ -207,19 +207,19 @@ def test_compiled_beam_search_equals_the_reference_algorithm(kind):
 @pytest.mark.parametrize("count", [1, 3])
 def test_two_stage_top_words_equals_a_plain_top_k_over_the_vocabulary(count):
     """The chunked top-k of `beam.top_words` (vocabularies of thousands of words) picks exactly what a
-    top_k over the masked log-softmax picks, ties going to the lowest word id, <pad> and <start>
-    never chosen even when they score best."""
+    top_k over the masked log-softmax picks, ties going to the lowest word id, <pad>, <start>
+    and <unk> never chosen even when they score best."""
     rng = np.random.default_rng(3)
     vocabulary_size = 10_003                      # not a multiple of the chunk size
     logits = rng.normal(size=(7, vocabulary_size)).astype(np.float32)
-    logits[0, [PAD_ID, START_ID]] = 50.0          # banned words with the best logits
+    logits[0, [PAD_ID, START_ID, UNK_ID]] = 50.0  # banned words with the best logits
     logits[1, [17, 500, 9_999, 10_002]] = 9.0     # a four-way tie for the best word
     logits[2, 4_000:4_200] = 9.0                  # a tie across chunk boundaries
     logits[3] = 0.0                               # all equal
     logits[4, :5] = [-np.inf, 3.0, -np.inf, 20.0, 8.0]
     values, words = beam.top_words(tf.constant(logits), count)
     log_probs = tf.nn.log_softmax(logits).numpy()
-    log_probs[:, [PAD_ID, START_ID]] = -np.inf
+    log_probs[:, [PAD_ID, START_ID, UNK_ID]] = -np.inf
     expected_values, expected_words = tf.math.top_k(log_probs, k=count)
     np.testing.assert_array_equal(words.numpy(), expected_words.numpy())
     np.testing.assert_allclose(values.numpy(), expected_values.numpy(), rtol=1e-5, atol=1e-5)
@@ -264,3 +264,21 @@ def test_a_decoder_with_a_fixed_next_word_gives_the_known_captions():
     for greedy in decoding.greedy_decode(decoder, pooled, grid, max_length=5):
         assert greedy.tokens.tolist() == [4, 5, 6, 7, 4] and not greedy.finished
         assert greedy.log_probability == pytest.approx(5 * np.log(0.6), abs=1e-5)
+
+
+def test_prune_margin_zero_is_greedy_and_a_wide_margin_is_exact(decoder):
+    pooled, grid = make_features(6)
+    exact = decoding.beam_search(decoder, pooled, grid, beam_width=4, max_length=10)
+    wide = decoding.beam_search(decoder, pooled, grid, beam_width=4, max_length=10, prune_margin=1e6)
+    greedy = decoding.greedy_decode(decoder, pooled, grid, max_length=10)
+    pruned = decoding.beam_search(decoder, pooled, grid, beam_width=4, max_length=10, prune_margin=0.0)
+    for a, b in zip(exact, wide):
+        assert [list(h.tokens) for h in a] == [list(h.tokens) for h in b]
+    for expected, found in zip(greedy, pruned):
+        # margin 0 keeps one live caption, the best extension of each step: greedy decoding's
+        # (the <end> extensions of the beam's top 4 still finish beside it)
+        assert list(expected.tokens) in [list(h.tokens) for h in found]
+        assert all(len(h.tokens) <= len(expected.tokens) for h in found)
+    assert sum(len(h) for h in pruned) < sum(len(h) for h in exact)    # hypotheses dropped
+    with pytest.raises(ValueError, match="prune_margin"):
+        decoding.beam_search(decoder, pooled, grid, beam_width=2, prune_margin=-1.0)

@@ -348,9 +348,11 @@ def tag_album(
     Args:
         predictor: `predict`, `fingerprint`, `select_keywords` (see `helpers.predict.prediction`).
         album_dir: album folder, or `album_ini`: an album.ini file (its folder is the album).
-        lang, nb_keywords, min_proba: keyword language, keywords per picture (at most),
-            confidence threshold in [0, 1] (None: the predictor's `default_min_proba`, 0 for a
-            trained run, 0.25 for the ImageNet hierarchy).
+        lang, nb_keywords, min_proba: keyword and caption language, keywords per picture (at
+            most), confidence threshold in [0, 1] (None: the predictor's `default_min_proba`, 0
+            for a trained run, 0.25 for the ImageNet hierarchy). With `captions`, a language the
+            predictor writes captions in (`caption_languages`) but without a wordnet here
+            (German) gets captions in it and English keywords (`keyword_language`, said once).
         captions: write the best caption as `description` where a picture has none (without it
             no caption is computed: no beam search).
         merge_into_tags, album_ini_output: as `plan_album`.
@@ -370,7 +372,10 @@ def tag_album(
     start = time.perf_counter()
     if min_proba is None:
         min_proba = predictor.default_min_proba
-    root, ini_path = check_options(album_dir, album_ini, recursive, lang, nb_keywords, min_proba,
+    keyword_lang = lang
+    if captions and lang not in available_languages() and lang in getattr(predictor, "caption_languages", ()):
+        keyword_lang = predictor.keyword_language(lang)     # German: English keywords (said once)
+    root, ini_path = check_options(album_dir, album_ini, recursive, keyword_lang, nb_keywords, min_proba,
                                    xmp_sidecars, sidecar_name)
     scans = _scans(root, ini_path, recursive)
     paths = [path for scan in scans for path in scan.pictures.values()]
@@ -384,7 +389,7 @@ def tag_album(
             sidecars = (xmp.read_sidecars(session, scan.pictures.values(), sidecar_name)
                         if session is not None and not scan.error else None)
             return plan_album(scan, predictions.select(scan.pictures), nb_keywords, min_proba,
-                              lang, captions, merge_into_tags, predictor, sidecars,
+                              keyword_lang, captions, merge_into_tags, predictor, sidecars,
                               album_ini_output)
 
         results = _run_albums(scans, root, update, echo, session, plan)

@@ -34,16 +34,19 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from helpers.text.vocab import END_ID, PAD_ID, START_ID
+from helpers.text.vocab import END_ID, PAD_ID, START_ID, UNK_ID
 
 TOP_WORDS_CHUNK = 128   # words per chunk of `top_words`' two-stage top-k
+# Never generated: <pad> and <start> are not words, and a caption with <unk> is no use to anyone
+# (a photo's description would read "a <unk> on a table"); the next most probable word comes instead.
+NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID)
 
 
 def top_words(logits, count: int):
-    """The `count` most probable words of each row, <pad> and <start> excluded (never generated).
+    """The `count` most probable words of each row, `NEVER_GENERATED` (<pad>, <start>, <unk>) excluded.
 
-    Equivalent to `top_k(log_softmax(logits) with -inf at <pad>, <start>)` but without
-    materialising the masked `[R, V]` log-probabilities: top-(count + 2) of the raw logits, drop
+    Equivalent to `top_k(log_softmax(logits) with -inf at NEVER_GENERATED)` but without
+    materialising the masked `[R, V]` log-probabilities: top-(count + 3) of the raw logits, drop
     the banned ids, subtract log-sum-exp.
 
     A full `top_k` over `[R, V]` costs about as much as eight passes over the logits; for large
@@ -65,11 +68,11 @@ def top_words(logits, count: int):
     logits = tf.cast(logits, tf.float32)
     static_size = logits.shape[-1]
     chunk = TOP_WORDS_CHUNK
-    wanted = count + 2
+    wanted = count + len(NEVER_GENERATED)
     if static_size is None or static_size < 4 * chunk * wanted:   # small vocabulary: one top_k
         vocabulary_size = tf.shape(logits)[-1]
         log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)          # (R, 1)
-        values, words = tf.math.top_k(logits, k=tf.minimum(wanted, vocabulary_size))  # (R, k + 2)
+        values, words = tf.math.top_k(logits, k=tf.minimum(wanted, vocabulary_size))  # (R, k + 3)
     else:
         chunks = -(-static_size // chunk)
         padded = tf.pad(logits, [[0, 0], [0, chunks * chunk - static_size]], constant_values=-np.inf)
@@ -83,7 +86,7 @@ def top_words(logits, count: int):
         candidates = tf.reshape(tf.gather(padded, best_chunks, batch_dims=1), [-1, wanted * chunk])  # (R, m * C)
         values, positions = tf.math.top_k(candidates, k=wanted)                        # (R, m)
         words = tf.gather(best_chunks, positions // chunk, batch_dims=1) * chunk + positions % chunk
-    banned = tf.equal(words, PAD_ID) | tf.equal(words, START_ID)
+    banned = tf.reduce_any(tf.equal(words[..., None], tf.constant(NEVER_GENERATED, tf.int32)), axis=-1)
     values = tf.where(banned, tf.constant(-np.inf, tf.float32), values - log_normaliser)
     values, order = tf.math.top_k(values, k=tf.minimum(count, tf.shape(words)[-1]))  # (R, k')
     return values, tf.gather(words, order, batch_dims=1)
@@ -248,18 +251,21 @@ def _finish(state: BeamState, log_probs, words, alpha, width: int):
     return ends, valid & ~ends, open_slots, finished_scores
 
 
-def _prune(log_probs, live, finished_scores, top_n, max_penalty):
+def _prune(log_probs, live, finished_scores, top_n, max_penalty, margin):
     """The log-probabilities of the next step's hypotheses: the live ones that can still win.
 
     Exact: once `top_n` hypotheses finished, one whose best reachable score (log P, which only
     decreases, over the largest length penalty `max_penalty` it can still get) is below the
-    `top_n`-th finished score can no longer be returned.
+    `top_n`-th finished score can no longer be returned. Approximate, with a finite `margin`
+    (absolute threshold pruning, Freitag & Al-Onaizan 2017, "Beam search strategies for neural
+    machine translation"): a hypothesis more than `margin` (natural log) below the best extension
+    of its image at this step is dropped too.
 
     Returns:
         float32 `[B, K]`: `log_probs` where kept, -inf for finished, free and dropped slots.
     """
     threshold = tf.gather(finished_scores, top_n - 1, axis=1)[:, None]       # (B, 1)
-    keep = live & (log_probs / max_penalty >= threshold)
+    keep = live & (log_probs / max_penalty >= threshold) & (log_probs >= log_probs[:, :1] - margin)
     return tf.where(keep, log_probs, _minus_infinity())
 
 
@@ -289,17 +295,18 @@ _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def compiled_search(decoder, width: int):
     """The compiled beam search of `decoder` for beam width `width` (built once, cached).
 
-    `search(pooled float32 [B, P], grid float32 [B, L, D], max_length, top_n, alpha)` (scalar
-    tensors: int32, int32, float32) runs the whole search in one `tf.while_loop` over a
-    `BeamState` and returns `(history, alive)`: the `BeamHistory` stacked over the T steps taken
-    and the final float32 `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
+    `search(pooled float32 [B, P], grid float32 [B, L, D], max_length, top_n, alpha, margin)`
+    (scalar tensors: int32, int32, float32, float32; `margin`: see `_prune`, inf for exact)
+    runs the whole search in one `tf.while_loop` over a `BeamState` and returns `(history,
+    alive)`: the `BeamHistory` stacked over the T steps taken and the final float32 `[B, K]`
+    log-probabilities of the hypotheses still alive (-inf for none).
     """
     cached = _COMPILED.setdefault(decoder, {})
     if width in cached:
         return cached[width]
 
     @tf.function(reduce_retracing=True)
-    def search(pooled, grid, max_length, top_n, alpha):
+    def search(pooled, grid, max_length, top_n, alpha, margin):
         context = decoder.prepare(pooled, grid)                                   # per image
         # Largest length penalty a hypothesis can still get: bounds the score of its extensions.
         max_penalty = tf.maximum(_length_penalty(max_length, alpha), _length_penalty(1, alpha))
@@ -315,7 +322,7 @@ def compiled_search(decoder, width: int):
                 state.decoder_state, rows, row_state, row_attention, parents, width)
             following = BeamState(
                 step=state.step + 1,
-                log_probs=_prune(log_probs, live, finished_scores, top_n, max_penalty),
+                log_probs=_prune(log_probs, live, finished_scores, top_n, max_penalty, margin),
                 tokens=words,
                 decoder_state=decoder_state,
                 open_slots=open_slots,

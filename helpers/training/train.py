@@ -31,6 +31,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +44,7 @@ from helpers import bundle, model
 from helpers.config import Config
 from helpers.data import vgenome
 from helpers.data.coco import load_coco
+from helpers.predict.concept_captions import CONSENSUS_FILE
 from helpers.pretrained import encoders
 from helpers.text.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
 from helpers.training import concept_data, pipelines
@@ -472,6 +474,10 @@ def train_run(config: Config, run_dir: str | Path, strategy: str | tf.distribute
         return TrainResult(run_dir, bundle_dir, history, seconds)
     bundle.save_bundle(bundle_dir, config, prepared.vocabulary, prepared.synset_vocabulary,
                        prepared.encoder, heads)
+    if (run_dir / CONSENSUS_FILE).is_file():     # a concept decoder's training captions, for re-ranking
+        temporary = bundle_dir / f".{CONSENSUS_FILE}.tmp"
+        shutil.copyfile(run_dir / CONSENSUS_FILE, temporary)
+        os.replace(temporary, bundle_dir / CONSENSUS_FILE)
     seconds = time.perf_counter() - started
     print(f"run {run_dir}: bundle saved to {bundle_dir} ({seconds:.0f} s in all)")
     return TrainResult(run_dir, bundle_dir, history, seconds)

@@ -1,0 +1,115 @@
+"""Consensus re-ranking (`helpers.predict.concept_captions.ConsensusIndex`): neighbours by concept
+overlap, the n-gram similarity of a candidate to their captions, and the index on disk, on real
+COCO captions and their concepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers.predict.concept_captions import ConsensusIndex
+from helpers.text.vocab import UNK_ID
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+COCO_4800 = SHARED / "data" / "coco-val2014-captions-4800" / "captions_val2014_subset4800.json"
+
+
+@pytest.fixture(scope="module")
+def coco():
+    """300 COCO val2014 images: their captions, concepts, vocabularies and consensus index."""
+    if not COCO_4800.is_file():
+        pytest.skip("needs ../shared COCO captions")
+    from helpers.data.caption_text import load_caption_text
+    from helpers.text.vocab import Vocabulary
+    from helpers.wordnet.concepts import ConceptVocabulary, image_concepts
+    from helpers.wordnet.synsets import SynsetMapper
+
+    records = load_caption_text([COCO_4800])[:300]
+    mapper = SynsetMapper()
+    concept_sets = [image_concepts(r.captions, mapper) for r in records]
+    vocabulary = Vocabulary.build((c for r in records for c in r.captions), min_count=2)
+    concepts = ConceptVocabulary.from_concept_sets(concept_sets, min_images=2)
+    index = ConsensusIndex.from_training(concept_sets, [r.captions for r in records], concepts, vocabulary)
+    return records, concept_sets, vocabulary, index
+
+
+def test_an_images_own_concepts_find_images_with_the_same_concepts_first(coco):
+    records, _, _, index = coco
+    for image in (0, 17, 123, 250):
+        query = index.concept_sets[image]
+        assert query, "these images name at least one concept"
+        nearest = index.nearest_images(query)
+        assert len(nearest) == index.neighbours and image in nearest
+        ids = {i for i, _ in query}
+        first = {i for i, _ in index.concept_sets[nearest[0]]}
+        assert first == ids                      # Jaccard 1 first (the image itself or a twin)
+
+
+def test_counts_break_ties_between_images_with_the_same_concepts(coco):
+    _, _, _, index = coco
+    counted = next(i for i, pairs in enumerate(index.concept_sets) if any(n >= 2 for _, n in pairs))
+    query = index.concept_sets[counted]
+    as_one = [(i, 1) for i, _ in query]          # the same concepts, every count 1
+    def agreeing(image, pairs):
+        return len({(i, min(n, 3)) for i, n in pairs} & {(i, min(n, 3)) for i, n in index.concept_sets[image]})
+    for wanted, nearest in ((query, index.nearest_images(query)), (as_one, index.nearest_images(as_one))):
+        same_ids = [image for image in nearest
+                    if {i for i, _ in index.concept_sets[image]} == {i for i, _ in wanted}]
+        agreement = [agreeing(image, wanted) for image in same_ids]
+        assert agreement == sorted(agreement, reverse=True)     # among equal Jaccard, counts agree first
+
+
+def test_two_dogs_prefer_the_images_of_two_dogs():
+    # images: {dog x1, frisbee}, {dog x2, frisbee}, {dog}; ids 2 = dog, 3 = frisbee
+    sets = [[(2, 1), (3, 1)], [(2, 2), (3, 1)], [(2, 1)]]
+    index = ConsensusIndex(sets, [[[5]], [[6]], [[7]]], vocabulary_size=20, neighbours=3)
+    assert index.nearest_images([(2, 2), (3, 1)]).tolist() == [1, 0, 2]
+    assert index.nearest_images([(2, 1), (3, 1)]).tolist() == [0, 1, 2]
+    assert index.nearest_images([(2, 5)]).tolist() == [2, 0, 1]     # Jaccard first: {dog} alone is nearest
+
+
+def test_an_images_captions_outscore_those_of_an_image_with_other_concepts(coco):
+    records, _, vocabulary, index = coco
+    own, other = [], []
+    for image in range(0, 300, 10):
+        query = index.concept_sets[image]
+        ids, nearest = {i for i, _ in query}, set(index.nearest_images(query).tolist())
+        far = next(j % 300 for j in range(image + 150, image + 450)          # shares no concept with it
+                   if j % 300 not in nearest and not ids & {i for i, _ in index.concept_sets[j % 300]})
+        for captions, scores in ((records[image].captions, own), (records[far].captions, other)):
+            each = index.scores(query, [vocabulary.encode(c)[1:-1] for c in captions])
+            assert np.all((each >= 0) & (each <= 1))
+            scores.append(each.mean())
+    own, other = np.array(own), np.array(other)
+    assert np.mean(own > other) >= 0.9 and own.mean() > 1.4 * other.mean()     # measured: 30/30, 0.074 vs 0.044
+
+
+def test_similarity_is_the_mean_ngram_f_measure_and_unk_matches_nothing():
+    # one training image with one caption "5 6 7 8"; the query finds it
+    index = ConsensusIndex([[(2, 1)]], [[[5, 6, 7, 8]]], vocabulary_size=20, neighbours=1)
+    np.testing.assert_allclose(index.scores([(2, 1)], [[5, 6, 7, 8]]), [1.0])
+    np.testing.assert_allclose(index.scores([(2, 1)], [[9, 10, 11]]), [0.0])
+    # "5 6": unigrams 2*2/(2+4), bigrams 2*1/(1+3), no trigram or 4-gram
+    np.testing.assert_allclose(index.scores([(2, 1)], [[5, 6]]), [(4 / 6 + 2 / 4) / 4])
+    unknown = ConsensusIndex([[(2, 1)]], [[[5, UNK_ID, 7]]], vocabulary_size=20, neighbours=1)
+    # the reference's <unk> is not the candidate's: unigrams 2*2/(3+3), nothing longer matches
+    np.testing.assert_allclose(unknown.scores([(2, 1)], [[5, UNK_ID, 7]]), [(4 / 6) / 4])
+
+
+def test_the_index_round_trips_through_json_and_rejects_other_files(coco, tmp_path):
+    records, _, vocabulary, index = coco
+    path = index.save(tmp_path / "consensus.json")
+    again = ConsensusIndex.load(path)
+    candidates = [vocabulary.encode(c)[1:-1] for c in records[5].captions]
+    for image in (5, 42):
+        np.testing.assert_array_equal(again.nearest_images(index.concept_sets[image]),
+                                      index.nearest_images(index.concept_sets[image]))
+        np.testing.assert_array_equal(again.scores(index.concept_sets[image], candidates),
+                                      index.scores(index.concept_sets[image], candidates))
+    vocabulary.save(tmp_path / "vocabulary.json")
+    with pytest.raises(ValueError):
+        ConsensusIndex.load(tmp_path / "vocabulary.json")
+    with pytest.raises(ValueError, match="concept sets"):
+        ConsensusIndex([[(2, 1)]], [], vocabulary_size=20)
