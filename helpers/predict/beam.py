@@ -251,21 +251,18 @@ def _finish(state: BeamState, log_probs, words, alpha, width: int):
     return ends, valid & ~ends, open_slots, finished_scores
 
 
-def _prune(log_probs, live, finished_scores, top_n, max_penalty, margin):
+def _prune(log_probs, live, finished_scores, top_n, max_penalty):
     """The log-probabilities of the next step's hypotheses: the live ones that can still win.
 
     Exact: once `top_n` hypotheses finished, one whose best reachable score (log P, which only
     decreases, over the largest length penalty `max_penalty` it can still get) is below the
-    `top_n`-th finished score can no longer be returned. Approximate, with a finite `margin`
-    (absolute threshold pruning, Freitag & Al-Onaizan 2017, "Beam search strategies for neural
-    machine translation"): a hypothesis more than `margin` (natural log) below the best extension
-    of its image at this step is dropped too.
+    `top_n`-th finished score can no longer be returned.
 
     Returns:
         float32 `[B, K]`: `log_probs` where kept, -inf for finished, free and dropped slots.
     """
     threshold = tf.gather(finished_scores, top_n - 1, axis=1)[:, None]       # (B, 1)
-    keep = live & (log_probs / max_penalty >= threshold) & (log_probs >= log_probs[:, :1] - margin)
+    keep = live & (log_probs / max_penalty >= threshold)
     return tf.where(keep, log_probs, _minus_infinity())
 
 
@@ -295,18 +292,17 @@ _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def compiled_search(decoder, width: int):
     """The compiled beam search of `decoder` for beam width `width` (built once, cached).
 
-    `search(pooled float32 [B, P], grid float32 [B, L, D], max_length, top_n, alpha, margin)`
-    (scalar tensors: int32, int32, float32, float32; `margin`: see `_prune`, inf for exact)
-    runs the whole search in one `tf.while_loop` over a `BeamState` and returns `(history,
-    alive)`: the `BeamHistory` stacked over the T steps taken and the final float32 `[B, K]`
-    log-probabilities of the hypotheses still alive (-inf for none).
+    `search(pooled float32 [B, P], grid float32 [B, L, D], max_length, top_n, alpha)` (scalar
+    tensors: int32, int32, float32) runs the whole search in one `tf.while_loop` over a
+    `BeamState` and returns `(history, alive)`: the `BeamHistory` stacked over the T steps taken
+    and the final float32 `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
     """
     cached = _COMPILED.setdefault(decoder, {})
     if width in cached:
         return cached[width]
 
     @tf.function(reduce_retracing=True)
-    def search(pooled, grid, max_length, top_n, alpha, margin):
+    def search(pooled, grid, max_length, top_n, alpha):
         context = decoder.prepare(pooled, grid)                                   # per image
         # Largest length penalty a hypothesis can still get: bounds the score of its extensions.
         max_penalty = tf.maximum(_length_penalty(max_length, alpha), _length_penalty(1, alpha))
@@ -322,7 +318,7 @@ def compiled_search(decoder, width: int):
                 state.decoder_state, rows, row_state, row_attention, parents, width)
             following = BeamState(
                 step=state.step + 1,
-                log_probs=_prune(log_probs, live, finished_scores, top_n, max_penalty, margin),
+                log_probs=_prune(log_probs, live, finished_scores, top_n, max_penalty),
                 tokens=words,
                 decoder_state=decoder_state,
                 open_slots=open_slots,

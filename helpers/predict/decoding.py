@@ -215,8 +215,7 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
 
 
 def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
-                length_normalization: float = 0.0, top_n: int | None = None,
-                prune_margin: float | None = None) -> list[list[Hypothesis]]:
+                length_normalization: float = 0.0, top_n: int | None = None) -> list[list[Hypothesis]]:
     """Beam search of Show and Tell (Vinyals et al. 2015, section 3.1), batched over images and
     beams together in one compiled loop (`helpers.predict.beam`; see the module docstring).
 
@@ -230,31 +229,23 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
             by log-probability).
         top_n: hypotheses returned per image (default and maximum: `beam_width`). With fewer than
             `beam_width`, the search stops early where the `top_n` best are already certain.
-        prune_margin: None (exact search), or a log-probability margin in nats: a partial
-            caption more than this below the best extension of its image at the same step is
-            dropped (absolute threshold pruning, Freitag & Al-Onaizan 2017): fewer decoder rows,
-            and an image may then get fewer than `top_n` hypotheses.
 
     Returns:
         For each image, its hypotheses sorted by `score`, best first (`top_n` of them; fewer only
         if the vocabulary offers fewer than `beam_width` finite continuations).
 
     Raises:
-        ValueError: bad shapes, `beam_width` or `max_length` < 1, `top_n` outside [1, beam_width],
-            a negative `prune_margin`.
+        ValueError: bad shapes, `beam_width` or `max_length` < 1, `top_n` outside [1, beam_width].
     """
     check_lengths(max_length, beam_width)
     top_n = beam_width if top_n is None else int(top_n)
     if not 1 <= top_n <= beam_width:
         raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
-    if prune_margin is not None and not prune_margin >= 0:
-        raise ValueError(f"prune_margin must be None or >= 0 (nats), got {prune_margin}")
     pooled, grid = _check_features(pooled, grid)
     if pooled.shape[0] == 0:
         return []
     history, alive = beam.compiled_search(decoder, int(beam_width))(
-        pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization)),
-        tf.constant(np.inf if prune_margin is None else float(prune_margin), tf.float32))
+        pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization)))
     parents, words, ends, values, attention = (array.numpy() for array in history)  # (T, B, K), (T, B, K, L)
     alive = alive.numpy()                                                        # (B, K)
     steps, batch = words.shape[0], words.shape[1]
