@@ -161,10 +161,10 @@ def album_captions_and_time(run: str) -> tuple[list[str], list[str], dict]:
     photos = sorted(p for p in (PROJECT_ROOT / "examples" / "album").iterdir() if is_image_file(p))
     predictor = load_predictor(model="pretrained", concepts=run)
     predictions, timing = album_time(predictor, photos)
-    _, timing["coco-mini"] = album_time(predictor, load_photos()[1], rounds=1)
+    _, timing["coco-mini"] = album_time(predictor, load_photos()[1], rounds=3)
     with tempfile.TemporaryDirectory(prefix="real_captions_") as temporary:
         camera = make_camera_album(Path(temporary) / "album", 64, COCO_MINI / "val2017")
-        _, timing["camera album"] = album_time(predictor, camera, rounds=1)
+        _, timing["camera album"] = album_time(predictor, camera, rounds=3)
     return [p.name for p in photos], [p.caption for p in predictions], timing
 
 

@@ -13,7 +13,10 @@ Captions for those real photos come from the *concept decoder*, trained on capti
 `../shared` when it is there, or `--caption-text FILES`), notebook 2 is first run with
 `data_dir = "caption-text"` into `runs/concepts` (`DEMO_CONCEPT_CHANGES`: fewer images and epochs
 than notebook 2's default, said as it starts; a concept decoder already in `runs/concepts` is used
-as it is); otherwise the demo says what to download and goes on with keywords only.
+as it is); otherwise the demo says what to download and goes on with keywords only. The album is
+tagged in French, so a French concept decoder is trained the same way on Multi30K's French
+descriptions (`PHOTO_CAPTIONS_MULTI30K`, `DEMO_LANGUAGE_CHANGES`) into `runs/concepts-fra`; without
+Multi30K the demo says so and the album's captions stay in English.
 
 `--data-dir` points the series at another COCO-layout folder (the full datasets laid out as in
 `data/README.md`, or `../shared/data/coco-mini-2017`); the training then uses the EfficientNet-Lite0
@@ -50,6 +53,11 @@ NOTEBOOKS = (
 # instead of notebook 2's 3 over all of them (`CONCEPT_SETTINGS`): about 6 minutes instead of 15;
 # the notebook's default gives better captions.
 DEMO_CONCEPT_CHANGES: dict = {"epochs": 2, "max_train_images": 8000}
+# French captions for the real album: a concept decoder on 12,000 of Multi30K's 29,000 French
+# descriptions, 2 epochs (about 3 minutes; `python -m helpers train --run concepts-fra
+# --data-dir caption-text --language fra --epochs 5` is the full one, about 15).
+DEMO_ALBUM_LANGUAGE = "fra"
+DEMO_LANGUAGE_CHANGES: dict = {"language": DEMO_ALBUM_LANGUAGE, "epochs": 2, "max_train_images": 12000}
 
 
 @dataclass
@@ -114,21 +122,27 @@ def reference_photos() -> Path | None:
 
 
 def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CONCEPT_RUN,
-                          sources: str | None = None) -> NotebookRun | None:
+                          sources: str | None = None, language: str = "eng") -> NotebookRun | None:
     """Run notebook 2 on caption text (`data_dir = "caption-text"`) into `runs/<run_name>`, or say
     what to download when there is no caption text, and return None.
 
     Args:
-        out_dir: where the executed notebook goes (`2_Training_concepts.ipynb`).
-        quick: notebook 2's plumbing check (64 images, one epoch) instead of `DEMO_CONCEPT_CHANGES`.
-        sources: caption files, comma-separated (None: `PHOTO_CAPTIONS_TEXT`).
+        out_dir: where the executed notebook goes (`2_Training_concepts.ipynb`, or
+            `2_Training_concepts_<language>.ipynb`).
+        quick: notebook 2's plumbing check (64 images, one epoch) instead of `DEMO_CONCEPT_CHANGES`
+            (`DEMO_LANGUAGE_CHANGES` for another language).
+        sources: caption files, comma-separated (None: `PHOTO_CAPTIONS_TEXT`; Multi30K's folder,
+            `PHOTO_CAPTIONS_MULTI30K`, for another `language`).
+        language: ISO 639-3 code of the captions.
     """
     import papermill
 
+    english = language == "eng"
     try:
-        files = caption_text.caption_text_sources(sources)
+        files = caption_text.caption_text_sources(sources, language)
     except caption_text.DatasetError as error:
-        print(f"--> no captions for real photos: {error}. Going on with keywords only.")
+        print(f"--> no captions for real photos: {error}. Going on with keywords only." if english else
+              f"--> no captions in {language}: {error}. The album's captions stay in English.")
         return None
     from helpers.config import Config
     from helpers.predict.predictors import concept_decoder_bundle  # imported here: TensorFlow
@@ -138,7 +152,8 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
         print(f"--> captions for real photos: reusing the concept decoder trained earlier in runs/{run_name} "
               f"(delete it to train the demo's again)")
         return None
-    changes = {**DEMO_CONCEPT_CHANGES, **({"caption_text": ",".join(map(str, files))} if sources else {})}
+    changes = {**(DEMO_CONCEPT_CHANGES if english else DEMO_LANGUAGE_CHANGES),
+               **({"caption_text": ",".join(map(str, files))} if sources else {})}
     expected = Config.for_dataset(CAPTION_TEXT, **changes)
     try:                     # a finished or stopped run with these settings is reused
         check_resumable(expected.quick() if quick else expected, RUNS_DIR / run_name)
@@ -146,11 +161,11 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
     except ValueError:
         restart = True
     print(f"--> 2_Training.ipynb on caption text ({', '.join(path.name for path in files)}): the concept decoder "
-          f"in runs/{run_name}, " + ("quick plumbing check" if quick else
+          f"{'' if english else f'in {language} '}in runs/{run_name}, " + ("quick plumbing check" if quick else
           f"{changes['max_train_images']:,} training images and {changes['epochs']} epochs (notebook 2's "
-          f"default: all images, {CONCEPT_SETTINGS['epochs']} epochs)"), flush=True)
+          f"default: all images, {CONCEPT_SETTINGS['epochs'] if english else 5} epochs)"), flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / "2_Training_concepts.ipynb"
+    output = out_dir / f"2_Training_concepts{'' if english else '_' + language}.ipynb"
     start = time.perf_counter()
     papermill.execute_notebook(
         str(PROJECT_ROOT / "2_Training.ipynb"), str(output), cwd=str(PROJECT_ROOT), kernel_name="python3",
@@ -160,6 +175,13 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
     figures = save_figures(output, out_dir / "figures")
     print(f"    {seconds:6.1f} s, {len(figures)} figures", flush=True)
     return NotebookRun(output.name, output, seconds, figures)
+
+
+def concept_decoder_exists(run_name: str) -> bool:
+    """Whether `runs/<run_name>` holds a trained concept decoder."""
+    from helpers.predict.predictors import concept_decoder_bundle  # imported here: TensorFlow
+
+    return concept_decoder_bundle(run_name) is not None
 
 
 def save_figures(notebook_path: Path, figures_dir: Path) -> list[Path]:
@@ -316,12 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     run_name = args.run_name or ("sample" if data_dir == SAMPLE_DIR.resolve() else data_dir.name)
     out_dir = OUTPUTS_DIR / run_name
     concept_run = CONCEPT_RUN + ("-quick" if args.quick else "")
-    concepts = None if args.no_concepts else train_concept_decoder(out_dir, args.quick, concept_run, args.caption_text)
+    concepts = [] if args.no_concepts else [train_concept_decoder(out_dir, args.quick, concept_run, args.caption_text)]
+    if concepts and (concepts[0] is not None or concept_decoder_exists(concept_run)) and not args.no_real_album:
+        # the real album is tagged in French: its captions too, when Multi30K is reachable
+        concepts.append(train_concept_decoder(out_dir, args.quick, f"{concept_run}-{DEMO_ALBUM_LANGUAGE}",
+                                              language=DEMO_ALBUM_LANGUAGE))
     runs = run_series(data_dir, out_dir, run_name, tuple(args.notebooks), args.quick, concept_run=concept_run)
-    print_summary(([concepts] if concepts else []) + runs, RUNS_DIR / run_name, out_dir)
+    print_summary([run for run in concepts if run] + runs, RUNS_DIR / run_name, out_dir)
     if not args.no_real_album:
         print("\nReal photos, no training on photos (examples/album: captions, keywords in French)")
-        tag_real_album(out_dir, concept_run=concept_run)
+        tag_real_album(out_dir, lang=DEMO_ALBUM_LANGUAGE, concept_run=concept_run)
     return 0
 
 
