@@ -113,3 +113,13 @@ def test_the_index_round_trips_through_json_and_rejects_other_files(coco, tmp_pa
         ConsensusIndex.load(tmp_path / "vocabulary.json")
     with pytest.raises(ValueError, match="concept sets"):
         ConsensusIndex([[(2, 1)]], [], vocabulary_size=20)
+
+
+def test_repeated_bigrams_are_found_in_real_captions(coco):
+    from helpers.predict.concept_captions import repeats_a_bigram
+
+    _, _, vocabulary, _ = coco
+    assert repeats_a_bigram(vocabulary.encode("a cat is sitting on top of a cat")[1:-1])
+    assert not repeats_a_bigram(vocabulary.encode("a cat sitting on top of a desk")[1:-1])
+    assert not repeats_a_bigram(vocabulary.encode("a man watching a woman")[1:-1])   # a word twice, no bigram
+    assert not repeats_a_bigram([]) and not repeats_a_bigram([5])

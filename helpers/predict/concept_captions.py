@@ -180,7 +180,8 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         max_length: generated tokens at most (default: the run's `max_caption_length - 1`).
         consensus: the bundle's `ConsensusIndex` (`load_consensus(bundle)`), or None: plain beam
             search. With one, the beam is at least `CONSENSUS_CANDIDATES` wide and its
-            hypotheses are ordered by `ConsensusIndex.scores`.
+            hypotheses are ordered by `ConsensusIndex.scores`, those that repeat a bigram
+            (`repeats_a_bigram`) last.
 
     Returns:
         Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`).
@@ -202,9 +203,21 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     all_scores = consensus.scores_batch([encoded[:, [0, 2]] for encoded in grid],
                                         [[h.tokens for h in hypotheses] for hypotheses in beams])
     for hypotheses, scores in zip(beams, all_scores):
-        order = sorted(range(len(hypotheses)), key=lambda i: (-scores[i], i))     # ties: the beam's order
+        repeats = [repeats_a_bigram(h.tokens) for h in hypotheses]
+        # "a cat on top of a cat" after the captions that say each thing once; ties: the beam's order
+        order = sorted(range(len(hypotheses)), key=lambda i: (repeats[i], -scores[i], i))
         reranked.append([hypotheses[i] for i in order[:top_n]])
     return [list(reranked[i]) for i in inverse]
+
+
+def repeats_a_bigram(tokens) -> bool:
+    """Whether a word-id sequence holds some bigram twice ("a cat is sitting on top of a cat",
+    "einem blauen Hemd und einem blauen Hemd"): the repetition a beam of an LSTM decoder falls
+    into (blocked outright during decoding by Paulus et al. 2018 for trigrams; here such a
+    candidate is only ranked after those without one)."""
+    tokens = [int(t) for t in tokens]
+    bigrams = list(zip(tokens, tokens[1:]))
+    return len(set(bigrams)) < len(bigrams)
 
 
 def load_consensus(bundle) -> "ConsensusIndex | None":
