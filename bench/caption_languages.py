@@ -55,7 +55,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     from helpers.data.caption_text import MULTI30K_VARIABLE
     from helpers.data.images import is_image_file
     from helpers.data.multi30k import load_multi30k
-    from helpers.predict.concept_captions import caption_concept_sets, load_consensus
+    from helpers.predict.concept_captions import caption_concept_sets, caption_texts, load_consensus
     from helpers.predict.predictors import load_predictor
     from helpers.wordnet.concepts import image_concepts
     from helpers.wordnet.synsets import SynsetMapper
@@ -77,7 +77,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     for language, bundle in bundles.items():
         def decode(consensus=None, bundle=bundle):
             beams = caption_concept_sets(bundle, concepts, beam_width=beam_width, consensus=consensus)
-            return [bundle.vocabulary.decode(hypotheses[0].tokens) for hypotheses in beams]
+            return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concepts, beams)]
 
         captions[language] = decode(load_consensus(bundle))
         references = [item.sentences[language] for item in test]

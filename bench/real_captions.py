@@ -44,41 +44,10 @@ import time
 import bench
 from bench.concept_noise import fused_predictions
 from bench.real_photos import COCO_MINI, RESULTS_DIR, SPLITS, load_photos
+from helpers.predict.concept_captions import concept_name as _name
+from helpers.predict.concept_captions import template_caption
 
-NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
 METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
-
-
-def _name(synset: str) -> str:
-    from helpers.wordnet.keywords import keyword
-    from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
-
-    coco = {value: key for key, value in COCO_CATEGORY_SYNSETS.items()}
-    return coco.get(synset) or keyword(synset, "eng") or synset.split(".")[0].replace("_", " ")
-
-
-def _plural(name: str) -> str:
-    if name == "person":
-        return "people"
-    if name.endswith(("s", "sh", "ch", "x")):
-        return name + "es"
-    if name.endswith("y") and name[-2:-1] not in "aeiou":
-        return name[:-1] + "ies"
-    return name + "s"
-
-
-def template_caption(concepts) -> str:
-    """"a person, two dogs and a frisbee": the three most confident concepts with their counts."""
-    parts = []
-    for concept in concepts[:3]:
-        name = _name(concept.synset)
-        if concept.count >= 2:
-            parts.append(f"{NUMBERS.get(concept.count, 'many')} {_plural(name)}")
-        else:
-            parts.append(f"{'an' if name[0] in 'aeiou' else 'a'} {name}")
-    if not parts:
-        return "a photo"
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def nearest_captions(concept_sets, training) -> list[str]:
@@ -173,7 +142,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     from helpers.config import resolve_bundle_dir
     from helpers.data.caption_text import load_coco_captions
     from helpers.metrics import evaluate_captions
-    from helpers.predict.concept_captions import caption_concept_sets, load_consensus
+    from helpers.predict.concept_captions import caption_concept_sets, caption_texts, load_consensus
     from helpers.predict.prediction import DETECTION_MIN_SCORE
     from helpers.wordnet.concepts import Concept, predicted_concepts
     from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
@@ -192,7 +161,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
 
     def decode(concept_sets, index=None):
         beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index)
-        return [bundle.vocabulary.decode(hypotheses[0].tokens) for hypotheses in beams]
+        return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concept_sets, beams)]
 
     methods = {"(i) template": [template_caption(c) for c in predicted],
                "(ii) retrieval (Jaccard)": retrieval_captions(predicted)}

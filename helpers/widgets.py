@@ -182,10 +182,12 @@ class AlbumTaggingPanel:
         key = bundle.vocabulary.language
         if key not in self._captions:
             readable = [(name, p) for name, p in self._predictions.items() if p.ok]
-            beams = self.captioner.caption_concepts([self.captioner.concepts(p) for _, p in readable],
-                                                    self.beam_width, 1, lang)
-            self._captions[key] = {name: [(bundle.vocabulary.decode(h.tokens), h.log_probability) for h in hyps]
-                                   for (name, _), hyps in zip(readable, beams)}
+            from helpers.predict.concept_captions import caption_texts
+
+            concept_sets = [self.captioner.concepts(p) for _, p in readable]
+            beams = self.captioner.caption_concepts(concept_sets, self.beam_width, 1, lang)
+            self._captions[key] = {name: captions for (name, _), captions
+                                   in zip(readable, caption_texts(bundle.vocabulary, concept_sets, beams))}
         for name, captions in self._captions[key].items():
             self._predictions[name].captions = captions
 

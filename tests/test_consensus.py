@@ -123,3 +123,54 @@ def test_repeated_bigrams_are_found_in_real_captions(coco):
     assert not repeats_a_bigram(vocabulary.encode("a cat sitting on top of a desk")[1:-1])
     assert not repeats_a_bigram(vocabulary.encode("a man watching a woman")[1:-1])   # a word twice, no bigram
     assert not repeats_a_bigram([]) and not repeats_a_bigram([5])
+
+
+# --- what a caption may not invent ------------------------------------------------------------
+def test_a_caption_that_names_a_person_nobody_detected_invents_one():
+    from helpers.predict.concept_captions import invented_concepts
+    from helpers.wordnet.concepts import Concept, unsupported_concepts
+    from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
+
+    mountains = [Concept("geological_formation.n.01", 0.86)]
+    assert invented_concepts("a man in a blue shirt is standing on a beach", mountains) == {"person.n.01"}
+    assert invented_concepts("a group of people standing in front of a building", mountains) == {"person.n.01"}
+    assert invented_concepts("a view of a mountain range", mountains) == frozenset()
+    assert invented_concepts("a man riding a horse", [Concept("person.n.01", 0.9), Concept("horse.n.01", 0.6)]) \
+        == frozenset()
+    # support runs both ways along the hierarchy, and only the checked synsets are reported
+    coco = COCO_CATEGORY_SYNSETS.values()
+    assert unsupported_concepts({"cat.n.01"}, {"domestic_cat.n.01"}, coco) == frozenset()
+    assert unsupported_concepts({"cat.n.01", "desk.n.01"}, {"dog.n.01"}, coco) == {"cat.n.01"}
+    assert unsupported_concepts({"cat.n.01"}, {"dog.n.01"}, {"person.n.01"}) == frozenset()
+
+
+def test_an_english_caption_that_invents_a_person_gives_way_to_the_template(coco):
+    from helpers.predict.concept_captions import caption_texts, template_caption
+    from helpers.predict.decoding import Hypothesis
+    from helpers.text.vocab import Vocabulary
+    from helpers.wordnet.concepts import Concept
+
+    _, _, vocabulary, _ = coco
+
+    def hypothesis(text, log_probability):
+        tokens = np.array(vocabulary.encode(text)[1:-1], np.int32)
+        return Hypothesis(tokens, log_probability, log_probability, True)
+
+    beam = [hypothesis("a man in a blue shirt is standing on a beach", -6.0),
+            hypothesis("a man standing on a hill", -7.0)]
+    concepts = [Concept("geological_formation.n.01", 0.86), Concept("drum.n.01", 0.42)]
+    [captions] = caption_texts(vocabulary, [concepts], [beam])
+    assert captions[0] == ("a geological formation and a drum", pytest.approx(np.log(0.86 * 0.42)))
+    assert captions[1][0] == "a man in a blue shirt is standing on a beach" and len(captions) == 2
+    # a caption the photo supports is kept, and the template is English only
+    people = [Concept("person.n.01", 0.9, 5)]
+    assert caption_texts(vocabulary, [people], [beam])[0][0] == ("a man in a blue shirt is standing on a beach", -6.0)
+    french = Vocabulary.build(["un homme sur une plage"], min_count=1, language="fra")
+    tokens = np.array(french.encode("un homme sur une plage")[1:-1], np.int32)
+    [[only]] = caption_texts(french, [concepts], [[Hypothesis(tokens, -3.0, -3.0, True)]])
+    assert only == ("Un homme sur une plage", -3.0)
+    assert template_caption([Concept("person.n.01", 0.9), Concept("dog.n.01", 0.8, 2),
+                             Concept("frisbee.n.01", 0.7), Concept("cat.n.01", 0.6)]) == \
+        "a person, two dogs and a frisbee"
+    assert template_caption([Concept("dining_table.n.01", 0.5, 3)]) == "three dining tables"
+    assert template_caption([]) == "a photo"

@@ -39,7 +39,7 @@ from helpers.data.versioned_json import read_versioned_json, write_versioned_jso
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.vocab import PAD_ID, UNK_ID
-from helpers.wordnet.concepts import Concept, predicted_concepts
+from helpers.wordnet.concepts import Concept, caption_concepts, predicted_concepts, unsupported_concepts
 from helpers.wordnet.keywords import available_languages
 
 CONCEPT_KEYWORDS = 5       # hierarchy keywords (English, the tagger's own rule) that become concepts
@@ -48,6 +48,9 @@ CONSENSUS_FILE = "consensus.json"   # in a concept decoder's run and bundle: `Co
 CONSENSUS_CANDIDATES = 8   # beam hypotheses re-ranked by consensus (the beam width, at least)
 CONSENSUS_NEIGHBOURS = 20  # training images whose captions are the consensus
 CONSENSUS_ORDERS = (1, 2, 3, 4)     # n-gram orders of the similarity
+HALLUCINATION_CHECKED = frozenset({"person.n.01"})   # what a caption may not invent (`invented_concepts`)
+CAPTION_RULE_VERSION = 2   # bump when re-ranking or the fallback changes: cached captions are not reused
+                           # (2: captions that invent a person come last, then the template)
 
 
 class ConceptCaptioner:
@@ -93,7 +96,8 @@ class ConceptCaptioner:
             if bundle.path is not None:
                 for name in sorted(p.name for p in Path(bundle.path).iterdir() if p.is_file()):
                     digest.update(name.encode() + b"\0" + (Path(bundle.path) / name).read_bytes())
-        digest.update(f"concepts;max_length={self.max_length};alpha={self.length_normalization}".encode())
+        digest.update(f"concepts;max_length={self.max_length};alpha={self.length_normalization};"
+                      f"rule={CAPTION_RULE_VERSION}".encode())
         return digest.hexdigest()
 
     def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
@@ -160,11 +164,73 @@ class ConceptCaptioner:
         vocabulary = self.decoder_for(lang).vocabulary if readable else None
         for start in range(0, len(readable), CAPTION_BATCH):
             batch = readable[start:start + CAPTION_BATCH]
-            beams = self.caption_concepts([self.concepts(p) for p in batch], beam_width, top_n, lang)
-            for prediction, hypotheses in zip(batch, beams):
-                prediction.hypotheses = hypotheses
-                prediction.captions = [(vocabulary.decode(h.tokens), h.log_probability) for h in hypotheses]
+            concept_sets = [self.concepts(p) for p in batch]
+            beams = self.caption_concepts(concept_sets, beam_width, top_n, lang)
+            for prediction, hypotheses, captions in zip(batch, beams, caption_texts(vocabulary, concept_sets, beams)):
+                prediction.hypotheses, prediction.captions = hypotheses, captions
         return predictions
+
+
+def caption_texts(vocabulary, concept_sets: list[list[Concept]],
+                  beams: list[list[Hypothesis]]) -> list[list[tuple[str, float]]]:
+    """The captions of `caption_concept_sets`' hypotheses as `(text, natural-log probability)`,
+    best first, with the template fallback: an English caption that still invents a person
+    (`invented_concepts`: every candidate of the beam did) gives first place to
+    `template_caption(concepts)`, whose probability is the product of its concepts' confidences.
+
+    Args:
+        vocabulary: the decoder bundle's word `Vocabulary` (its language decides the fallback).
+        concept_sets: per photo, the concepts the hypotheses were searched from.
+        beams: per photo, its hypotheses best first (`caption_concept_sets`).
+    """
+    texts = []
+    for concepts, hypotheses in zip(concept_sets, beams):
+        captions = [(vocabulary.decode(h.tokens), float(h.log_probability)) for h in hypotheses]
+        if captions and vocabulary.language == "eng" and invented_concepts(captions[0][0], concepts):
+            named = concepts[:TEMPLATE_CONCEPTS]
+            log_probability = float(sum(np.log(max(c.confidence, 1e-9)) for c in named))
+            captions = [(template_caption(concepts), log_probability), *captions[:-1]]
+        texts.append(captions)
+    return texts
+
+
+TEMPLATE_CONCEPTS = 3      # concepts a template caption names at most
+_NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+
+
+def concept_name(synset: str) -> str:
+    """The English name of a concept: its COCO category name ("dining table"), else its synset's
+    first lemma, WordNet's head word ("geological formation", not its synonym "formation")."""
+    from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
+
+    coco = {value: key for key, value in COCO_CATEGORY_SYNSETS.items()}
+    return coco.get(synset) or synset.rsplit(".", 2)[0].replace("_", " ")
+
+
+def _plural(name: str) -> str:
+    if name == "person":
+        return "people"
+    if name.endswith(("s", "sh", "ch", "x")):
+        return name + "es"
+    if name.endswith("y") and name[-2:-1] not in "aeiou":
+        return name[:-1] + "ies"
+    return name + "s"
+
+
+def template_caption(concepts: list[Concept]) -> str:
+    """An English caption that lists the `TEMPLATE_CONCEPTS` most confident concepts with their
+    counts: "a person, two dogs and a frisbee" ("a photo" for none). Says only what the tagger
+    found, so it is the fallback of a decoder that invents (`caption_texts`)."""
+    parts = []
+    for concept in concepts[:TEMPLATE_CONCEPTS]:
+        name = concept_name(concept.synset)
+        if concept.count >= 2:
+            parts.append(f"{_NUMBERS.get(concept.count, 'many')} {_plural(name)}")
+        else:
+            parts.append(f"{'an' if name[0] in 'aeiou' else 'a'} {name}")
+    if not parts:
+        return "a photo"
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: int = 3, top_n: int = 1,
@@ -202,12 +268,32 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     reranked = []
     all_scores = consensus.scores_batch([encoded[:, [0, 2]] for encoded in grid],
                                         [[h.tokens for h in hypotheses] for hypotheses in beams])
-    for hypotheses, scores in zip(beams, all_scores):
+    check = bundle.vocabulary.language == "eng"     # the synset mapper reads English
+    for row, (hypotheses, scores) in enumerate(zip(beams, all_scores)):
         repeats = [repeats_a_bigram(h.tokens) for h in hypotheses]
-        # "a cat on top of a cat" after the captions that say each thing once; ties: the beam's order
-        order = sorted(range(len(hypotheses)), key=lambda i: (repeats[i], -scores[i], i))
+        invents = [check and bool(invented_concepts(bundle.vocabulary.decode(h.tokens),
+                                                    bundle.synset_vocabulary.decode(grid[row])))
+                   for h in hypotheses]
+        # a caption that invents a person after those that do not; "a cat on top of a cat" after
+        # the captions that say each thing once; ties: the beam's order
+        order = sorted(range(len(hypotheses)), key=lambda i: (invents[i], repeats[i], -scores[i], i))
         reranked.append([hypotheses[i] for i in order[:top_n]])
     return [list(reranked[i]) for i in inverse]
+
+
+def invented_concepts(caption: str, concepts: list[Concept]) -> frozenset[str]:
+    """The `HALLUCINATION_CHECKED` synsets an English caption names that the photo's concepts do
+    not support (`helpers.wordnet.concepts.unsupported_concepts`): "a man in a blue shirt" for a
+    photo of mountains where the detector found nobody."""
+    mentioned = caption_concepts(caption, _caption_mapper())
+    return unsupported_concepts(mentioned, [c.synset for c in concepts], HALLUCINATION_CHECKED)
+
+
+@functools.cache
+def _caption_mapper():
+    from helpers.wordnet.synsets import SynsetMapper
+
+    return SynsetMapper()
 
 
 def repeats_a_bigram(tokens) -> bool:

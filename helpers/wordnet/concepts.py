@@ -219,6 +219,30 @@ def predicted_concepts(detections: Iterable[tuple[str, float, object]], keyword_
     return sorted(concepts.values(), key=lambda c: (-c.confidence, c.synset))
 
 
+def unsupported_concepts(caption_synsets: Iterable[str], photo_synsets: Iterable[str],
+                         checked: Iterable[str]) -> frozenset[str]:
+    """The synsets a caption names that nothing in the photo supports: object hallucination
+    (Rohrbach et al. 2018, "Object hallucination in image captioning", the CHAIR measure).
+
+    A caption synset in `checked` (the things whose absence the tagger can vouch for, e.g. the
+    COCO categories the detector finds) is supported by a photo concept equal to it, above it
+    (the photo's "dog" supports a caption's "dog") or below it (the photo's "domestic cat"
+    supports a caption's "cat"); a synset outside `checked` is never reported.
+
+    Args:
+        caption_synsets: synset names the caption mentions (`caption_concepts`).
+        photo_synsets: synset names of the photo's concepts.
+        checked: the synset names that are checked.
+
+    Returns:
+        The unsupported synset names (empty: the caption invents none of the checked things).
+    """
+    photo = set(photo_synsets)
+    checked = frozenset(checked)
+    return frozenset(s for s in caption_synsets if s in checked and s not in photo
+                     and not any(p in ancestors(s) or s in ancestors(p) for p in photo))
+
+
 # --- the concept vocabulary and the decoder's input -------------------------------------------
 class ConceptVocabulary(SynsetVocabulary):
     """The concepts a concept decoder knows: a `SynsetVocabulary` whose synset i has concept id
