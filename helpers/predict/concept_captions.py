@@ -20,6 +20,15 @@ captions of the `CONSENSUS_NEIGHBOURS` training images whose concepts best match
 first (`ConsensusIndex`), those repeating a bigram last. Measured by `python -m bench.real_captions`:
 CIDEr 0.602 (beam 3) -> 0.731 on the 159 coco-mini photos, with the same decoder.
 
+**No invented people** (object hallucination, Rohrbach et al. 2018): the decoder learnt from
+captions, where people are nearly everywhere, and from the tagger's measured noise, which misses
+some of them; given mountains or a rocket alone it writes "a man in a blue shirt is standing on
+a beach". An English candidate that names a person the detector did not find
+(`invented_concepts`, `HALLUCINATION_CHECKED`) comes after those that do not; when all of them
+do, `caption_texts` puts first the template caption of what was found ("a geological
+formation", "a bottle and a drum"). French and German captions are not checked (the synset mapper
+reads English).
+
 Captions in the album's language: a decoder per language (`languages`: "fra", "deu", trained on
 Multi30K), chosen by `predict(lang=...)` with the keywords; a language without one gets the main
 (English) decoder's captions, and the captioner says so once.
