@@ -14,8 +14,9 @@ Measured side by side, best of 3 interleaved rounds (`bench.timing.interleaved_b
   pre-made crops (same batches), the detector alone (letterbox + YOLOX-Nano + decoding) on the
   pre-decoded photos, with onnxruntime's default of one thread per core (its fastest alone; the
   fused predictor gives it one thread, `helpers.predict.fused.DETECTOR_THREADS`, as it runs beside
-  the classifier). Targets: end to end >= 0.85 of the limit's speed (the detector runs in its
-  own thread, so on 2 cores the end to end may beat the sum); <= 1.5x ImageNet only.
+  the classifier). Targets: end to end >= 0.85 of the limit's speed (the detector runs in the
+  decoding threads while TensorFlow classifies, so on 2 cores the end to end may beat the sum);
+  <= 1.5x ImageNet only.
 """
 
 from __future__ import annotations

@@ -37,7 +37,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 import numpy as np
@@ -121,10 +120,11 @@ class PretrainedTagger(ImageNetTagger):
     """
 
     def __init__(self, detector_path=None, weights="imagenet", workers: int | None = None):
-        # Half the cores: the detector runs beside TensorFlow's classifier and the decoding threads,
+        # Half the cores: the detector runs in the decoding threads beside TensorFlow's classifier,
         # which already use every core; more (spinning) onnxruntime threads only take time from them.
         # On 2 cores one thread gave 1.33-1.61x the ImageNet-only time against 1.40-2.08x with
-        # onnxruntime's default of one per core (`/tmp` scripts, side by side in each run).
+        # onnxruntime's default of one per core (`/tmp` scripts, side by side in each run); in the
+        # decoding threads rather than a thread of its own, 1.46x against 1.50-1.53x (two runs).
         self.detector = detector_module.load_detector(detector_path, threads=DETECTOR_THREADS)
         super().__init__(weights=weights, workers=workers)
 
@@ -155,22 +155,19 @@ class PretrainedTagger(ImageNetTagger):
             >= `helpers.predict.imagenet.MIN_STORED_PROBABILITY`), `detections` every box the
             detector kept (score >= its `DEFAULT_MIN_SCORE`); a photo that cannot be read has `error`.
         """
-        detecting = ThreadPoolExecutor(1, "detector")
+        def detect_and_crop(photo: np.ndarray, scale: float = 1.0) -> tuple[list[Detection], np.ndarray]:
+            """The photo's detections and its centre crop for the classifier. Runs in the decoding
+            threads (onnxruntime releases the GIL and a session may run in several threads at
+            once), so detection shares them with decoding while TensorFlow classifies a batch."""
+            [found] = self._detect([photo], [scale])
+            return found, pixels_of_array(photo, self.image_size, crop="center")
 
-        def with_crop(photo: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
-            """The photo for the detector, its centre crop for the classifier (in the decoding
-            threads) and the factor to full-size pixels."""
-            return photo, pixels_of_array(photo, self.image_size, crop="center"), scale
-
-        def run_batch(items: list[tuple[np.ndarray, np.ndarray, float]]) -> Finish:
-            # The detector (onnxruntime) runs in its own thread while TensorFlow classifies.
-            detections = detecting.submit(self._detect, [photo for photo, _, _ in items],
-                                          [scale for _, _, scale in items])
-            imagenet = self.synset_probabilities(np.stack([crop for _, crop, _ in items]))
+        def run_batch(items: list[tuple[list[Detection], np.ndarray]]) -> Finish:
+            imagenet = self.synset_probabilities(np.stack([crop for _, crop in items]))
 
             def finish() -> list[Prediction]:
                 predictions = []
-                for probabilities, found in zip(imagenet, detections.result()):
+                for probabilities, (found, _) in zip(imagenet, items):
                     fused = fused_probabilities(probabilities, found)
                     predictions.append(Prediction(
                         path="", synset_probabilities=fused, detections=found,
@@ -179,10 +176,7 @@ class PretrainedTagger(ImageNetTagger):
 
             return finish
 
-        try:
-            return predict_in_batches(images, run_batch, batch_size=batch_size, workers=self.workers,
-                                      progress=progress, description="tagging",
-                                      load=lambda path: with_crop(*detector_module.load_photo_and_scale(path)),
-                                      from_array=lambda array: with_crop(rgb_of_array(array)))
-        finally:
-            detecting.shutdown(wait=True, cancel_futures=True)
+        return predict_in_batches(images, run_batch, batch_size=batch_size, workers=self.workers,
+                                  progress=progress, description="tagging",
+                                  load=lambda path: detect_and_crop(*detector_module.load_photo_and_scale(path)),
+                                  from_array=lambda array: detect_and_crop(rgb_of_array(array)))
