@@ -44,8 +44,6 @@ import time
 import bench
 from bench.concept_noise import fused_predictions
 from bench.real_photos import COCO_MINI, RESULTS_DIR, SPLITS, load_photos
-from helpers.predict.concept_captions import concept_name as _name
-from helpers.predict.concept_captions import template_caption
 
 METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 
@@ -142,7 +140,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     from helpers.config import resolve_bundle_dir
     from helpers.data.caption_text import load_coco_captions
     from helpers.metrics import evaluate_captions
-    from helpers.predict.concept_captions import caption_concept_sets, caption_texts, load_consensus
+    from helpers.predict.concept_captions import caption_concept_sets, caption_texts, load_consensus, template_caption
+    from helpers.predict.concept_captions import concept_name as _name
     from helpers.predict.prediction import DETECTION_MIN_SCORE
     from helpers.wordnet.concepts import Concept, predicted_concepts
     from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS

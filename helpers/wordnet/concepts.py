@@ -226,8 +226,8 @@ def unsupported_concepts(caption_synsets: Iterable[str], photo_synsets: Iterable
 
     A caption synset in `checked` (the things whose absence the tagger can vouch for, e.g. the
     COCO categories the detector finds) is supported by a photo concept equal to it, above it
-    (the photo's "dog" supports a caption's "dog") or below it (the photo's "domestic cat"
-    supports a caption's "cat"); a synset outside `checked` is never reported.
+    (the photo's "dog" supports a caption's "sporting dog") or below it (the photo's "domestic
+    cat" supports a caption's "cat"); a synset outside `checked` is never reported.
 
     Args:
         caption_synsets: synset names the caption mentions (`caption_concepts`).
