@@ -11,6 +11,7 @@ import pytest
 from helpers import model
 from helpers.config import Config
 from helpers.predict import decoding
+from helpers.predict.beam import NEVER_GENERATED
 from helpers.text.vocab import END_ID, START_ID, UNK_ID
 from helpers.wordnet.concepts import PHOTO_CONCEPT_ID
 
@@ -62,7 +63,7 @@ def test_attention_never_goes_to_padding_and_decoding_matches_teacher_forcing():
         assert np.abs(attention[:, 1 + len(concepts):]).max() < 1e-6
     tokens = np.array([[START_ID, *hypotheses[0].tokens]], np.int32)
     forced = heads.decoder((pooled[:1], grid[:1], tokens)).numpy()[0]      # [T, V]: the word after each
-    forced[:, :2] = -np.inf                                                 # <pad>, <start>: never generated
+    forced[:, list(NEVER_GENERATED)] = -np.inf                              # <pad>, <start>, <unk>
     assert list(forced.argmax(axis=-1)[:len(hypotheses[0].tokens)]) == list(hypotheses[0].tokens)
     beams = decoding.beam_search(heads.decoder, pooled, grid, beam_width=3, max_length=6)
     reference = decoding.reference_beam_search(heads.decoder, pooled, grid, beam_width=3, max_length=6)
