@@ -128,6 +128,67 @@ def test_losses_fall_on_the_sample(sample_dir, tmp_path):
     assert losses[-1] < losses[0] and val_losses[-1] < val_losses[0]
 
 
+def test_caption_loss_and_perplexity_equal_keras_sparse_cross_entropy(shared_data):
+    """The XLA-compiled masked cross-entropy gives Keras' `ignore_class=0` loss and its gradient
+    on real captions (padded rows included), and perplexity is exp of it."""
+    import keras
+    import tensorflow as tf
+
+    coco = shared_data / "coco-val2014-captions-4800" / "captions_val2014_subset4800.json"
+    captions = [c["caption"] for c in json.loads(coco.read_text())["annotations"][:400]]
+    vocabulary = Vocabulary.build(captions, min_count=2)
+    tokens = vocabulary.encode_batch(captions[:16], max_length=18)[:, 1:]      # targets, <pad>-padded
+    assert (tokens == 0).any() and (tokens != 0).any()
+    logits = tf.constant(np.random.default_rng(1).normal(0, 4, (*tokens.shape, len(vocabulary))), tf.float32)
+    reference = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    losses = {}
+    for name, loss in (("ours", train.MaskedCaptionCrossEntropy()), ("keras", reference)):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = loss(tokens, logits)
+        losses[name] = (float(value), tape.gradient(value, logits).numpy())
+    assert losses["ours"][0] == pytest.approx(losses["keras"][0], rel=1e-5)
+    np.testing.assert_allclose(losses["ours"][1], losses["keras"][1], atol=1e-7)
+    assert np.abs(losses["ours"][1][tokens == 0]).max() == 0.0                 # <pad> gets no gradient
+    perplexity = train.Perplexity()
+    perplexity.update_state(tokens, logits)
+    assert float(perplexity.result()) == pytest.approx(np.exp(losses["keras"][0]), rel=1e-4)
+    assert float(train.MaskedCaptionCrossEntropy()(np.zeros((2, 3), np.int32), logits[:2, :3])) == 0.0
+
+
+def test_fused_adam_updates_as_keras_adam():
+    """Three steps of the real heads with a warmup schedule and clipping: the same weights and
+    moments as `keras.optimizers.Adam`, the embedding's sparse gradient included."""
+    import keras
+    import tensorflow as tf
+
+    from helpers import model
+
+    config = Config(decoder="lstm", embedding_dim=16, hidden_dim=32, tagger_hidden_dim=16)
+    rng = np.random.default_rng(0)
+    tokens = tf.constant(rng.integers(1, 50, (8, 6)), tf.int32)
+    pooled = tf.constant(rng.normal(size=(8, 24)), tf.float32)
+    weights = {}
+    for optimizer_class in (keras.optimizers.Adam, train.FusedAdam):
+        keras.utils.set_random_seed(0)
+        heads = model.build_heads(config, 50, 10, cells=4, depth=24)
+        variables = heads.decoder.trainable_variables
+        initial = [v.numpy() for v in variables]
+        schedule = keras.optimizers.schedules.CosineDecay(0.0, 10, warmup_target=1e-2, warmup_steps=2)
+        optimizer = optimizer_class(schedule, global_clipnorm=1.0)
+        for _ in range(3):
+            with tf.GradientTape() as tape:
+                logits = heads({"pooled": pooled, "grid": tf.zeros((8, 4, 24)), "tokens": tokens})["caption"]
+                loss = train.MaskedCaptionCrossEntropy()(tf.roll(tokens, -1, axis=1), logits)
+            gradients = tape.gradient(loss, variables)
+            assert any(isinstance(g, tf.IndexedSlices) for g in gradients)
+            optimizer.apply(gradients, variables)
+        assert all(np.abs(v.numpy() - w).max() > 1e-4 for v, w in zip(variables, initial))   # all trained
+        weights[optimizer_class.__name__] = [v.numpy() for v in variables + optimizer.variables]
+    for keras_adam, fused in zip(weights["Adam"], weights["FusedAdam"], strict=True):
+        np.testing.assert_allclose(fused, keras_adam, rtol=1e-5, atol=1e-7)
+
+
 def test_unknown_strategy_and_multi_worker_without_tf_config(monkeypatch):
     with pytest.raises(ValueError, match="unknown strategy"):
         train.get_strategy("tpu")

@@ -293,6 +293,51 @@ def prepare(config: Config, run_dir: str | Path, verbose: int = 1) -> Prepared:
 
 
 # --- model, loss, metrics -------------------------------------------------------------------------
+@tf.function(jit_compile=True, reduce_retracing=True)
+def token_cross_entropy(targets, logits):
+    """Cross-entropy of every caption token and the mask of the real ones, XLA-compiled.
+
+    Args:
+        targets: int32 `[B, T]` word ids, <pad> = 0 for positions past the caption's end.
+        logits: float32 `[B, T, V]` unnormalised word scores.
+
+    Returns:
+        `(loss float32 [B, T], mask float32 [B, T])`: -log softmax(logits)[target] in nats, and 1
+        where the target is a word, 0 at <pad> (its loss is computed but must be masked out).
+
+    Why compiled: the soft-max over V words is the largest element-wise work of a training step.
+    XLA fuses the log-sum-exp, the pick of the target and, in the backward pass, softmax minus
+    one-hot into a few passes over `[B, T, V]`. TensorFlow's own
+    `SparseSoftmaxCrossEntropyWithLogits` kernel, with Keras' `ignore_class` masking around it,
+    takes 4x longer on CPUs (`bench/train_speed.py`, README "Defaults decided by measurement").
+    """
+    targets = tf.cast(targets, tf.int32)
+    logits = tf.cast(logits, tf.float32)
+    picked = tf.gather(logits, targets, batch_dims=2)                    # (B, T)
+    return tf.reduce_logsumexp(logits, axis=-1) - picked, tf.cast(targets != 0, tf.float32)
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class MaskedCaptionCrossEntropy(keras.losses.Loss):
+    """Mean cross-entropy over the caption tokens of a batch, <pad> (id 0) ignored: what
+    `keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)` computes
+    (equal to float32 rounding, `tests/test_train.py`), through `token_cross_entropy`.
+
+    `y_true` int `[B, T]`, `y_pred` float32 logits `[B, T, V]`; the loss is a float32 scalar (nats).
+    `call` gives each real token the weight B T / (real tokens), as Keras' `ignore_class` does, so
+    that Keras' "sum_over_batch_size" reduction is the mean over real tokens and is scaled for
+    `tf.distribute` replicas as every Keras loss is.
+    """
+
+    def __init__(self, name="caption_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        loss, mask = token_cross_entropy(y_true, y_pred)                 # (B, T), (B, T)
+        size = tf.cast(tf.size(mask), tf.float32)
+        return loss * mask * (size / tf.maximum(tf.reduce_sum(mask), 1.0))
+
+
 @keras.saving.register_keras_serializable(package="helpers")
 class Perplexity(keras.metrics.Metric):
     """exp(mean cross-entropy per caption token), <pad> (id 0) ignored."""
@@ -303,9 +348,7 @@ class Perplexity(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = keras.ops.cast(y_true, "int32")
-        mask = keras.ops.cast(keras.ops.not_equal(y_true, 0), "float32")
-        loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        loss, mask = token_cross_entropy(y_true, y_pred)
         self.total.assign_add(keras.ops.sum(loss * mask))
         self.count.assign_add(keras.ops.sum(mask))
 
@@ -313,17 +356,61 @@ class Perplexity(keras.metrics.Metric):
         return keras.ops.exp(self.total / keras.ops.maximum(self.count, 1.0))
 
 
+@keras.saving.register_keras_serializable(package="helpers")
+class FusedAdam(keras.optimizers.Adam):
+    """`keras.optimizers.Adam` (Kingma and Ba 2015, with epsilon outside the square root as in
+    Keras) whose update of each weight is TensorFlow's fused `ResourceApplyAdam` kernel: one pass
+    over the weight, its two moments and the gradient, instead of the ten element-wise operations
+    of Keras' `update_step`. Same hyper-parameters, variables (checkpoints and `BackupAndRestore`
+    state are interchangeable with Adam's) and updates to float32 rounding (`tests/test_train.py`);
+    half the optimizer time of a training step on CPUs (`bench/train_speed.py`).
+
+    Sparse gradients (`tf.IndexedSlices`, from the word embedding) are made dense first, as Keras'
+    Adam does: every row's moments decay at every step. `global_clipnorm` clips with
+    `tf.clip_by_global_norm` (the same scale; its norm is one fused reduction per gradient, where
+    Keras squares each gradient into a new tensor first: a fifth of the attention decoder's step).
+    """
+
+    def _clip_gradients(self, grads):
+        if self.global_clipnorm and not self.clipnorm:
+            return tf.clip_by_global_norm(grads, self.global_clipnorm)[0]
+        return super()._clip_gradients(grads)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:                                  # no fused kernel: Keras' own update
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        if isinstance(gradient, tf.IndexedSlices):
+            gradient = tf.convert_to_tensor(gradient)
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        momentum, velocity = self._momentums[index], self._velocities[index]
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable), m=_handle(momentum), v=_handle(velocity),
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+
+def _handle(variable):
+    """The resource handle of a Keras or TensorFlow variable (inside `Strategy.update`, the
+    current device's copy of a distributed one)."""
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
+
+
 def compile_heads(heads: model.CaptionTagger, config: Config, steps: int) -> None:
-    """Adam with linear warmup then cosine decay (per step), gradient clipping; masked caption
-    cross-entropy + `tag_loss_weight` x tag BCE; perplexity, token accuracy and tag micro-F1 (the
-    caption terms only for heads without a tagger)."""
+    """Adam (`FusedAdam`) with linear warmup then cosine decay (per step) and gradient clipping;
+    masked caption cross-entropy (`MaskedCaptionCrossEntropy`) + `tag_loss_weight` x tag BCE;
+    perplexity, token accuracy and tag micro-F1 (the caption terms only for heads without a
+    tagger)."""
     total = max(1, steps * config.epochs)
     warmup = min(int(config.warmup_epochs * steps), total // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else config.learning_rate, decay_steps=max(1, total - warmup),
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup, alpha=0.02)
-    optimizer = keras.optimizers.Adam(schedule, global_clipnorm=config.clip_norm or None)
-    loss = {"caption": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)}
+    optimizer = FusedAdam(schedule, global_clipnorm=config.clip_norm or None)
+    loss = {"caption": MaskedCaptionCrossEntropy()}
     loss_weights, metrics = {"caption": 1.0}, {"caption": [Perplexity()]}
     if heads.tagger is not None:
         loss["tags"] = keras.losses.BinaryCrossentropy()
