@@ -26,6 +26,11 @@ P = 1,280 pooled, tagger 1,280 -> 512 -> 500, T = 14 positions per caption:
     FLOPs per token = 3 x (per position + per caption / T), every position counted (padding too):
     41.4 MFLOP (lstm), 143.0 MFLOP (attention).
 
+The **concept decoder** (`concepts`) at the sizes of a caption-text run (`CONCEPTS`: vocabulary
+V = 4,050, batch 128 captions of T = 19 positions, attention over L = 11 concept cells of
+D = 256, no tagger, no coordinates): per position as attention's with these L, D and V, per
+caption 2 (L D A + 2 D H): 32.4 MFLOP per token.
+
 The decoders' achieved FLOP/s (FLOPs per token x token positions per second) are compared with
 the **measured matmul throughput** of the machine: a large float32 `tf.matmul`
 (2,048 x 2,048 x 2,048) in a compiled function, timed in the same rounds as the training steps in
@@ -58,8 +63,12 @@ VOCABULARY_SIZE, EMBEDDING_DIM, HIDDEN_DIM, ATTENTION_DIM = 10_000, 256, 512, 25
 GRID_CELLS, FEATURE_DIM, NUM_SYNSETS, TAGGER_HIDDEN = 49, 1280, 500, 512
 COORDINATES = 16                    # sinusoidal (x, y) channels the attention decoder appends
 BATCH_SIZE, CAPTION_LENGTH = 64, 14
+# The concept decoder as `python -m helpers train --data-dir caption-text` trains it (helpers.config
+# defaults; vocabulary and concept ids of the default corpus): a set of at most 10 concepts + <photo>.
+CONCEPTS = {"vocabulary": 4_050, "concept_ids": 340, "cells": 11, "concept_dim": EMBEDDING_DIM,
+            "batch": 128, "length": 19}
 MATMUL_SIZE = 2048                  # the "large matmul" measuring the machine's throughput
-DECODERS = ("lstm", "attention")
+DECODERS = ("lstm", "attention", "concepts")
 
 
 def _matmul_shapes(decoder: str) -> tuple[list, list]:
@@ -70,10 +79,22 @@ def _matmul_shapes(decoder: str) -> tuple[list, list]:
     if decoder == "lstm":
         return ([(1, e, 4 * h), (1, h, 4 * h), (1, h, v)],
                 [(1, p, e), (1, e, 4 * h), (1, h, 4 * h), *tagger])
+    if decoder == "concepts":          # attention over the concept cells, no tagger, no coordinates
+        cells, a, d, v = CONCEPTS["cells"], ATTENTION_DIM, CONCEPTS["concept_dim"], CONCEPTS["vocabulary"]
+        return ([(1, h, a), (cells, a, 1), (1, cells, d), (1, h, 1), (1, e + d, 4 * h), (1, h, 4 * h),
+                 (1, h + d, v)],
+                [(cells, d, a), (1, d, h), (1, d, h)])
     cells, a, d = GRID_CELLS, ATTENTION_DIM, FEATURE_DIM + COORDINATES
     return ([(1, h, a), (cells, a, 1), (1, cells, d), (1, h, 1), (1, e + d, 4 * h), (1, h, 4 * h),
              (1, h + d, v)],
             [(cells, d, a), (1, d, h), (1, d, h), *tagger])
+
+
+def sizes(decoder: str) -> tuple[int, int, int]:
+    """`(vocabulary size, captions per batch, token positions per caption)` of a decoder's step."""
+    if decoder == "concepts":
+        return CONCEPTS["vocabulary"], CONCEPTS["batch"], CONCEPTS["length"]
+    return VOCABULARY_SIZE, BATCH_SIZE, CAPTION_LENGTH
 
 
 def training_flops(decoder: str) -> dict:
@@ -82,19 +103,34 @@ def training_flops(decoder: str) -> dict:
     per_position, per_caption = (2.0 * sum(m * k * n for m, k, n in shapes)
                                  for shapes in _matmul_shapes(decoder))
     return {"forward_per_position": per_position, "forward_per_caption": per_caption,
-            "per_token": 3.0 * (per_position + per_caption / CAPTION_LENGTH)}
+            "per_token": 3.0 * (per_position + per_caption / sizes(decoder)[2])}
 
 
-def _batch(rng):
-    tokens = rng.integers(4, VOCABULARY_SIZE, size=(BATCH_SIZE, CAPTION_LENGTH + 1)).astype(np.int32)
+def _batch(rng, decoder: str = "lstm"):
+    """A random batch of `decoder`'s sizes: `(inputs, targets)` as `fit` reads them."""
+    vocabulary, batch, length = sizes(decoder)
+    tokens = rng.integers(4, vocabulary, size=(batch, length + 1)).astype(np.int32)
     tokens[:, 0] = 1
-    lengths = rng.integers(8, CAPTION_LENGTH + 2, size=BATCH_SIZE)
-    for row, length in zip(tokens, lengths):
-        row[length:] = 0
-    inputs = {"pooled": rng.normal(size=(BATCH_SIZE, FEATURE_DIM)).astype(np.float32),
-              "grid": rng.normal(size=(BATCH_SIZE, GRID_CELLS, FEATURE_DIM)).astype(np.float16),
+    lengths = rng.integers(8, length + 2, size=batch)
+    for row, end in zip(tokens, lengths):
+        row[end:] = 0
+    if decoder == "concepts":                  # (concept id, confidence, count), <photo> first
+        from helpers.wordnet.concepts import PHOTO_CONCEPT_ID
+
+        cells = CONCEPTS["cells"]
+        grid = np.zeros((batch, cells, 3), np.float32)
+        grid[:, 0] = (PHOTO_CONCEPT_ID, 1.0, 0)
+        for row, count in zip(grid, rng.integers(1, cells, size=batch)):
+            row[1:1 + count, 0] = rng.choice(np.arange(PHOTO_CONCEPT_ID + 1, CONCEPTS["concept_ids"]), count,
+                                             replace=False)
+            row[1:1 + count, 1] = rng.random(count)
+            row[1:1 + count, 2] = rng.integers(1, 4, count)
+        return ({"pooled": np.zeros((batch, 1), np.float32), "grid": grid, "tokens": tokens[:, :-1]},
+                {"caption": tokens[:, 1:]})
+    inputs = {"pooled": rng.normal(size=(batch, FEATURE_DIM)).astype(np.float32),
+              "grid": rng.normal(size=(batch, GRID_CELLS, FEATURE_DIM)).astype(np.float16),
               "tokens": tokens[:, :-1]}
-    targets = {"caption": tokens[:, 1:], "tags": (rng.random((BATCH_SIZE, NUM_SYNSETS)) < 0.01).astype(np.float32)}
+    targets = {"caption": tokens[:, 1:], "tags": (rng.random((batch, NUM_SYNSETS)) < 0.01).astype(np.float32)}
     return inputs, targets
 
 
@@ -105,13 +141,13 @@ def _bare_products(decoder: str):
     import tensorflow as tf
 
     per_position, per_caption = _matmul_shapes(decoder)
-    rows = BATCH_SIZE
+    vocabulary, rows, length = sizes(decoder)
     products = []          # (m, k, n, repeats)
     for m, k, n in per_position:
-        if n == VOCABULARY_SIZE:                        # one product over all positions
-            products.append((m * rows * CAPTION_LENGTH, k, n, 1))
+        if n == vocabulary:                             # one product over all positions
+            products.append((m * rows * length, k, n, 1))
         else:
-            products.append((m * rows, k, n, CAPTION_LENGTH))
+            products.append((m * rows, k, n, length))
     products += [(m * rows, k, n, 1) for m, k, n in per_caption]
     rng = np.random.default_rng(0)
     operands = [(tf.constant(rng.normal(size=(m, k)).astype(np.float32)),
@@ -143,7 +179,7 @@ def _worker(steps: int, rounds: int) -> dict:
     from helpers.training import train
 
     rng = np.random.default_rng(0)
-    batches = [_batch(rng) for _ in range(4)]
+    batches = {decoder: [_batch(rng, decoder) for _ in range(4)] for decoder in DECODERS}
     size = MATMUL_SIZE
     left = tf.random.normal([size, size], seed=1)
     right = tf.random.normal([size, size], seed=2)
@@ -158,15 +194,19 @@ def _worker(steps: int, rounds: int) -> dict:
         for xla in (False, True):
             config = Config(decoder=decoder, embedding_dim=EMBEDDING_DIM, hidden_dim=HIDDEN_DIM,
                             attention_dim=ATTENTION_DIM, tagger_hidden_dim=TAGGER_HIDDEN)
-            heads = model.build_heads(config, VOCABULARY_SIZE, NUM_SYNSETS, GRID_CELLS, FEATURE_DIM)
+            if decoder == "concepts":
+                heads = model.build_heads(config, CONCEPTS["vocabulary"], CONCEPTS["concept_ids"],
+                                          CONCEPTS["cells"], 3)
+            else:
+                heads = model.build_heads(config, VOCABULARY_SIZE, NUM_SYNSETS, GRID_CELLS, FEATURE_DIM)
             train.compile_heads(heads, config, steps=100)
             heads.jit_compile = xla
             started = time.perf_counter()
-            for inputs, targets in batches[:2]:             # trace (and XLA-compile) and warm up
+            for inputs, targets in batches[decoder][:2]:             # trace (and XLA-compile) and warm up
                 heads.train_on_batch(inputs, targets)
             print(f"  {decoder} xla={xla}: traced in {time.perf_counter() - started:.0f} s", flush=True)
 
-            def train_steps(heads=heads):
+            def train_steps(heads=heads, batches=batches[decoder]):
                 for step in range(steps):
                     inputs, targets = batches[step % len(batches)]
                     heads.train_on_batch(inputs, targets)
@@ -178,10 +218,10 @@ def _worker(steps: int, rounds: int) -> dict:
             started = time.perf_counter()
             function()
             best[name] = min(best[name], time.perf_counter() - started)
-    tokens = sum(int((batches[step % len(batches)][1]["caption"] != 0).sum()) for step in range(steps))
-    positions = steps * BATCH_SIZE * CAPTION_LENGTH
     results = {"matmul_gflop_per_s": 2.0 * size ** 3 / best["matmul"] / 1e9}
     for decoder in DECODERS:
+        tokens = sum(int((batches[decoder][step % 4][1]["caption"] != 0).sum()) for step in range(steps))
+        positions = steps * sizes(decoder)[1] * sizes(decoder)[2]
         _, bare_flops = _bare_products(decoder)
         results[f"{decoder}_bare_shapes_gflop_per_s"] = bare_flops / best[f"{decoder}_bare_shapes"] / 1e9
         for variant in ("no_xla", "xla"):
@@ -217,6 +257,7 @@ def run(quick: bool = False) -> dict:
     default_onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "") != "0"   # helpers turns it on
     results: dict = {
         "batch_size": BATCH_SIZE, "caption_length": CAPTION_LENGTH, "vocabulary_size": VOCABULARY_SIZE,
+        "concepts": CONCEPTS,
         "steps_per_round": steps, "rounds": rounds,
         "mixed_precision": "not measured: it only speeds up GPUs, and this machine has none",
     }
@@ -244,7 +285,7 @@ def run(quick: bool = False) -> dict:
         tokens_per_s = default[decoder]["no_xla_tokens_per_s"]
         results[f"{decoder}_tokens_per_s"] = tokens_per_s
         results[f"{decoder}_steps_per_s"] = round(
-            best[default_onednn][f"{decoder}_no_xla_positions_per_s"] / (BATCH_SIZE * CAPTION_LENGTH), 3)
+            best[default_onednn][f"{decoder}_no_xla_positions_per_s"] / (sizes(decoder)[1] * sizes(decoder)[2]), 3)
     # The target, for each decoder, in each oneDNN setting without XLA (TensorFlow's default here:
     # see `default_onednn`).
     keys = [f"{name}.{decoder}.no_xla_fraction" for name in ("onednn_off", "onednn_on") for decoder in DECODERS]

@@ -313,7 +313,9 @@ def token_cross_entropy(targets, logits):
     """
     targets = tf.cast(targets, tf.int32)
     logits = tf.cast(logits, tf.float32)
-    picked = tf.gather(logits, targets, batch_dims=2)                    # (B, T)
+    # The target's logit through a one-hot product, not a gather: its gradient is a fused
+    # element-wise op, where a gather's is a scatter that XLA runs serially on CPUs.
+    picked = tf.reduce_sum(logits * tf.one_hot(targets, tf.shape(logits)[-1], dtype=logits.dtype), axis=-1)  # (B, T)
     return tf.reduce_logsumexp(logits, axis=-1) - picked, tf.cast(targets != 0, tf.float32)
 
 
