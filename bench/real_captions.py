@@ -17,8 +17,10 @@ ROUGE-L, CIDEr, equal to the coco-caption toolkit):
   index; its words as the decoder's vocabulary writes them), a stronger baseline than (ii);
 * (iii-a) **the concept decoder, beam search only** on the predicted concepts (`--model
   pretrained`: detector + ImageNet hierarchy, `ConceptCaptioner.concepts`), beam width 3;
-* (iii) **the concept decoder as `--model pretrained` uses it**: beam width 8 and consensus
-  re-ranking of its 8 captions (`ConsensusIndex`, when the run has `consensus.json`);
+* (iii) **the concept decoder as `--model pretrained` uses it**: beam width 6 and consensus
+  re-ranking of its 6 captions (`ConsensusIndex`, when the run has `consensus.json`;
+  `CONSENSUS_CANDIDATES`, chosen on train2017);
+* (iii-b) the same with 8 candidates (the previous default);
 * (iv) **oracle**: (iii) fed each photo's ground-truth COCO instances (categories with
   their counts, instances of at least 1 % of the photo, confidence 1): the decoder's own ceiling.
 
@@ -140,7 +142,13 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     from helpers.config import resolve_bundle_dir
     from helpers.data.caption_text import load_coco_captions
     from helpers.metrics import evaluate_captions
-    from helpers.predict.concept_captions import caption_concept_sets, caption_texts, load_consensus, template_caption
+    from helpers.predict.concept_captions import (
+        CONSENSUS_CANDIDATES,
+        caption_concept_sets,
+        caption_texts,
+        load_consensus,
+        template_caption,
+    )
     from helpers.predict.concept_captions import concept_name as _name
     from helpers.predict.prediction import DETECTION_MIN_SCORE
     from helpers.wordnet.concepts import Concept, predicted_concepts
@@ -158,8 +166,9 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     bundle = load_bundle(resolve_bundle_dir(run))
     consensus = load_consensus(bundle)
 
-    def decode(concept_sets, index=None):
-        beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index)
+    def decode(concept_sets, index=None, candidates=CONSENSUS_CANDIDATES):
+        beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index,
+                                     candidates=candidates)
         return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concept_sets, beams)]
 
     methods = {"(i) template": [template_caption(c) for c in predicted],
@@ -168,6 +177,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
         methods["(ii-b) consensus retrieval"] = consensus_retrieval(bundle, consensus, predicted)
     methods["(iii-a) concept decoder, beam search only"] = decode(predicted)
     methods["(iii) concept decoder"] = decode(predicted, consensus)
+    if consensus is not None:
+        methods["(iii-b) concept decoder, beam 8 + consensus"] = decode(predicted, consensus, candidates=8)
     methods["(iv) oracle: decoder on COCO instances"] = decode(oracle, consensus)
     table: dict[str, dict[str, dict]] = {}
     for method, captions in methods.items():
@@ -213,7 +224,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
             + "\n\n| photo | caption |\n|---|---|\n"
             + "\n".join(f"| {name} | {caption} |" for name, caption in zip(album, album_captions))
             + "\n" + "\n".join(examples) + f"\n\n(run {bundle.path}, beam width {beam_width}, "
-            + ("no consensus index" if consensus is None else "consensus re-ranking of 8") + f"; {seconds:.0f} s)\n")
+            + ("no consensus index" if consensus is None else f"consensus re-ranking of {CONSENSUS_CANDIDATES}")
+            + f"; {seconds:.0f} s)\n")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "real_captions.md").write_text(text, encoding="utf-8")
     print(text)

@@ -205,15 +205,15 @@ def test_compiled_beam_search_equals_the_reference_algorithm(kind):
 
 
 @pytest.mark.parametrize("count", [1, 3])
-def test_two_stage_top_words_equals_a_plain_top_k_over_the_vocabulary(count):
+@pytest.mark.parametrize("vocabulary_size", [4_230, 10_003])   # not multiples of the chunk size
+def test_two_stage_top_words_equals_a_plain_top_k_over_the_vocabulary(count, vocabulary_size):
     """The chunked top-k of `beam.top_words` (vocabularies of thousands of words) picks exactly what a
     top_k over the masked log-softmax picks, ties going to the lowest word id, <pad>, <start>
     and <unk> never chosen even when they score best."""
     rng = np.random.default_rng(3)
-    vocabulary_size = 10_003                      # not a multiple of the chunk size
     logits = rng.normal(size=(7, vocabulary_size)).astype(np.float32)
     logits[0, [PAD_ID, START_ID, UNK_ID]] = 50.0  # banned words with the best logits
-    logits[1, [17, 500, 9_999, 10_002]] = 9.0     # a four-way tie for the best word
+    logits[1, [17, 500, 4_199, vocabulary_size - 1]] = 9.0     # a four-way tie for the best word
     logits[2, 4_000:4_200] = 9.0                  # a tie across chunk boundaries
     logits[3] = 0.0                               # all equal
     logits[4, :5] = [-np.inf, 3.0, -np.inf, 20.0, 8.0]

@@ -36,7 +36,10 @@ import tensorflow as tf
 
 from helpers.text.vocab import END_ID, PAD_ID, START_ID, UNK_ID
 
-TOP_WORDS_CHUNK = 128   # words per chunk of `top_words`' two-stage top-k
+# Words per chunk of `top_words`' two-stage top-k: measured on 2 cores (AMD EPYC), 1,272 rows of 4,050
+# words (a beam of 8 over 159 photos), one top_k 11.0 ms, chunks of 128 (two-stage) 7.8 ms, of 32
+# 7.2 ms; of 10,000 words, 13.4 ms with chunks of 128 and 12.5 ms with 32.
+TOP_WORDS_CHUNK = 32
 # Never generated: <pad> and <start> are not words, and a caption with <unk> is no use to anyone
 # (a photo's description would read "a <unk> on a table"); the next most probable word comes instead.
 NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID)
@@ -266,7 +269,7 @@ def _prune(log_probs, live, finished_scores, top_n, max_penalty):
     return tf.where(keep, log_probs, _minus_infinity())
 
 
-def _follow_parents(decoder_state, rows, row_state, attention, parents, width: int):
+def _follow_parents(rows, row_state, attention, parents, width: int):
     """Each new hypothesis takes the decoder state and attention of the row it extends.
 
     Returns:
@@ -274,8 +277,10 @@ def _follow_parents(decoder_state, rows, row_state, attention, parents, width: i
     """
     batch = tf.shape(parents)[0]
     parent_slots = tf.reshape(tf.range(batch)[:, None] * width + parents, [-1])    # (B * K,)
-    decoder_state = [tf.gather(tf.tensor_scatter_nd_update(part, rows[:, None], new), parent_slots)
-                     for part, new in zip(decoder_state, row_state)]
+    # the row each slot's parent ran in: a hypothesis with a finite log P extends a live row; the
+    # other slots (free, finished, pruned) take row 0's state, which nothing reads
+    parent_rows = tf.gather(tf.scatter_nd(rows[:, None], tf.range(tf.shape(rows)[0]), [batch * width]), parent_slots)
+    decoder_state = [tf.gather(new, parent_rows) for new in row_state]
     if attention.shape[1] == 0:          # a decoder without attention (scatter refuses empty)
         return decoder_state, tf.zeros([batch, width, 0])
     attention = tf.scatter_nd(rows[:, None], attention, [batch * width, tf.shape(attention)[1]])
@@ -314,8 +319,7 @@ def compiled_search(decoder, width: int):
             rows, logits, row_state, row_attention = _expand(decoder, context, width, state)
             log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width)
             ends, live, open_slots, finished_scores = _finish(state, log_probs, words, alpha, width)
-            decoder_state, attention = _follow_parents(
-                state.decoder_state, rows, row_state, row_attention, parents, width)
+            decoder_state, attention = _follow_parents(rows, row_state, row_attention, parents, width)
             following = BeamState(
                 step=state.step + 1,
                 log_probs=_prune(log_probs, live, finished_scores, top_n, max_penalty),
