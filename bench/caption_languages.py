@@ -6,9 +6,9 @@
 description per photo and language, line-parallel): the concepts of each photo are taken from its
 English sentence (`helpers.wordnet.concepts.image_concepts`, no noise), and
 
-* each language's concept decoder writes a caption from them as `--model pretrained` does (beam
-  width 8, consensus re-ranking when the run has `consensus.json`; also shown: beam width 3
-  alone), scored against that language's description (BLEU-4, CIDEr; French and German tokenised by
+* each language's concept decoder writes a caption from them as `--model pretrained` does (a beam
+  of `CONSENSUS_CANDIDATES`, 6, re-ranked by consensus when the run has `consensus.json`; also
+  shown: beam width 3 alone), scored against that language's description (BLEU-4, CIDEr; French and German tokenised by
   `helpers.text.languages`, English by the toolkit's PTB tokenizer: `evaluate_captions(language=)`);
 * (a) **retrieval** in that language: the Multi30K training description whose concepts (from its
   English sentence) best match (Jaccard; ties: fewer concepts, then the first line);

@@ -117,7 +117,10 @@ class Config:
             ValueError: a key of `changes` that is not a field (named).
         """
         if str(data_dir) == CAPTION_TEXT:
-            return cls.from_dict({**CONCEPT_SETTINGS, **changes, "data_dir": CAPTION_TEXT})
+            language = changes.get("language", "eng")
+            min_word_count = CONCEPT_MIN_WORD_COUNT.get(language, CONCEPT_SETTINGS["min_word_count"])
+            return cls.from_dict({**CONCEPT_SETTINGS, "min_word_count": min_word_count, **changes,
+                                  "data_dir": CAPTION_TEXT})
         is_sample = Path(data_dir).resolve() == SAMPLE_DIR.resolve()
         return cls.from_dict({**(SAMPLE_SETTINGS if is_sample else {}), **changes, "data_dir": str(data_dir)})
 
@@ -160,6 +163,13 @@ CONCEPT_SETTINGS: dict = dict(
     decoder="concepts", backbone="none", weights=None, embedding_dim=256, hidden_dim=512,
     attention_dim=256, dropout=0.3, batch_size=128, epochs=3, learning_rate=3e-3, min_word_count=5,
     max_caption_length=20, early_stopping_patience=2, caption_samples=3, warmup_epochs=0.2)
+# Words seen fewer times become <unk> (which is never written): 10 in English caption text (COCO
+# and Flickr8k, 62,473 captions: 2,683 words for 98.6 % of the tokens, against 4,050 at 5; the output
+# layer, the training step and the beam search cost in proportion: captioning 0.85x, training 4 min
+# 56 s against 7 min 22 s, coco-mini CIDEr 0.718 against 0.686, one run each); 5 in Multi30K's 29,000
+# French or German descriptions, where 10 would leave 4.8 % of the French and 8.5 % of the German
+# tokens unknown (against 2.9 % and 5.8 % at 5).
+CONCEPT_MIN_WORD_COUNT: dict[str, int] = {"eng": 10}
 CAPTION_TEXT = "caption-text"     # the `data` of a concept-decoder run
 CONCEPT_RUN = "concepts"          # its default run (runs/concepts), used by --model pretrained
 CAPTION_LANGUAGES = ("fra", "deu")  # concept decoders in other languages: runs/concepts-fra, runs/concepts-deu

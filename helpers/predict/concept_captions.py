@@ -37,6 +37,7 @@ Multi30K), chosen by `predict(lang=...)` with the keywords; a language without o
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
 import sys
@@ -275,14 +276,19 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     grid, inverse = np.unique(encoded, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     width = beam_width if consensus is None else max(beam_width, candidates)
-    beams = beam_search(bundle.decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=width,
-                        max_length=max_length or config.max_caption_length - 1,
-                        length_normalization=length_normalization, top_n=top_n if consensus is None else width)
+    pairs = [encoded[:, [0, 2]] for encoded in grid]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        # the neighbours need only the concepts: found while the beam searches (NumPy and
+        # TensorFlow release the GIL; the search leaves a core idle in its smaller steps)
+        neighbours = None if consensus is None else pool.submit(consensus.nearest_images_batch, pairs)
+        beams = beam_search(bundle.decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=width,
+                            max_length=max_length or config.max_caption_length - 1,
+                            length_normalization=length_normalization, top_n=top_n if consensus is None else width)
     if consensus is None:
         return [list(beams[i]) for i in inverse]
     reranked = []
-    all_scores = consensus.scores_batch([encoded[:, [0, 2]] for encoded in grid],
-                                        [[h.tokens for h in hypotheses] for hypotheses in beams])
+    all_scores = consensus.scores_batch(pairs, [[h.tokens for h in hypotheses] for hypotheses in beams],
+                                        neighbours=neighbours.result())
     check = bundle.vocabulary.language == "eng"     # the synset mapper reads English
     for row, (hypotheses, scores) in enumerate(zip(beams, all_scores)):
         repeats = [repeats_a_bigram(h.tokens) for h in hypotheses]
@@ -474,15 +480,17 @@ class ConsensusIndex:
         """
         return self.scores_batch([concepts], [candidates])[0]
 
-    def scores_batch(self, concept_sets, candidate_lists) -> list[np.ndarray]:
+    def scores_batch(self, concept_sets, candidate_lists, neighbours=None) -> list[np.ndarray]:
         """`scores` of several photos' candidates; the n-grams of all of them are matched
         against those of their neighbours' captions at once (sorted joins, no Python loop over
-        candidates or n-grams)."""
+        candidates or n-grams). `neighbours`: `nearest_images_batch(concept_sets)` when it is
+        already known."""
         per_photo = [len(candidates) for candidates in candidate_lists]
         total = np.zeros(sum(per_photo))
         if not total.size:
             return [np.zeros(n) for n in per_photo]
-        neighbours = self.nearest_images_batch(concept_sets)
+        if neighbours is None:
+            neighbours = self.nearest_images_batch(concept_sets)
         # the reference captions: photo p's are its neighbours' captions, numbered 0.. within p
         references = [np.concatenate([np.arange(self._first_caption[i], self._first_caption[i + 1]) for i in images]
                                      + [np.zeros(0, np.int64)]).astype(np.int64) for images in neighbours]
