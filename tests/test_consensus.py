@@ -137,6 +137,10 @@ def test_a_caption_that_names_a_person_nobody_detected_invents_one():
     assert invented_concepts("a view of a mountain range", mountains) == frozenset()
     assert invented_concepts("a man riding a horse", [Concept("person.n.01", 0.9), Concept("horse.n.01", 0.6)]) \
         == frozenset()
+    # any COCO category counts (CHAIR's objects): a dog for a bowl
+    bowl = [Concept("container.n.01", 0.33)]
+    assert invented_concepts("a black and white dog is running in the grass", bowl) == {"dog.n.01"}
+    assert invented_concepts("a dog running in the grass", [Concept("sporting_dog.n.01", 0.8)]) == frozenset()
     # support runs both ways along the hierarchy, and only the checked synsets are reported
     coco = COCO_CATEGORY_SYNSETS.values()
     assert unsupported_concepts({"cat.n.01"}, {"domestic_cat.n.01"}, coco) == frozenset()

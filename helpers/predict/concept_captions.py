@@ -21,14 +21,17 @@ first (`ConsensusIndex`), those repeating a bigram last. Measured by `python -m 
 CIDEr 0.602 (beam 3) -> 0.731 on the 159 coco-mini photos, with the same decoder (another
 training run: 0.572 -> 0.703, and 0.695 with the rule below).
 
-**No invented people** (object hallucination, Rohrbach et al. 2018): the decoder learnt from
+**No invented objects** (object hallucination, Rohrbach et al. 2018, whose CHAIR measure counts
+the COCO categories a caption names that the photo does not show): the decoder learnt from
 captions, where people are nearly everywhere, and from the tagger's measured noise, which misses
 some of them; given mountains or a rocket alone it writes "a man in a blue shirt is standing on
-a beach". An English candidate that names a person the detector did not find
-(`invented_concepts`, `HALLUCINATION_CHECKED`) comes after those that do not; when all of them
-do, `caption_texts` puts first the template caption of what was found ("a geological
-formation", "a bottle and a drum"). French and German captions are not checked (the synset mapper
-reads English).
+a beach", given a bowl "a black and white dog is running in the grass". An English candidate
+that names one of the 80 COCO categories the tagger did not find (`invented_concepts`,
+`HALLUCINATION_CHECKED`) comes after those that do not; when all of them do, `caption_texts`
+puts first the template caption of what was found ("a geological formation", "a container").
+Checking all 80 categories instead of the person alone: CIDEr 0.718 -> 0.728 on coco-mini
+(train2017 0.821 -> 0.831, val2017 0.690 -> 0.701). French and German captions are not checked
+(the synset mapper reads English).
 
 Captions in the album's language: a decoder per language (`languages`: "fra", "deu", trained on
 Multi30K), chosen by `predict(lang=...)` with the keywords; a language without one gets the main
@@ -52,6 +55,7 @@ from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.vocab import PAD_ID, UNK_ID
 from helpers.wordnet.concepts import Concept, caption_concepts, predicted_concepts, unsupported_concepts
 from helpers.wordnet.keywords import available_languages
+from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
 
 CONCEPT_KEYWORDS = 5       # hierarchy keywords (English, the tagger's own rule) that become concepts
 CAPTION_BATCH = 256        # concept sets per beam search: its cost is mostly per step, not per row
@@ -62,9 +66,12 @@ CONSENSUS_FILE = "consensus.json"   # in a concept decoder's run and bundle: `Co
 CONSENSUS_CANDIDATES = 6
 CONSENSUS_NEIGHBOURS = 20  # training images whose captions are the consensus
 CONSENSUS_ORDERS = (1, 2, 3, 4)     # n-gram orders of the similarity
-HALLUCINATION_CHECKED = frozenset({"person.n.01"})   # what a caption may not invent (`invented_concepts`)
-CAPTION_RULE_VERSION = 2   # bump when re-ranking or the fallback changes: cached captions are not reused
-                           # (2: captions that invent a person come last, then the template)
+# What a caption may not invent (`invented_concepts`): the things whose absence the detector
+# vouches for, its 80 COCO categories.
+HALLUCINATION_CHECKED = frozenset(COCO_CATEGORY_SYNSETS.values())
+CAPTION_RULE_VERSION = 3   # bump when re-ranking or the fallback changes: cached captions are not reused
+                           # (2: captions that invent a person come last, then the template;
+                           # 3: any of the 80 COCO categories)
 
 
 class ConceptCaptioner:
@@ -188,7 +195,7 @@ class ConceptCaptioner:
 def caption_texts(vocabulary, concept_sets: list[list[Concept]],
                   beams: list[list[Hypothesis]]) -> list[list[tuple[str, float]]]:
     """The captions of `caption_concept_sets`' hypotheses as `(text, natural-log probability)`,
-    best first, with the template fallback: an English caption that still invents a person
+    best first, with the template fallback: an English caption that still invents an object
     (`invented_concepts`: every candidate of the beam did) gives first place to
     `template_caption(concepts)`, whose probability is the product of its concepts' confidences.
 
@@ -295,7 +302,7 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         invents = [check and bool(invented_concepts(bundle.vocabulary.decode(h.tokens),
                                                     bundle.synset_vocabulary.decode(grid[row])))
                    for h in hypotheses]
-        # a caption that invents a person after those that do not; "a cat on top of a cat" after
+        # a caption that invents an object after those that do not; "a cat on top of a cat" after
         # the captions that say each thing once; ties: the beam's order
         order = sorted(range(len(hypotheses)), key=lambda i: (invents[i], repeats[i], -scores[i], i))
         reranked.append([hypotheses[i] for i in order[:top_n]])
