@@ -193,11 +193,19 @@ def test_compiled_beam_search_equals_the_reference_algorithm(kind):
     batched compiled search return the same captions and scores on random decoders."""
     decoder = make_decoder(kind, seed=7, end_bias=END_BIAS[kind])
     pooled, grid = make_features(6, seed=8)
-    for alpha in (0.0, 0.7):
+
+    def repeating(results, n):     # hypotheses in which an n-gram occurs twice
+        grams = [[tuple(t[i:i + n]) for i in range(len(t) - n + 1)] for hs in results for t in
+                 (h.tokens.tolist() for h in hs)]
+        return sum(len(set(g)) < len(g) for g in grams)
+
+    for alpha, block in ((0.0, 0), (0.7, 0), (0.0, 2), (0.7, 3)):
         compiled = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=9,
-                                        length_normalization=alpha)
+                                        length_normalization=alpha, block_ngram=block)
         reference = decoding.reference_beam_search(decoder, pooled, grid, beam_width=3, max_length=9,
-                                                   length_normalization=alpha)
+                                                   length_normalization=alpha, block_ngram=block)
+        if block:
+            assert repeating(compiled, block) == 0
         for found, expected in zip(compiled, reference):
             assert [h.tokens.tolist() for h in found] == [h.tokens.tolist() for h in expected]
             assert [h.finished for h in found] == [h.finished for h in expected]
@@ -264,4 +272,21 @@ def test_a_decoder_with_a_fixed_next_word_gives_the_known_captions():
     for greedy in decoding.greedy_decode(decoder, pooled, grid, max_length=5):
         assert greedy.tokens.tolist() == [4, 5, 6, 7, 4] and not greedy.finished
         assert greedy.log_probability == pytest.approx(5 * np.log(0.6), abs=1e-5)
+    # Trigram blocking: after "4 5 6 7 4 5", "6" would repeat "4 5 6"; <end> (0.3) comes next, its
+    # probability not renormalised
+    for search in (decoding.beam_search, decoding.reference_beam_search):
+        for [found, *_] in search(decoder, pooled, grid, beam_width=1, max_length=9, block_ngram=3):
+            assert found.tokens.tolist() == [4, 5, 6, 7, 4, 5] and found.finished
+            assert found.log_probability == pytest.approx(6 * np.log(0.6) + np.log(0.3), abs=1e-5)
+    for block in (2, 3):       # a decoder that cycles: blocking decides, and both searches agree
+        compiled = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=9, block_ngram=block)
+        reference = decoding.reference_beam_search(decoder, pooled, grid, beam_width=3, max_length=9,
+                                                   block_ngram=block)
+        for found, expected in zip(compiled, reference):
+            assert [h.tokens.tolist() for h in found] == [h.tokens.tolist() for h in expected[:3]]
+            assert [h.score for h in found] == pytest.approx([h.score for h in expected[:3]], abs=1e-5)
+            assert all(len(set(zip(*(h.tokens[i:] for i in range(block))))) == len(h.tokens) - block + 1
+                       for h in found if len(h.tokens) >= block)
+    with pytest.raises(ValueError, match="block_ngram"):
+        decoding.beam_search(decoder, pooled, grid, block_ngram=1)
 

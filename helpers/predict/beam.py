@@ -45,7 +45,7 @@ TOP_WORDS_CHUNK = 32
 NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID)
 
 
-def top_words(logits, count: int):
+def top_words(logits, count: int, blocked=None):
     """The `count` most probable words of each row, `NEVER_GENERATED` (<pad>, <start>, <unk>) excluded.
 
     Equivalent to `top_k(log_softmax(logits) with -inf at NEVER_GENERATED)` but without
@@ -63,6 +63,8 @@ def top_words(logits, count: int):
     Args:
         logits: float `[R, V]`.
         count: k, a Python int.
+        blocked: int32 `[N, 2]` (row, word) pairs also excluded (`blocked_words`), or None. Their
+            probability still counts in the normaliser: they are banned, not renormalised away.
 
     Returns:
         `(log_probabilities float32 [R, k'], words int32 [R, k'])`, best first, k' = min(k, V);
@@ -72,19 +74,24 @@ def top_words(logits, count: int):
     static_size = logits.shape[-1]
     chunk = TOP_WORDS_CHUNK
     wanted = count + len(NEVER_GENERATED)
+    if blocked is not None:
+        log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)          # (R, 1)
+        logits = tf.tensor_scatter_nd_update(logits, blocked, tf.fill(tf.shape(blocked)[:1], _minus_infinity()))
     if static_size is None or static_size < 4 * chunk * wanted:   # small vocabulary: one top_k
         vocabulary_size = tf.shape(logits)[-1]
-        log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)          # (R, 1)
+        if blocked is None:
+            log_normaliser = tf.reduce_logsumexp(logits, axis=-1, keepdims=True)      # (R, 1)
         values, words = tf.math.top_k(logits, k=tf.minimum(wanted, vocabulary_size))  # (R, k + 3)
     else:
         chunks = -(-static_size // chunk)
         padded = tf.pad(logits, [[0, 0], [0, chunks * chunk - static_size]], constant_values=-np.inf)
         padded = tf.reshape(padded, [-1, chunks, chunk])                               # (R, N, C)
         chunk_max = tf.reduce_max(padded, axis=-1)                                     # (R, N)
-        # log-sum-exp as tf.reduce_logsumexp computes it, from the chunk maxima's maximum.
-        row_max = tf.reduce_max(chunk_max, axis=-1, keepdims=True)                     # (R, 1)
-        row_max = tf.where(tf.math.is_finite(row_max), row_max, tf.zeros_like(row_max))
-        log_normaliser = tf.math.log(tf.reduce_sum(tf.exp(logits - row_max), axis=-1, keepdims=True)) + row_max
+        if blocked is None:
+            # log-sum-exp as tf.reduce_logsumexp computes it, from the chunk maxima's maximum.
+            row_max = tf.reduce_max(chunk_max, axis=-1, keepdims=True)                 # (R, 1)
+            row_max = tf.where(tf.math.is_finite(row_max), row_max, tf.zeros_like(row_max))
+            log_normaliser = tf.math.log(tf.reduce_sum(tf.exp(logits - row_max), axis=-1, keepdims=True)) + row_max
         best_chunks = tf.sort(tf.math.top_k(chunk_max, k=wanted).indices, axis=-1)     # (R, m) word order
         candidates = tf.reshape(tf.gather(padded, best_chunks, batch_dims=1), [-1, wanted * chunk])  # (R, m * C)
         values, positions = tf.math.top_k(candidates, k=wanted)                        # (R, m)
@@ -102,6 +109,28 @@ def same_shapes(new, old):
         if isinstance(new_tensor, tf.Tensor):
             new_tensor.set_shape(old_tensor.shape)
     return new
+
+
+def blocked_words(sequences, rows, step, n: int):
+    """n-gram blocking (Paulus et al. 2017, "A deep reinforced model for abstractive
+    summarization": no trigram twice): the words that would repeat an n-gram of their hypothesis.
+
+    Args:
+        sequences: int32 `[S, T]` each slot's words so far (positions 0 .. step - 1).
+        rows: int32 `[R]` the slots being extended; step: int32 scalar, words so far; n: >= 2.
+
+    Returns:
+        int32 `[N, 2]` (row of `rows`, word) pairs: for every earlier position i whose n - 1 words
+        equal the hypothesis' last n - 1, the word that followed them.
+    """
+    words = tf.gather(sequences, rows)                                             # (R, T)
+    starts = tf.shape(words)[1] - (n - 1)                                          # candidate i
+    match = tf.range(starts)[None, :] <= step - n                                  # i + n - 1 <= step - 1
+    for j in range(n - 1):
+        last = tf.gather(words, tf.maximum(step - (n - 1) + j, 0), axis=1)         # (R,)
+        match &= tf.equal(words[:, j:starts + j], last[:, None])
+    pairs = tf.cast(tf.where(match), tf.int32)                                     # (N, 2): row, i
+    return tf.stack([pairs[:, 0], tf.gather_nd(words, pairs + [0, n - 1])], axis=1)
 
 
 def attention_or_empty(attention, rows):
@@ -169,6 +198,7 @@ class BeamState(NamedTuple):
         open_slots: int32 `[B]` K minus the image's finished hypotheses: the size of its beam.
         finished_scores: float32 `[B, K]` scores of the image's best finished hypotheses, best
             first, -inf where fewer (their words are in `history`).
+        sequences: int32 `[B * K, max_length]` each slot's words so far (for n-gram blocking).
         history: what every step chose, for the trace-back.
     """
 
@@ -178,10 +208,11 @@ class BeamState(NamedTuple):
     decoder_state: list
     open_slots: tf.Tensor
     finished_scores: tf.Tensor
+    sequences: tf.Tensor
     history: BeamHistory
 
 
-def _start(decoder, context, batch, width: int) -> BeamState:
+def _start(decoder, context, batch, width: int, max_length) -> BeamState:
     """One live slot per image at the start (the empty caption, log P = 0), K - 1 free ones."""
     return BeamState(
         step=tf.constant(0),
@@ -190,6 +221,7 @@ def _start(decoder, context, batch, width: int) -> BeamState:
         decoder_state=[tf.repeat(part, width, axis=0) for part in decoder.initial_state(context)],
         open_slots=tf.fill([batch], width),
         finished_scores=tf.fill([batch, width], _minus_infinity()),
+        sequences=tf.zeros([batch * width, max_length], tf.int32),
         history=BeamHistory.empty())
 
 
@@ -212,7 +244,7 @@ def _expand(decoder, context, width: int, state: BeamState):
     return rows, logits, row_state, attention_or_empty(attention, rows)
 
 
-def _select_top_k(log_probs, rows, logits, width: int):
+def _select_top_k(log_probs, rows, logits, width: int, blocked=None):
     """The K best extensions of each image over its K hypotheses x the vocabulary, exactly.
 
     The K best extensions of an image are among the K best words of each of its rows, so
@@ -220,13 +252,14 @@ def _select_top_k(log_probs, rows, logits, width: int):
 
     Args:
         log_probs: float32 `[B, K]` of the hypotheses; rows, logits: as `_expand` returns.
+        blocked: `blocked_words` of the rows, or None.
 
     Returns:
         `(log_probs float32 [B, K], parents int32 [B, K], words int32 [B, K])` of the extensions,
         best first: log P with the word, the slot each continues, the word.
     """
     batch = tf.shape(log_probs)[0]
-    word_log_probs, words = top_words(logits, width)                           # (R, C)
+    word_log_probs, words = top_words(logits, width, blocked)                  # (R, C)
     candidates = tf.shape(words)[1]
     total = tf.gather(tf.reshape(log_probs, [-1]), rows)[:, None] + word_log_probs  # (R, C)
     scattered = tf.tensor_scatter_nd_update(
@@ -273,7 +306,7 @@ def _follow_parents(rows, row_state, attention, parents, width: int):
     """Each new hypothesis takes the decoder state and attention of the row it extends.
 
     Returns:
-        `(decoder state parts [B * K, H], attention float32 [B, K, L])`.
+        `(decoder state parts [B * K, H], attention float32 [B, K, L], parent slots int32 [B * K])`.
     """
     batch = tf.shape(parents)[0]
     parent_slots = tf.reshape(tf.range(batch)[:, None] * width + parents, [-1])    # (B * K,)
@@ -282,9 +315,9 @@ def _follow_parents(rows, row_state, attention, parents, width: int):
     parent_rows = tf.gather(tf.scatter_nd(rows[:, None], tf.range(tf.shape(rows)[0]), [batch * width]), parent_slots)
     decoder_state = [tf.gather(new, parent_rows) for new in row_state]
     if attention.shape[1] == 0:          # a decoder without attention (scatter refuses empty)
-        return decoder_state, tf.zeros([batch, width, 0])
+        return decoder_state, tf.zeros([batch, width, 0]), parent_slots
     attention = tf.scatter_nd(rows[:, None], attention, [batch * width, tf.shape(attention)[1]])
-    return decoder_state, tf.reshape(tf.gather(attention, parent_slots), [batch, width, -1])
+    return decoder_state, tf.reshape(tf.gather(attention, parent_slots), [batch, width, -1]), parent_slots
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,8 +327,9 @@ def _follow_parents(rows, row_state, attention, parents, width: int):
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def compiled_search(decoder, width: int):
-    """The compiled beam search of `decoder` for beam width `width` (built once, cached).
+def compiled_search(decoder, width: int, block_ngram: int = 0):
+    """The compiled beam search of `decoder` for beam width `width` (built once, cached), with
+    n-gram blocking when `block_ngram` >= 2 (`blocked_words`).
 
     `search(pooled float32 [B, P], grid float32 [B, L, D], max_length, top_n, alpha)` (scalar
     tensors: int32, int32, float32) runs the whole search in one `tf.while_loop` over a
@@ -303,8 +337,8 @@ def compiled_search(decoder, width: int):
     and the final float32 `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
     """
     cached = _COMPILED.setdefault(decoder, {})
-    if width in cached:
-        return cached[width]
+    if (width, block_ngram) in cached:
+        return cached[width, block_ngram]
 
     @tf.function(reduce_retracing=True)
     def search(pooled, grid, max_length, top_n, alpha):
@@ -317,9 +351,13 @@ def compiled_search(decoder, width: int):
 
         def step(state):
             rows, logits, row_state, row_attention = _expand(decoder, context, width, state)
-            log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width)
+            blocked = blocked_words(state.sequences, rows, state.step, block_ngram) if block_ngram else None
+            log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width, blocked)
             ends, live, open_slots, finished_scores = _finish(state, log_probs, words, alpha, width)
-            decoder_state, attention = _follow_parents(rows, row_state, row_attention, parents, width)
+            decoder_state, attention, parent_slots = _follow_parents(rows, row_state, row_attention, parents, width)
+            sequences = tf.gather(state.sequences, parent_slots)
+            sequences = tf.where(tf.range(tf.shape(sequences)[1])[None, :] == state.step,
+                                 tf.reshape(words, [-1, 1]), sequences)
             following = BeamState(
                 step=state.step + 1,
                 log_probs=_prune(log_probs, live, finished_scores, top_n, max_penalty),
@@ -327,11 +365,12 @@ def compiled_search(decoder, width: int):
                 decoder_state=decoder_state,
                 open_slots=open_slots,
                 finished_scores=finished_scores,
+                sequences=sequences,
                 history=state.history.write(state.step, parents, words, ends, log_probs, attention))
             return (same_shapes(following, state),)
 
-        (final,) = tf.while_loop(running, step, (_start(decoder, context, tf.shape(pooled)[0], width),))
+        (final,) = tf.while_loop(running, step, (_start(decoder, context, tf.shape(pooled)[0], width, max_length),))
         return final.history.stack(), final.log_probs
 
-    cached[width] = search
+    cached[width, block_ngram] = search
     return search

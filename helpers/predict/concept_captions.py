@@ -64,6 +64,9 @@ CONSENSUS_FILE = "consensus.json"   # in a concept decoder's run and bundle: `Co
 # train2017 photos (`bench.real_captions`' calibration split): CIDEr 0.745, 0.749, 0.764, 0.771 and
 # 0.762 for 3, 4, 5, 6 and 8 candidates; 6 costs 0.73x the beam time of 8.
 CONSENSUS_CANDIDATES = 6
+# No hypothesis repeats one of its trigrams (`beam_search(block_ngram=3)`): German captions read
+# "Ein Mann in einem blauen Hemd und einem blauen Hemd" with every candidate of the beam.
+BLOCK_NGRAM = 3
 CONSENSUS_NEIGHBOURS = 20  # training images whose captions are the consensus
 CONSENSUS_ORDERS = (1, 2, 3, 4)     # n-gram orders of the similarity
 # What a caption may not invent (`invented_concepts`): the things whose absence the detector
@@ -256,8 +259,8 @@ def template_caption(concepts: list[Concept]) -> str:
 
 def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: int = 3, top_n: int = 1,
                          max_length: int | None = None, length_normalization: float = 0.0,
-                         consensus: "ConsensusIndex | None" = None,
-                         candidates: int = CONSENSUS_CANDIDATES) -> list[list[Hypothesis]]:
+                         consensus: "ConsensusIndex | None" = None, candidates: int = CONSENSUS_CANDIDATES,
+                         block_ngram: int = BLOCK_NGRAM) -> list[list[Hypothesis]]:
     """Captions of concept sets by a concept decoder's bundle, all distinct sets in one beam search.
 
     Args:
@@ -271,6 +274,7 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
             ordered by `ConsensusIndex.scores`, those that repeat a bigram (`repeats_a_bigram`)
             last.
         candidates: hypotheses re-ranked by consensus (`CONSENSUS_CANDIDATES`).
+        block_ngram: n-gram blocking of the beam search (`BLOCK_NGRAM`; 0: none).
 
     Returns:
         Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`).
@@ -290,7 +294,8 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         neighbours = None if consensus is None else pool.submit(consensus.nearest_images_batch, pairs)
         beams = beam_search(bundle.decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=width,
                             max_length=max_length or config.max_caption_length - 1,
-                            length_normalization=length_normalization, top_n=top_n if consensus is None else width)
+                            length_normalization=length_normalization, top_n=top_n if consensus is None else width,
+                            block_ngram=block_ngram)
     if consensus is None:
         return [list(beams[i]) for i in inverse]
     reranked = []

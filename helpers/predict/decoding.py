@@ -165,6 +165,11 @@ def _check_features(pooled, grid):
     return pooled, grid
 
 
+def _check_block(block_ngram: int) -> None:
+    if int(block_ngram) < 0 or int(block_ngram) == 1:
+        raise ValueError(f"block_ngram must be 0 (no blocking) or an n-gram length >= 2, got {block_ngram}")
+
+
 def check_lengths(max_length: int, beam_width: int = 1) -> None:
     """Raise `ValueError` unless `max_length` >= 1 generated token and `beam_width` >= 1."""
     if int(max_length) < 1:
@@ -215,7 +220,8 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
 
 
 def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
-                length_normalization: float = 0.0, top_n: int | None = None) -> list[list[Hypothesis]]:
+                length_normalization: float = 0.0, top_n: int | None = None,
+                block_ngram: int = 0) -> list[list[Hypothesis]]:
     """Beam search of Show and Tell (Vinyals et al. 2015, section 3.1), batched over images and
     beams together in one compiled loop (`helpers.predict.beam`; see the module docstring).
 
@@ -229,22 +235,26 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
             by log-probability).
         top_n: hypotheses returned per image (default and maximum: `beam_width`). With fewer than
             `beam_width`, the search stops early where the `top_n` best are already certain.
+        block_ngram: n >= 2: a hypothesis never repeats one of its n-grams (n-gram blocking,
+            `helpers.predict.beam.blocked_words`); 0: no blocking.
 
     Returns:
         For each image, its hypotheses sorted by `score`, best first (`top_n` of them; fewer only
         if the vocabulary offers fewer than `beam_width` finite continuations).
 
     Raises:
-        ValueError: bad shapes, `beam_width` or `max_length` < 1, `top_n` outside [1, beam_width].
+        ValueError: bad shapes, `beam_width` or `max_length` < 1, `top_n` outside [1, beam_width],
+            `block_ngram` 1 or negative.
     """
     check_lengths(max_length, beam_width)
+    _check_block(block_ngram)
     top_n = beam_width if top_n is None else int(top_n)
     if not 1 <= top_n <= beam_width:
         raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
     pooled, grid = _check_features(pooled, grid)
     if pooled.shape[0] == 0:
         return []
-    history, alive = beam.compiled_search(decoder, int(beam_width))(
+    history, alive = beam.compiled_search(decoder, int(beam_width), int(block_ngram))(
         pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization)))
     parents, words, ends, values, attention = (array.numpy() for array in history)  # (T, B, K), (T, B, K, L)
     alive = alive.numpy()                                                        # (B, K)
@@ -293,13 +303,14 @@ def greedy_token_ids(decoder, pooled, grid, max_length: int = 24) -> np.ndarray:
 
 
 def reference_beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
-                          length_normalization: float = 0.0) -> list[list[Hypothesis]]:
+                          length_normalization: float = 0.0, block_ngram: int = 0) -> list[list[Hypothesis]]:
     """Beam search, one image and one step at a time: the algorithm `beam_search` compiles (Show
     and Tell, Vinyals et al. 2015, section 3.1, with finished hypotheses leaving the beam).
 
     For each image: start from the empty caption with log-probability 0. At every step, extend
     each live partial caption by every word (`NEVER_GENERATED` excluded: <pad>, <start>, <unk>),
-    and keep the `beam_width - len(finished)` best extensions over all (caption, word) pairs; an
+    (with `block_ngram` = n, also the words that would repeat one of the caption's n-grams), and
+    keep the `beam_width - len(finished)` best extensions over all (caption, word) pairs; an
     extension that is <end> is finished and takes its slot out of the beam. Stop when the beam is empty or
     after `max_length` steps (the live captions are then returned unfinished). Rank by
     `score = log P / lp(length)` (GNMT length penalty, `length_penalty`).
@@ -309,12 +320,13 @@ def reference_beam_search(decoder, pooled, grid, beam_width: int = 3, max_length
     Args:
         decoder: a `helpers.model.CaptionDecoder`.
         pooled: float32 `[B, P]`; grid: float32 `[B, L, D]`.
-        beam_width, max_length, length_normalization: as `beam_search`.
+        beam_width, max_length, length_normalization, block_ngram: as `beam_search`.
 
     Returns:
         For each image, all its hypotheses (attention not kept), sorted by `score`, best first.
     """
     check_lengths(max_length, beam_width)
+    _check_block(block_ngram)
     pooled, grid = _check_features(pooled, grid)
     results = []
     for index in range(pooled.shape[0]):
@@ -328,6 +340,12 @@ def reference_beam_search(decoder, pooled, grid, beam_width: int = 3, max_length
             logits, new_state, _ = decoder.step(tokens, state, context, rows, len(beams))
             log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32)).numpy()   # (beams, V)
             log_probs[:, list(NEVER_GENERATED)] = -np.inf
+            for row, (words, _, _) in enumerate(beams):
+                n = int(block_ngram)
+                if n:   # an earlier n-gram whose first n - 1 words are the last n - 1: its last word
+                    for i in range(len(words) - n + 1):
+                        if words[i:i + n - 1] == words[len(words) - n + 1:]:
+                            log_probs[row, words[i + n - 1]] = -np.inf
             totals = (np.array([log_p for _, log_p, _ in beams])[:, None] + log_probs).ravel()
             best = np.argsort(-totals, kind="stable")[:beam_width - len(finished)]
             extended = []
