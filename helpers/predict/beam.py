@@ -13,13 +13,14 @@ variables are a `BeamState`. One step reads as the algorithm:
 1. `_expand`: gather the live hypotheses (image, slot) into rows and run the decoder one step over
    all of them (for the attention decoder, attention runs against each image's cells, projected
    once per image, without copying them per hypothesis);
-2. `_select_top_k`: the K best words of each row, then the K best (hypothesis, word) extensions of
-   each image: an exact two-stage top-k over K x vocabulary;
+2. `_select_top_k`: the K best words of each row (with n-gram blocking, not those that would
+   repeat one of the hypothesis' n-grams: `blocked_words`), then the K best (hypothesis, word)
+   extensions of each image: an exact two-stage top-k over K x vocabulary;
 3. `_finish`: the extensions that are <end> move to the image's finished set;
 4. `_prune`: when fewer captions than K are asked for (`top_n`), drop the live hypotheses that can
    no longer be among the `top_n` best (their log-probability only decreases);
-5. `_follow_parents`: every new hypothesis takes the decoder state and attention of the one it
-   extends.
+5. `_follow_parents`: every new hypothesis takes the decoder state, attention and words of the
+   one it extends.
 
 Finished and pruned hypotheses free their rows, so the batch of rows shrinks as captions end. No
 Python runs between steps; each step's choices are written to a `BeamHistory`, and the words are
