@@ -19,8 +19,8 @@ variables are a `BeamState`. One step reads as the algorithm:
 3. `_finish`: the extensions that are <end> move to the image's finished set;
 4. `_prune`: when fewer captions than K are asked for (`top_n`), drop the live hypotheses that can
    no longer be among the `top_n` best (their log-probability only decreases);
-5. `_follow_parents`: every new hypothesis takes the decoder state, attention and words of the
-   one it extends.
+5. `_follow_parents`: every new hypothesis takes the decoder state and attention of the one it
+   extends; its words so far (`BeamState.sequences`) follow the same parent slots.
 
 Finished and pruned hypotheses free their rows, so the batch of rows shrinks as captions end. No
 Python runs between steps; each step's choices are written to a `BeamHistory`, and the words are
