@@ -199,7 +199,8 @@ class BeamState(NamedTuple):
         open_slots: int32 `[B]` K minus the image's finished hypotheses: the size of its beam.
         finished_scores: float32 `[B, K]` scores of the image's best finished hypotheses, best
             first, -inf where fewer (their words are in `history`).
-        sequences: int32 `[B * K, max_length]` each slot's words so far (for n-gram blocking).
+        sequences: int32 `[B * K, max_length]` each slot's words so far, kept for n-gram blocking
+            only (`[B * K, 0]` without it).
         history: what every step chose, for the trace-back.
     """
 
@@ -213,7 +214,7 @@ class BeamState(NamedTuple):
     history: BeamHistory
 
 
-def _start(decoder, context, batch, width: int, max_length) -> BeamState:
+def _start(decoder, context, batch, width: int, words_kept) -> BeamState:
     """One live slot per image at the start (the empty caption, log P = 0), K - 1 free ones."""
     return BeamState(
         step=tf.constant(0),
@@ -222,7 +223,7 @@ def _start(decoder, context, batch, width: int, max_length) -> BeamState:
         decoder_state=[tf.repeat(part, width, axis=0) for part in decoder.initial_state(context)],
         open_slots=tf.fill([batch], width),
         finished_scores=tf.fill([batch, width], _minus_infinity()),
-        sequences=tf.zeros([batch * width, max_length], tf.int32),
+        sequences=tf.zeros([batch * width, words_kept], tf.int32),
         history=BeamHistory.empty())
 
 
@@ -356,9 +357,10 @@ def compiled_search(decoder, width: int, block_ngram: int = 0):
             log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width, blocked)
             ends, live, open_slots, finished_scores = _finish(state, log_probs, words, alpha, width)
             decoder_state, attention, parent_slots = _follow_parents(rows, row_state, row_attention, parents, width)
-            sequences = tf.gather(state.sequences, parent_slots)
-            sequences = tf.where(tf.range(tf.shape(sequences)[1])[None, :] == state.step,
-                                 tf.reshape(words, [-1, 1]), sequences)
+            sequences = state.sequences
+            if block_ngram:       # each slot's words so far: its parent's, then its new word
+                sequences = tf.where(tf.range(tf.shape(sequences)[1])[None, :] == state.step,
+                                     tf.reshape(words, [-1, 1]), tf.gather(sequences, parent_slots))
             following = BeamState(
                 step=state.step + 1,
                 log_probs=_prune(log_probs, live, finished_scores, top_n, max_penalty),
@@ -370,7 +372,8 @@ def compiled_search(decoder, width: int, block_ngram: int = 0):
                 history=state.history.write(state.step, parents, words, ends, log_probs, attention))
             return (same_shapes(following, state),)
 
-        (final,) = tf.while_loop(running, step, (_start(decoder, context, tf.shape(pooled)[0], width, max_length),))
+        start = _start(decoder, context, tf.shape(pooled)[0], width, max_length if block_ngram else 0)
+        (final,) = tf.while_loop(running, step, (start,))
         return final.history.stack(), final.log_probs
 
     cached[width, block_ngram] = search

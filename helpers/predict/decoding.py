@@ -340,12 +340,12 @@ def reference_beam_search(decoder, pooled, grid, beam_width: int = 3, max_length
             logits, new_state, _ = decoder.step(tokens, state, context, rows, len(beams))
             log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32)).numpy()   # (beams, V)
             log_probs[:, list(NEVER_GENERATED)] = -np.inf
-            for row, (words, _, _) in enumerate(beams):
-                n = int(block_ngram)
-                if n:   # an earlier n-gram whose first n - 1 words are the last n - 1: its last word
-                    for i in range(len(words) - n + 1):
-                        if words[i:i + n - 1] == words[len(words) - n + 1:]:
-                            log_probs[row, words[i + n - 1]] = -np.inf
+            n = int(block_ngram)
+            for row, (words, _, _) in enumerate(beams if n else []):
+                # an earlier n-gram whose first n - 1 words are the last n - 1: its last word
+                for i in range(len(words) - n + 1):
+                    if words[i:i + n - 1] == words[len(words) - n + 1:]:
+                        log_probs[row, words[i + n - 1]] = -np.inf
             totals = (np.array([log_p for _, log_p, _ in beams])[:, None] + log_probs).ravel()
             best = np.argsort(-totals, kind="stable")[:beam_width - len(finished)]
             extended = []
