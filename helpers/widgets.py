@@ -182,12 +182,10 @@ class AlbumTaggingPanel:
         key = bundle.vocabulary.language
         if key not in self._captions:
             readable = [(name, p) for name, p in self._predictions.items() if p.ok]
-            from helpers.predict.concept_captions import caption_texts
-
             concept_sets = [self.captioner.concepts(p) for _, p in readable]
             beams = self.captioner.caption_concepts(concept_sets, self.beam_width, 1, lang)
             self._captions[key] = {name: captions for (name, _), captions
-                                   in zip(readable, caption_texts(bundle.vocabulary, concept_sets, beams))}
+                                   in zip(readable, self.captioner.caption_texts(concept_sets, beams, lang))}
         for name, captions in self._captions[key].items():
             self._predictions[name].captions = captions
 

@@ -178,3 +178,67 @@ def test_an_english_caption_that_invents_a_person_gives_way_to_the_template(coco
         "a person, two dogs and a frisbee"
     assert template_caption([Concept("dining_table.n.01", 0.5, 3)]) == "three dining tables"
     assert template_caption([]) == "a photo"
+
+
+MULTI30K = SHARED / "data" / "multi30k-task1"
+
+
+@pytest.fixture(scope="module", params=["fra", "deu"])
+def lexicon(request):
+    """The `ConceptLexicon` of 6,000 Multi30K training descriptions in French or German, their
+    concepts taken from the parallel English sentences (as a French or German decoder is trained)."""
+    if not (MULTI30K / "train.fr.gz").is_file():
+        pytest.skip("needs ../shared Multi30K")
+    from helpers.data.multi30k import load_multi30k
+    from helpers.predict.concept_captions import ConceptLexicon
+    from helpers.text.vocab import Vocabulary
+    from helpers.wordnet.concepts import ConceptVocabulary, image_concepts
+    from helpers.wordnet.synsets import SynsetMapper
+
+    language = request.param
+    records = load_multi30k(MULTI30K, "train", ("eng", language))[:6000]
+    mapper = SynsetMapper()
+    concept_sets = [image_concepts([r.sentences["eng"]], mapper) for r in records]
+    vocabulary = Vocabulary.build((r.sentences[language] for r in records), min_count=3, language=language)
+    concepts = ConceptVocabulary.from_concept_sets(concept_sets, min_images=3)
+    index = ConsensusIndex.from_training(concept_sets, [[r.sentences[language]] for r in records], concepts, vocabulary)
+    return language, vocabulary, ConceptLexicon(index, concepts, vocabulary)
+
+
+def test_the_lexicon_learns_which_french_and_german_words_name_a_coco_category(lexicon):
+    language, vocabulary, found = lexicon
+    words = {"fra": {"homme": "person.n.01", "femme": "person.n.01", "chien": "dog.n.01", "chiens": "dog.n.01",
+                     "vélo": "bicycle.n.01"},
+             "deu": {"Mann": "person.n.01", "Frau": "person.n.01", "Hund": "dog.n.01", "Hunde": "dog.n.01",
+                     "Fahrrad": "bicycle.n.01"}}[language]
+    for word, synset in words.items():
+        assert found.concepts_named([vocabulary.word_to_id[word]]) == {synset}, word
+    # function words and colours name nothing
+    for word in {"fra": ("un", "sur", "rouge"), "deu": ("ein", "auf", "roten")}[language]:
+        assert found.concepts_named([vocabulary.word_to_id[word]]) == frozenset(), word
+
+
+def test_a_french_or_german_caption_that_invents_a_person_gives_way_to_a_template_in_its_language(lexicon):
+    from helpers.predict.concept_captions import caption_texts
+    from helpers.predict.decoding import Hypothesis
+    from helpers.wordnet.concepts import Concept
+
+    language, vocabulary, found = lexicon
+    text = {"fra": "un homme marche dans la rue", "deu": "ein Mann geht auf der Straße"}[language]
+    tokens = np.array(vocabulary.encode(text)[1:-1], np.int32)
+    cat_and_dogs = [Concept("domestic_cat.n.01", 0.9), Concept("dog.n.01", 0.8, 2), Concept("formation.n.01", 0.5)]
+    assert found.invented(tokens, cat_and_dogs) == {"person.n.01"}
+    assert found.invented(tokens, [Concept("person.n.01", 0.9, 2)]) == frozenset()
+    # the concepts that have a word, the template's order; French names the formation from its wordnet
+    template = {"fra": "Un chat, deux chiens et formation", "deu": "Eine Katze und zwei Hunde"}[language]
+    assert found.template(cat_and_dogs) == template
+    [captions] = caption_texts(vocabulary, [cat_and_dogs], [[Hypothesis(tokens, -3.0, -3.0, True)]], found)
+    assert captions[0] == (template, pytest.approx(np.log(0.9 * 0.8 * 0.5)))
+    # a caption the photo supports stays first; a concept without a word gives no template
+    [captions] = caption_texts(vocabulary, [[Concept("person.n.01", 0.9)]], [[Hypothesis(tokens, -3.0, -3.0, True)]],
+                               found)
+    assert captions[0][1] == -3.0
+    formation = found.template([Concept("formation.n.01", 0.5), Concept("cat.n.01", 0.4),
+                                Concept("domestic_cat.n.01", 0.3)])
+    assert formation == {"fra": "Formation et un chat", "deu": "Eine Katze"}[language]      # one cat, not two
+    assert found.template([Concept("formation.n.01", 0.5)]) == {"fra": "Formation", "deu": None}[language]
