@@ -13,7 +13,17 @@ English sentence (`helpers.wordnet.concepts.image_concepts`, no noise), and
 * (a) **retrieval** in that language: the Multi30K training description whose concepts (from its
   English sentence) best match (Jaccard; ties: fewer concepts, then the first line);
 * (b) the **English decoder** (`runs/concepts`, trained on COCO and Flickr8k text) on the same
-  concepts, scored against the English description.
+  concepts, scored against the English description;
+* (c) when `runs/concepts-m30k` exists (`--same-data-run`), an English decoder trained on the English
+  side of Multi30K alone, the same photos and concepts as the French and German decoders: what the
+  same machinery reaches in English on the same data
+  (`PHOTO_CAPTIONS_TEXT=<Multi30K folder> python -m helpers train --run concepts-m30k --data-dir
+  caption-text --epochs 5`).
+
+Also printed: the CIDEr ratios. Retrieval returns one training photo's description for all three
+languages (its concepts come from the English sentence), so "retrieval to English retrieval" is
+what the same content, translated, scores in French or German against English: the metric's own
+ratio between the languages.
 
 Targets: French and German CIDEr >= 0.8 x the English decoder's, and >= 1.5 x their retrieval.
 
@@ -47,7 +57,7 @@ def _score(references: list[str], captions: list[str], language: str) -> dict:
     return {metric: scores[metric] for metric in METRICS}
 
 
-def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict:
+def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_data_run: str = "concepts-m30k") -> dict:
     import os
 
     from helpers.bundle import load_bundle
@@ -55,7 +65,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     from helpers.data.caption_text import MULTI30K_VARIABLE
     from helpers.data.images import is_image_file
     from helpers.data.multi30k import load_multi30k
-    from helpers.predict.concept_captions import caption_concept_sets, caption_texts, load_consensus
+    from helpers.predict.concept_captions import caption_concept_sets, caption_texts, concept_lexicon, load_consensus
     from helpers.predict.predictors import load_predictor
     from helpers.wordnet.concepts import image_concepts
     from helpers.wordnet.synsets import SynsetMapper
@@ -73,25 +83,42 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     train_concepts = [frozenset(c.synset for c in image_concepts([item.sentences["eng"]], mapper)) for item in train]
     bundles = {language: load_bundle(resolve_bundle_dir(run if language == "eng" else f"{run}-{language}"))
                for language in LANGUAGES}
+    same_data = resolve_bundle_dir(same_data_run) if same_data_run else None
+    if same_data is not None and (same_data / "config.json").is_file():
+        bundles["eng, Multi30K"] = load_bundle(same_data)
     table, captions = {}, {}
-    for language, bundle in bundles.items():
+    for name, bundle in bundles.items():
+        language = bundle.vocabulary.language
+
         def decode(consensus=None, bundle=bundle):
             beams = caption_concept_sets(bundle, concepts, beam_width=beam_width, consensus=consensus)
-            return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concepts, beams)]
+            return [captions[0][0] for captions in
+                    caption_texts(bundle.vocabulary, concepts, beams, concept_lexicon(bundle, consensus))]
 
-        captions[language] = decode(load_consensus(bundle))
+        captions[name] = decode(load_consensus(bundle))
         references = [item.sentences[language] for item in test]
-        retrieved = nearest_captions(concepts, [(synsets, item.sentences[language])
-                                                for synsets, item in zip(train_concepts, train)])
-        table[language] = {"decoder": _score(references, captions[language], language),
-                           "decoder, beam search only": _score(references, decode(), language),
-                           "retrieval": _score(references, retrieved, language)}
+        table[name] = {"decoder": _score(references, captions[name], language),
+                       "decoder, beam search only": _score(references, decode(), language)}
+        if name in LANGUAGES:
+            retrieved = nearest_captions(concepts, [(synsets, item.sentences[language])
+                                                    for synsets, item in zip(train_concepts, train)])
+            table[name]["retrieval"] = _score(references, retrieved, language)
     english = table["eng"]["decoder"]["CIDEr"]
     targets = {}
     for language in ("fra", "deu"):
         cider = table[language]["decoder"]["CIDEr"]
         targets[f"{language} CIDEr >= 0.8 x English"] = cider >= 0.8 * english
         targets[f"{language} CIDEr >= 1.5 x retrieval"] = cider >= 1.5 * table[language]["retrieval"]["CIDEr"]
+    # what the same content scores in each language: retrieval returns the same training photo's
+    # description in all three (the concepts come from the English sentence), line-parallel
+    ratios = {language: {"to English decoder": table[language]["decoder"]["CIDEr"] / english,
+                         "retrieval to English retrieval": (table[language]["retrieval"]["CIDEr"]
+                                                            / table["eng"]["retrieval"]["CIDEr"]),
+                         "to retrieval": table[language]["decoder"]["CIDEr"] / table[language]["retrieval"]["CIDEr"]}
+              for language in LANGUAGES}
+    if "eng, Multi30K" in table:
+        ratios["eng, Multi30K"] = {"to retrieval": table["eng, Multi30K"]["decoder"]["CIDEr"]
+                                   / table["eng"]["retrieval"]["CIDEr"]}
 
     album = sorted(path for path in (PROJECT_ROOT / "examples" / "album").iterdir() if is_image_file(path))
     predictor = load_predictor(model="pretrained", concepts=run)
@@ -104,6 +131,9 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
         for method, scores in rows.items():
             label = "English decoder (b)" if language == "eng" and method == "decoder" else method
             lines.append(f"| {language} | {label} | {scores['BLEU-4']:.3f} | {scores['CIDEr']:.3f} |")
+    lines += ["", "CIDEr ratios:", ""] + [
+        f"- {language}: " + ", ".join(f"{name} {value:.2f}" for name, value in rows.items())
+        for language, rows in ratios.items()]
     lines += ["", "Targets: " + ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in targets.items()), "",
               "| photo | English | French | German |", "|---|---|---|---|"]
     lines += [f"| {path.name} | {real['eng'][i]} | {real['fra'][i]} | {real['deu'][i]} |"
@@ -116,7 +146,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "caption_languages.md").write_text(text, encoding="utf-8")
     print(text)
-    results = {"table": table, "targets": targets, "album": {lang: dict(zip([p.name for p in album], real[lang]))
+    results = {"table": table, "ratios": ratios, "targets": targets, "album": {lang: dict(zip([p.name for p in album], real[lang]))
                                                              for lang in LANGUAGES}, "seconds": round(seconds, 1)}
     (RESULTS_DIR / "caption_languages.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n",
                                                         encoding="utf-8")
@@ -127,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     return bench.command_line(__doc__, run, argv, quick="200 test photos instead of 1,000",
                               options=[bench.option("--run", default="concepts",
                                                     help="English concept-decoder run; others: <run>-fra, <run>-deu"),
-                                       bench.option("--beam-width", type=int, default=3, help="beam width (3)")],
+                                       bench.option("--beam-width", type=int, default=3, help="beam width (3)"),
+                                       bench.option("--same-data-run", default="concepts-m30k",
+                                                    help="an English concept decoder trained on Multi30K's "
+                                                         "English text alone, shown when it exists")],
                               print_result=False)
 
 

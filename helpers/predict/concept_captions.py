@@ -657,14 +657,12 @@ class ConceptLexicon:
         from helpers.wordnet.hierarchy import ancestors
 
         self.concept_vocabulary, self.vocabulary = concept_vocabulary, vocabulary
-        checked = sorted(s for s in HALLUCINATION_CHECKED if s in concept_vocabulary)
-        self.checked = checked
-        column = {synset: j for j, synset in enumerate(checked)}
-        # concept id -> the checked concepts it is (or is below)
-        under = {}
-        for concept_id in range(2, concept_vocabulary.num_ids):
-            synset = concept_vocabulary.synset(concept_id)
-            under[concept_id] = [column[a] for a in {synset, *ancestors(synset)} if a in column]
+        synsets = [concept_vocabulary.synset(i) for i in range(2, concept_vocabulary.num_ids)]
+        column = {synset: j for j, synset in enumerate(synsets)}
+        checked = np.array([synset in HALLUCINATION_CHECKED for synset in synsets])
+        # concept id -> the vocabulary's concepts it is or is below ("water bottle": a bottle)
+        under = {i: [column[a] for a in {synset, *ancestors(synset)} if a in column]
+                 for i, synset in enumerate(synsets, start=2)}
         images = len(index.captions)
 
         def incidence(sets, width):       # float32 [images, width], 1 where image i has element j
@@ -673,31 +671,43 @@ class ConceptLexicon:
             return scipy.sparse.csr_matrix((np.ones(len(columns), np.float32), (rows, columns)),
                                            shape=(images, width))
 
-        def concept_columns(pairs, several=False):
-            return sorted({j for i, n in pairs if not several or n >= 2 for j in under.get(i, ())})
+        def concept_columns(pairs, below=True, several=False):
+            return sorted({j for i, n in pairs if not several or n >= 2
+                           for j in (under.get(i, ()) if below else [i - 2])})
 
         words = incidence([sorted({t for caption in image for t in caption}) for image in index.captions],
                           index.vocabulary_size)
-        concepts = incidence([concept_columns(pairs) for pairs in index.concept_sets], len(checked))
-        several = incidence([concept_columns(pairs, True) for pairs in index.concept_sets], len(checked))
         on_images = np.asarray(words.sum(axis=0)).ravel()                                   # (V,)
-        together = (words.T @ concepts).toarray()                                           # (V, C)
-        prior = np.asarray(concepts.sum(axis=0)).ravel() / max(images, 1)                   # (C,) P(c)
-        certainty = (together / np.maximum(on_images, 1)[:, None] - prior) / np.maximum(1 - prior, 1e-9)
-        names = (on_images[:, None] >= LEXICON_MIN_IMAGES) & (certainty >= LEXICON_MIN_CERTAINTY)
-        names[:4] = False                                                                   # <pad> ... <unk>
-        rarest = np.argmin(np.where(names, prior[None, :], np.inf), axis=1)                 # (V,)
-        names &= np.arange(len(checked))[None, :] == rarest[:, None]
-        self.named = {int(w): checked[int(rarest[w])] for w in np.flatnonzero(names.any(axis=1))}
-        # a concept's word, for one of it and for several: of the words that name it, the one on
-        # most images with one (several) of it
-        with_several = (words.T @ several).toarray()
+
+        def sure_and_rarest(concepts, allowed):
+            """bool (V, C): the concept each word names (the rarest it is sure of, among `allowed`),
+            and float (V, C) the images each word shares with each concept."""
+            together = (words.T @ concepts).toarray()                                       # (V, C)
+            prior = np.asarray(concepts.sum(axis=0)).ravel() / max(images, 1)               # (C,) P(c)
+            certainty = (together / np.maximum(on_images, 1)[:, None] - prior) / np.maximum(1 - prior, 1e-9)
+            sure = (on_images[:, None] >= LEXICON_MIN_IMAGES) & (certainty >= LEXICON_MIN_CERTAINTY) & allowed
+            sure[:4] = False                                                                # <pad> ... <unk>
+            best = np.argmin(np.where(sure, prior[None, :], np.inf), axis=1)
+            return sure & (np.arange(len(synsets))[None, :] == best[:, None]), together
+
+        # the check: a COCO category or anything below it ("chemise", a shirt with a person in it,
+        # names a person; "bouteille" counts the water bottles as bottles)
+        named, _ = sure_and_rarest(incidence([concept_columns(p) for p in index.concept_sets], len(synsets)),
+                                   checked[None, :])
+        self.named = {int(w): synsets[int(np.argmax(named[w]))] for w in np.flatnonzero(named.any(axis=1))}
+        # a concept's word, for one of it and for several: of the words that name that very concept
+        # (not one below it: "Strand", a beach, is not the word of a geological formation), the
+        # one on most images with one (several) of it ("Katze", "Hunde")
+        names, together = sure_and_rarest(incidence([concept_columns(p, False) for p in index.concept_sets],
+                                                    len(synsets)), np.ones((1, len(synsets)), bool))
+        with_several = (words.T @ incidence([concept_columns(p, False, True) for p in index.concept_sets],
+                                            len(synsets))).toarray()
         self.word = {}
-        for j, synset in enumerate(checked):
+        for j in np.flatnonzero(names.any(axis=0)):
             candidates = np.flatnonzero(names[:, j])
             for plural, counts in ((False, together[:, j] - with_several[:, j]), (True, with_several[:, j])):
-                if len(candidates) and counts[candidates].max() > 0:
-                    self.word[synset, plural] = vocabulary.id_to_word[int(candidates[np.argmax(counts[candidates])])]
+                if counts[candidates].max() > 0:
+                    self.word[synsets[j], plural] = vocabulary.id_to_word[int(candidates[np.argmax(counts[candidates])])]
         # the indefinite article each word follows most often
         self.words = TEMPLATE_WORDS.get(vocabulary.language)
         self.article = {}
@@ -718,17 +728,26 @@ class ConceptLexicon:
         return unsupported_concepts(self.concepts_named(tokens), [c.synset for c in concepts], HALLUCINATION_CHECKED)
 
     def name(self, concept: Concept) -> str | None:
-        """A concept's word here: the lexicon's for a checked concept (its plural for a count of
-        2 or more), else its keyword in the Open Multilingual Wordnet of the language when that
-        is installed ("arme" for a weapon; `helpers.wordnet.keywords.keyword`); None otherwise."""
-        checked = self.concept_vocabulary.concept_id(concept.synset)
-        synset = None if checked is None else self.concept_vocabulary.synset(checked)
-        word = self.word.get((synset, concept.count >= 2)) or self.word.get((synset, False))
-        if word is None and self.vocabulary.language in available_languages():
+        """A concept's word here, or None.
+
+        One of it: its keyword in the Open Multilingual Wordnet of the language when that is
+        installed (French: "formation", "arme"; `helpers.wordnet.keywords.keyword`), else the
+        lexicon's word for its concept in the decoder's vocabulary (itself or its nearest
+        hypernym there): what the training captions of that concept say most often, which can
+        be one kind of it (German "Strand", a beach, for a geological formation). Several of it:
+        the lexicon's plural first ("chiens"), as a wordnet gives only the singular.
+        """
+        known = self.concept_vocabulary.concept_id(concept.synset)        # itself or its nearest hypernym
+        synset = None if known is None else self.concept_vocabulary.synset(known)
+        if concept.count >= 2 and (synset, True) in self.word:
+            return self.word[synset, True]
+        if self.vocabulary.language in available_languages():
             from helpers.wordnet.keywords import keyword
 
             word = keyword(concept.synset, self.vocabulary.language)
-        return word
+            if word:
+                return word
+        return self.word.get((synset, False))
 
     def template(self, concepts: list[Concept]) -> str | None:
         """`template_caption` in the decoder's language: the `TEMPLATE_CONCEPTS` most confident
