@@ -146,8 +146,9 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "caption_languages.md").write_text(text, encoding="utf-8")
     print(text)
-    results = {"table": table, "ratios": ratios, "targets": targets, "album": {lang: dict(zip([p.name for p in album], real[lang]))
-                                                             for lang in LANGUAGES}, "seconds": round(seconds, 1)}
+    results = {"table": table, "ratios": ratios, "targets": targets,
+               "album": {lang: dict(zip([p.name for p in album], real[lang])) for lang in LANGUAGES},
+               "seconds": round(seconds, 1)}
     (RESULTS_DIR / "caption_languages.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n",
                                                         encoding="utf-8")
     return results

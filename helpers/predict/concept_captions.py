@@ -707,7 +707,8 @@ class ConceptLexicon:
             candidates = np.flatnonzero(names[:, j])
             for plural, counts in ((False, together[:, j] - with_several[:, j]), (True, with_several[:, j])):
                 if counts[candidates].max() > 0:
-                    self.word[synsets[j], plural] = vocabulary.id_to_word[int(candidates[np.argmax(counts[candidates])])]
+                    best = int(candidates[np.argmax(counts[candidates])])
+                    self.word[synsets[j], plural] = vocabulary.id_to_word[best]
         # the indefinite article each word follows most often
         self.words = TEMPLATE_WORDS.get(vocabulary.language)
         self.article = {}
