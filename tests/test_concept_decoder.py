@@ -95,6 +95,8 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     assert prediction.ok and prediction.caption and prediction.captions[0][1] < 0
     assert any(c.synset == "person.n.01" and c.count >= 2 for c in predictor.concepts(prediction))
     assert prediction.tags                                      # the tagger's keywords are kept
+    # predict's default keywords are the concepts' rule: it reuses them
+    assert predictor.concepts(prediction, prediction.tags) == predictor.concepts(prediction)
 
     # consensus re-ranking: the training captions travel with the bundle
     from helpers.predict.concept_captions import CONSENSUS_CANDIDATES, ConsensusIndex, load_consensus

@@ -135,10 +135,12 @@ class ConceptCaptioner:
         """The tagger's keyword rule (`PretrainedTagger.select_keywords`)."""
         return self.tagger.select_keywords(synset_probabilities, nb_keywords, min_proba, lang)
 
-    def concepts(self, prediction: Prediction) -> list[Concept]:
+    def concepts(self, prediction: Prediction, keywords: list[Keyword] | None = None) -> list[Concept]:
         """The concepts of a photo's prediction, as the decoder reads them: detected categories
-        (count, best score) and `CONCEPT_KEYWORDS` English keyword synsets of the tagger's rule."""
-        keywords = self.tagger.select_keywords(prediction.synset_probabilities, CONCEPT_KEYWORDS, None, "eng")
+        (count, best score) and `CONCEPT_KEYWORDS` English keyword synsets of the tagger's rule
+        (`keywords` when already selected with that rule)."""
+        if keywords is None:
+            keywords = self.tagger.select_keywords(prediction.synset_probabilities, CONCEPT_KEYWORDS, None, "eng")
         return predicted_concepts(prediction.detections, [(synset, p) for synset, _, p in keywords],
                                   DETECTION_MIN_SCORE)
 
@@ -199,9 +201,11 @@ class ConceptCaptioner:
         if not captions:
             return predictions
         readable = [p for p in predictions if p.ok]
+        # the keywords are the concepts' own when they were chosen by the same rule
+        same_rule = nb_keywords == CONCEPT_KEYWORDS and min_proba is None and self.keyword_language(lang) == "eng"
         for start in range(0, len(readable), CAPTION_BATCH):
             batch = readable[start:start + CAPTION_BATCH]
-            concept_sets = [self.concepts(p) for p in batch]
+            concept_sets = [self.concepts(p, p.tags if same_rule else None) for p in batch]
             beams = self.caption_concepts(concept_sets, beam_width, top_n, lang)
             for prediction, hypotheses, captions in zip(batch, beams, self.caption_texts(concept_sets, beams, lang)):
                 prediction.hypotheses, prediction.captions = hypotheses, captions
@@ -732,23 +736,27 @@ class ConceptLexicon:
         """A concept's word here, or None.
 
         One of it: its keyword in the Open Multilingual Wordnet of the language when that is
-        installed (French: "formation", "arme"; `helpers.wordnet.keywords.keyword`), else the
-        lexicon's word for its concept in the decoder's vocabulary (itself or its nearest
-        hypernym there): what the training captions of that concept say most often, which can
-        be one kind of it (German "Strand", a beach, for a geological formation). Several of it:
-        the lexicon's plural first ("chiens"), as a wordnet gives only the singular.
+        installed and the training captions use it (French: "formation", "arme";
+        `helpers.wordnet.keywords.keyword`), else the lexicon's word for its concept in the
+        decoder's vocabulary (itself or its nearest hypernym there): what the training captions
+        of that concept say most often, which can be one kind of it (German "Strand", a beach,
+        for a geological formation); else the wordnet's keyword all the same ("expresso"; not
+        "tracheobionta", the only French lemma of a vascular plant, when the lexicon says
+        "herbe"). Several of it: the lexicon's plural first ("chiens"), as a wordnet gives only
+        the singular.
         """
         known = self.concept_vocabulary.concept_id(concept.synset)        # itself or its nearest hypernym
         synset = None if known is None else self.concept_vocabulary.synset(known)
         if concept.count >= 2 and (synset, True) in self.word:
             return self.word[synset, True]
+        wordnet_word = None
         if self.vocabulary.language in available_languages():
             from helpers.wordnet.keywords import keyword
 
-            word = keyword(concept.synset, self.vocabulary.language)
-            if word:
-                return word
-        return self.word.get((synset, False))
+            wordnet_word = keyword(concept.synset, self.vocabulary.language)
+            if wordnet_word in self.vocabulary.word_to_id:
+                return wordnet_word
+        return self.word.get((synset, False)) or wordnet_word
 
     def template(self, concepts: list[Concept]) -> str | None:
         """`template_caption` in the decoder's language: the `TEMPLATE_CONCEPTS` most confident
