@@ -351,8 +351,14 @@ def invented_concepts(caption: str, concepts: list[Concept]) -> frozenset[str]:
     """The `HALLUCINATION_CHECKED` synsets an English caption names that the photo's concepts do
     not support (`helpers.wordnet.concepts.unsupported_concepts`): "a man in a blue shirt" for a
     photo of mountains where the detector found nobody."""
-    mentioned = caption_concepts(caption, _caption_mapper())
-    return unsupported_concepts(mentioned, [c.synset for c in concepts], HALLUCINATION_CHECKED)
+    return unsupported_concepts(_mentioned(caption), [c.synset for c in concepts], HALLUCINATION_CHECKED)
+
+
+@functools.lru_cache(maxsize=8192)
+def _mentioned(caption: str) -> frozenset[str]:
+    """The synsets an English caption names (`caption_concepts`), memoised: the beams of an
+    album's photos repeat the same sentences ("a man in a blue shirt is standing on a beach")."""
+    return frozenset(caption_concepts(caption, _caption_mapper()))
 
 
 @functools.cache
