@@ -726,8 +726,9 @@ class ConceptLexicon:
             articles = {vocabulary.word_to_id[a]: a for a in self.words["articles"] if a in vocabulary.word_to_id}
             pairs = collections.Counter((a, b) for image in index.captions for caption in image
                                         for a, b in zip(caption, caption[1:]) if a in articles)
-            for (article, word), _ in pairs.most_common():
-                self.article.setdefault(vocabulary.id_to_word[word], articles[article])
+            for (article, word), count in pairs.most_common():
+                if count >= 2:          # once may be a slip of the text: "un herbe"
+                    self.article.setdefault(vocabulary.id_to_word[word], articles[article])
 
     def concepts_named(self, tokens) -> frozenset[str]:
         """The synset names of the checked concepts a caption (word ids) names."""
@@ -767,7 +768,7 @@ class ConceptLexicon:
     def template(self, concepts: list[Concept]) -> str | None:
         """`template_caption` in the decoder's language: the `TEMPLATE_CONCEPTS` most confident
         concepts that have a `name` here, with the article they follow most often in the training
-        captions (none when they never follow one) or their number: "Un chat et deux chiens",
+        captions (none when they follow one fewer than twice) or their number: "Un chat et deux chiens",
         "Eine Katze und zwei Hunde". None when the language has no `TEMPLATE_WORDS` or no concept
         has a name (the decoder's own caption then stays first)."""
         from helpers.text.languages import detokenize
