@@ -36,3 +36,32 @@ def test_without_multi30k_the_demo_keeps_english_captions_and_says_what_to_downl
     said = capsys.readouterr().out
     assert "no captions in fra" in said and "Multi30K" in said and caption_text.MULTI30K_VARIABLE in said
     assert "stay in English" in said and not (tmp_path / "2_Training_concepts_fra.ipynb").exists()
+
+
+def test_notebook_2_saves_a_concept_decoder_with_its_training_captions(tmp_path):
+    """Notebook 2 on caption text (the demo's path, as a plumbing check) writes `consensus.json`
+    into the bundle, as `python -m helpers train` does: without it `--model pretrained` captions
+    with plain beam search, and French and German get no check against invented objects."""
+    import shutil
+
+    import pytest
+
+    from helpers.data import caption_text
+    from helpers.predict.concept_captions import load_consensus
+
+    try:
+        caption_text.caption_text_sources(None, "eng")
+    except caption_text.DatasetError:
+        pytest.skip("needs caption text (../shared)")
+    from helpers.bundle import load_bundle
+
+    run_name = "concepts-test-notebook"
+    try:
+        ran = demo.train_concept_decoder(tmp_path, quick=True, run_name=run_name)
+        assert ran is not None and ran.output.is_file()
+        bundle = load_bundle(demo.RUNS_DIR / run_name / "bundle")
+        index = load_consensus(bundle)
+        assert index is not None and index.vocabulary_size == len(bundle.vocabulary)
+        assert len(index.captions) == 64                    # the plumbing check's training images
+    finally:
+        shutil.rmtree(demo.RUNS_DIR / run_name, ignore_errors=True)

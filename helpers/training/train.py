@@ -543,6 +543,25 @@ class TrainResult:
     seconds: float
 
 
+def save_run_bundle(run_dir: str | Path, config: Config, prepared, heads) -> Path:
+    """Save a trained run's bundle, `run_dir/bundle` (`helpers.bundle.save_bundle`), with a
+    concept decoder's `consensus.json` (its training captions, for re-ranking and for the
+    `ConceptLexicon` of French and German) copied beside it. `train_run` and notebook 2 both
+    save through it: a bundle without that file captions with plain beam search.
+
+    Returns:
+        The bundle folder.
+    """
+    run_dir = Path(run_dir)
+    bundle_dir = bundle.save_bundle(run_dir / "bundle", config, prepared.vocabulary, prepared.synset_vocabulary,
+                                    prepared.encoder, heads)
+    if (run_dir / CONSENSUS_FILE).is_file():
+        temporary = bundle_dir / f".{CONSENSUS_FILE}.tmp"
+        shutil.copyfile(run_dir / CONSENSUS_FILE, temporary)
+        os.replace(temporary, bundle_dir / CONSENSUS_FILE)
+    return bundle_dir
+
+
 def train_run(config: Config, run_dir: str | Path, strategy: str | tf.distribute.Strategy | None = None,
               callbacks: Sequence = (),
               live_plot: bool = True, verbose: int | str = "auto") -> TrainResult:
@@ -561,12 +580,7 @@ def train_run(config: Config, run_dir: str | Path, strategy: str | tf.distribute
         print(f"run {run_dir}: trained as worker {distribution.cluster_resolver.task_id}; the chief "
               f"saves the bundle ({seconds:.0f} s in all)")
         return TrainResult(run_dir, bundle_dir, history, seconds)
-    bundle.save_bundle(bundle_dir, config, prepared.vocabulary, prepared.synset_vocabulary,
-                       prepared.encoder, heads)
-    if (run_dir / CONSENSUS_FILE).is_file():     # a concept decoder's training captions, for re-ranking
-        temporary = bundle_dir / f".{CONSENSUS_FILE}.tmp"
-        shutil.copyfile(run_dir / CONSENSUS_FILE, temporary)
-        os.replace(temporary, bundle_dir / CONSENSUS_FILE)
+    save_run_bundle(run_dir, config, prepared, heads)
     seconds = time.perf_counter() - started
     print(f"run {run_dir}: bundle saved to {bundle_dir} ({seconds:.0f} s in all)")
     return TrainResult(run_dir, bundle_dir, history, seconds)
