@@ -242,3 +242,15 @@ def test_a_french_or_german_caption_that_invents_a_person_gives_way_to_a_templat
                                 Concept("domestic_cat.n.01", 0.3)])
     assert formation == {"fra": "Formation et un chat", "deu": "Eine Katze"}[language]      # one cat, not two
     assert found.template([Concept("formation.n.01", 0.5)]) == {"fra": "Formation", "deu": None}[language]
+
+
+def test_several_of_a_concept_without_a_plural_are_written_as_one(lexicon):
+    from helpers.wordnet.concepts import Concept
+
+    language, vocabulary, found = lexicon
+    sheep = Concept("sheep.n.01", 0.9, 3)
+    word, plural = found.name(sheep)
+    assert ("sheep.n.01", True) not in found.word and not plural     # too rare here for a plural
+    # no "Trois mouton": the number needs the plural
+    assert found.template([sheep]) is None or not found.template([sheep]).startswith(("Trois", "Drei"))
+    assert found.name(Concept("dog.n.01", 0.9, 3)) == ({"fra": "chiens", "deu": "Hunde"}[language], True)

@@ -741,8 +741,8 @@ class ConceptLexicon:
         photo's `concepts` do not support (`unsupported_concepts`)."""
         return unsupported_concepts(self.concepts_named(tokens), [c.synset for c in concepts], HALLUCINATION_CHECKED)
 
-    def name(self, concept: Concept) -> str | None:
-        """A concept's word here, or None.
+    def name(self, concept: Concept) -> tuple[str | None, bool]:
+        """A concept's word here (None: none) and whether it is a plural.
 
         One of it: its keyword in the Open Multilingual Wordnet of the language when that is
         installed and the training captions use it (French: "formation", "arme";
@@ -751,21 +751,21 @@ class ConceptLexicon:
         of that concept say most often, which can be one kind of it (German "Strand", a beach,
         for a geological formation); else the wordnet's keyword all the same ("expresso"; not
         "tracheobionta", the only French lemma of a vascular plant, when the lexicon says
-        "herbe"). Several of it: the lexicon's plural first ("chiens"), as a wordnet gives only
-        the singular.
+        "herbe"). Several of it: the lexicon's plural ("chiens") when it has one; otherwise the
+        singular, which the template then writes as one ("un mouton", not "trois mouton").
         """
         known = self.concept_vocabulary.concept_id(concept.synset)        # itself or its nearest hypernym
         synset = None if known is None else self.concept_vocabulary.synset(known)
         if concept.count >= 2 and (synset, True) in self.word:
-            return self.word[synset, True]
+            return self.word[synset, True], True
         wordnet_word = None
         if self.vocabulary.language in available_languages():
             from helpers.wordnet.keywords import keyword
 
             wordnet_word = keyword(concept.synset, self.vocabulary.language)
             if wordnet_word in self.vocabulary.word_to_id:
-                return wordnet_word
-        return self.word.get((synset, False)) or wordnet_word
+                return wordnet_word, False
+        return self.word.get((synset, False)) or wordnet_word, False
 
     def template(self, concepts: list[Concept]) -> str | None:
         """`template_caption` in the decoder's language: the `TEMPLATE_CONCEPTS` most confident
@@ -779,11 +779,11 @@ class ConceptLexicon:
             return None
         parts, seen = [], set()
         for concept in concepts:
-            word = self.name(concept)
+            word, plural = self.name(concept)
             if word is None or word in seen:
                 continue
             seen.add(word)
-            first = (self.words["numbers"].get(concept.count, self.words["many"]) if concept.count >= 2
+            first = (self.words["numbers"].get(concept.count, self.words["many"]) if plural
                      else self.article.get(word))
             parts.append(([first] if first else []) + [word])
             if len(parts) == TEMPLATE_CONCEPTS:
