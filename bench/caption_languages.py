@@ -86,6 +86,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
     same_data = resolve_bundle_dir(same_data_run) if same_data_run else None
     if same_data is not None and (same_data / "config.json").is_file():
         bundles["eng, Multi30K"] = load_bundle(same_data)
+    # retrieval picks one training photo for every language (concepts from its English sentence)
+    nearest = nearest_captions(concepts, [(synsets, i) for i, synsets in enumerate(train_concepts)])
     table, captions = {}, {}
     for name, bundle in bundles.items():
         language = bundle.vocabulary.language
@@ -100,8 +102,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
         table[name] = {"decoder": _score(references, captions[name], language),
                        "decoder, beam search only": _score(references, decode(), language)}
         if name in LANGUAGES:
-            retrieved = nearest_captions(concepts, [(synsets, item.sentences[language])
-                                                    for synsets, item in zip(train_concepts, train)])
+            retrieved = [train[i].sentences[language] for i in nearest]
             table[name]["retrieval"] = _score(references, retrieved, language)
     english = table["eng"]["decoder"]["CIDEr"]
     targets = {}

@@ -219,10 +219,10 @@ def caption_texts(vocabulary, concept_sets: list[list[Concept]], beams: list[lis
     """The captions of `caption_concept_sets`' hypotheses as `(text, natural-log probability)`,
     best first, with the template fallback: a caption that still invents an object (every
     candidate of the beam did) gives first place to a template of what the tagger found, whose
-    probability is the product of its concepts' confidences. In English the check is
-    `invented_concepts` and the template `template_caption`; in another language, the
-    decoder's `lexicon` (`ConceptLexicon.invented`, `ConceptLexicon.template`; without one,
-    nothing is checked).
+    probability is the product of its concepts' confidences (`invention_check`: in English
+    `invented_concepts` and `template_caption`; in another language, the decoder's `lexicon`;
+    without one, nothing is checked). A check that has no template for the photo keeps the
+    decoder's caption first.
 
     Args:
         vocabulary: the decoder bundle's word `Vocabulary` (its language decides the fallback).
@@ -230,19 +230,13 @@ def caption_texts(vocabulary, concept_sets: list[list[Concept]], beams: list[lis
         beams: per photo, its hypotheses best first (`caption_concept_sets`).
         lexicon: the decoder's `ConceptLexicon` (`concept_lexicon`), for a language other than English.
     """
-    english = vocabulary.language == "eng"
+    check = invention_check(vocabulary, lexicon)
     texts = []
     for concepts, hypotheses in zip(concept_sets, beams):
         captions = [(vocabulary.decode(h.tokens), float(h.log_probability)) for h in hypotheses]
-        if not captions or (not english and lexicon is None):
-            texts.append(captions)
-            continue
-        if english and invented_concepts(captions[0][0], concepts):
-            template = template_caption(concepts)
-        elif not english and lexicon.invented(hypotheses[0].tokens, concepts):
-            template = lexicon.template(concepts)
-        else:
-            template = None
+        template = None
+        if captions and check is not None and check.invented(hypotheses[0].tokens, concepts):
+            template = check.template(concepts)
         if template is not None:
             named = concepts[:TEMPLATE_CONCEPTS]
             log_probability = float(sum(np.log(max(c.confidence, 1e-9)) for c in named))
@@ -335,13 +329,11 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     reranked = []
     all_scores = consensus.scores_batch(pairs, [[h.tokens for h in hypotheses] for hypotheses in beams],
                                         neighbours=neighbours.result())
-    english = bundle.vocabulary.language == "eng"     # the synset mapper reads English
-    lexicon = None if english else concept_lexicon(bundle, consensus)
+    check = invention_check(bundle.vocabulary, concept_lexicon(bundle, consensus))
     for row, (hypotheses, scores) in enumerate(zip(beams, all_scores)):
         repeats = [repeats_a_bigram(h.tokens) for h in hypotheses]
         concepts = bundle.synset_vocabulary.decode(grid[row])
-        invents = [bool(invented_concepts(bundle.vocabulary.decode(h.tokens), concepts) if english
-                        else lexicon.invented(h.tokens, concepts)) for h in hypotheses]
+        invents = [check is not None and bool(check.invented(h.tokens, concepts)) for h in hypotheses]
         # a caption that invents an object after those that do not; "a cat on top of a cat" after
         # the captions that say each thing once; ties: the beam's order
         order = sorted(range(len(hypotheses)), key=lambda i: (invents[i], repeats[i], -scores[i], i))
@@ -354,6 +346,29 @@ def invented_concepts(caption: str, concepts: list[Concept]) -> frozenset[str]:
     not support (`helpers.wordnet.concepts.unsupported_concepts`): "a man in a blue shirt" for a
     photo of mountains where the detector found nobody."""
     return unsupported_concepts(_mentioned(caption), [c.synset for c in concepts], HALLUCINATION_CHECKED)
+
+
+class EnglishCheck:
+    """The English rules against invented objects, for word-id captions of `vocabulary`:
+    `invented` is `invented_concepts` of the decoded text, `template` is `template_caption`
+    (the same interface as `ConceptLexicon`, which gives them to other languages)."""
+
+    def __init__(self, vocabulary):
+        self.vocabulary = vocabulary
+
+    def invented(self, tokens, concepts: list[Concept]) -> frozenset[str]:
+        return invented_concepts(self.vocabulary.decode(tokens), concepts)
+
+    @staticmethod
+    def template(concepts: list[Concept]) -> str:
+        return template_caption(concepts)
+
+
+def invention_check(vocabulary, lexicon: "ConceptLexicon | None" = None) -> "EnglishCheck | ConceptLexicon | None":
+    """What checks a decoder's captions against invented objects and writes its template:
+    `EnglishCheck` for English (the synset mapper reads it), the decoder's `lexicon` for another
+    language, None (no check) for another language without one."""
+    return EnglishCheck(vocabulary) if vocabulary.language == "eng" else lexicon
 
 
 @functools.lru_cache(maxsize=8192)
