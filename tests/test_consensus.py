@@ -244,6 +244,24 @@ def test_a_french_or_german_caption_that_invents_a_person_gives_way_to_a_templat
     assert found.template([Concept("formation.n.01", 0.5)]) == {"fra": "Formation", "deu": None}[language]
 
 
+def test_a_template_word_takes_the_article_of_the_gender_its_determiners_show(lexicon):
+    from helpers.wordnet.concepts import Concept
+
+    language, vocabulary, found = lexicon
+    # shown by definite articles and declined determiners, not only by "un"/"ein" right before
+    # it: "de la nourriture", "la boue"; "am Tisch", "einer großen Trommel", "das Hemd"
+    genders = {"fra": {"nourriture": "une", "boue": "une", "chien": "un", "table": "une"},
+               "deu": {"Trommel": "eine", "Tisch": "ein", "Jacke": "eine", "Hemd": "ein", "Weste": "eine",
+                       "Katze": "eine"}}[language]
+    assert {word: found.article.get(word) for word in genders} == genders
+    # German articles go with nouns only; a German concept word is a noun
+    if language == "deu":
+        assert all(word[:1].isupper() for word in found.article)
+        assert all(word[:1].isupper() for word in found.word.values())
+    assert found.template([Concept("chair.n.01", 0.8), Concept("table.n.02", 0.7)]) == {
+        "fra": "Une chaise et une table", "deu": "Ein Stuhl und ein Tisch"}[language]
+
+
 def test_several_of_a_concept_without_a_plural_are_written_as_one(lexicon):
     from helpers.wordnet.concepts import Concept
 

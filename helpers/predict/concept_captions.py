@@ -80,9 +80,10 @@ HALLUCINATION_CHECKED = frozenset(COCO_CATEGORY_SYNSETS.values())
 # images and removes at least LEXICON_MIN_CERTAINTY of the doubt about it: "chien" and "Hund" name the dog.
 LEXICON_MIN_IMAGES = 10
 LEXICON_MIN_CERTAINTY = 0.8
-CAPTION_RULE_VERSION = 4   # bump when re-ranking or the fallback changes: cached captions are not reused
+CAPTION_RULE_VERSION = 5   # bump when re-ranking or the fallback changes: cached captions are not reused
                            # (2: captions that invent a person come last, then the template;
-                           # 3: any of the 80 COCO categories; 4: French and German checked too)
+                           # 3: any of the 80 COCO categories; 4: French and German checked too;
+                           # 5: French and German template articles by gender, German nouns only)
 
 
 class ConceptCaptioner:
@@ -640,17 +641,28 @@ class ConsensusIndex:
         return cls(data["concept_sets"], data["captions"], data["vocabulary_size"], data["neighbours"])
 
 
-# Words of the templates in other languages (`ConceptLexicon.template`): the indefinite articles a
-# concept's word may take (the one it follows most often in the training captions is used), the
-# numbers, "several" (more than ten) and "and".
+# Words of the templates in other languages (`ConceptLexicon.template`): the indefinite articles, the
+# numbers, "several" (more than ten) and "and"; and `determiners`: the singular determiners that
+# show a noun's gender, each with the indefinite article of that gender (nominative), for
+# `ConceptLexicon.article`. Determiners that do not show it are left out: French "l'", "les",
+# "des"; German "der" (masculine, or feminine dative), "die" (feminine, or any plural), "den".
 TEMPLATE_WORDS: dict[str, dict] = {
     "fra": {"articles": ("un", "une"), "and": "et", "many": "plusieurs",
             "numbers": {2: "deux", 3: "trois", 4: "quatre", 5: "cinq", 6: "six", 7: "sept", 8: "huit",
-                        9: "neuf", 10: "dix"}},
+                        9: "neuf", 10: "dix"},
+            "determiners": {"un": "un", "le": "un", "du": "un", "au": "un", "une": "une", "la": "une"}},
     "deu": {"articles": ("ein", "eine"), "and": "und", "many": "mehrere",
             "numbers": {2: "zwei", 3: "drei", 4: "vier", 5: "fünf", 6: "sechs", 7: "sieben", 8: "acht",
-                        9: "neun", 10: "zehn"}},
+                        9: "neun", 10: "zehn"},
+            "determiners": {"ein": "ein", "einen": "ein", "einem": "ein", "eines": "ein", "das": "ein",
+                            "dem": "ein", "des": "ein", "eine": "eine", "einer": "eine"}},
 }
+
+
+# German: a determiner's noun may follow declined adjectives ("einer großen Trommel"), the noun is
+# capitalised, and the lexicon's words for a concept are nouns (not "orangefarbenen" for oranges).
+GERMAN_ADJECTIVES_SKIPPED = 2
+GERMAN_ADJECTIVE_ENDINGS = ("e", "en", "em", "er", "es")
 
 
 class ConceptLexicon:
@@ -730,22 +742,41 @@ class ConceptLexicon:
         with_several = (words.T @ incidence([concept_columns(p, False, True) for p in index.concept_sets],
                                             len(synsets))).toarray()
         self.word = {}
+        if vocabulary.language == "deu":      # a German noun is capitalised
+            names &= np.array([word[:1].isupper() for word in vocabulary.id_to_word])[:, None]
         for j in np.flatnonzero(names.any(axis=0)):
             candidates = np.flatnonzero(names[:, j])
             for plural, counts in ((False, together[:, j] - with_several[:, j]), (True, with_several[:, j])):
                 if counts[candidates].max() > 0:
                     best = int(candidates[np.argmax(counts[candidates])])
                     self.word[synsets[j], plural] = vocabulary.id_to_word[best]
-        # the indefinite article each word follows most often
+        # each word's indefinite article: the one of the gender its determiners show most often
         self.words = TEMPLATE_WORDS.get(vocabulary.language)
         self.article = {}
         if self.words is not None:
-            articles = {vocabulary.word_to_id[a]: a for a in self.words["articles"] if a in vocabulary.word_to_id}
-            pairs = collections.Counter((a, b) for image in index.captions for caption in image
-                                        for a, b in zip(caption, caption[1:]) if a in articles)
-            for (article, word), count in pairs.most_common():
+            determiners = {vocabulary.word_to_id[d]: article for d, article in self.words["determiners"].items()
+                           if d in vocabulary.word_to_id}
+            votes = collections.Counter(
+                (noun, determiners[caption[i]]) for image in index.captions for caption in image
+                for i in range(len(caption) - 1) if caption[i] in determiners
+                for noun in [self._noun_after(caption, i, determiners)] if noun is not None)
+            for (word, article), count in votes.most_common():
                 if count >= 2:          # once may be a slip of the text: "un herbe"
-                    self.article.setdefault(vocabulary.id_to_word[word], articles[article])
+                    self.article.setdefault(vocabulary.id_to_word[word], article)
+
+    def _noun_after(self, caption, i: int, determiners) -> int | None:
+        """The word a determiner at `caption[i]` goes with: the next word; in German, the next
+        noun (capitalised) after at most `GERMAN_ADJECTIVES_SKIPPED` declined adjectives
+        ("einer großen Trommel"), None when there is no such noun."""
+        if self.vocabulary.language != "deu":
+            return int(caption[i + 1])
+        for word_id in caption[i + 1:i + 2 + GERMAN_ADJECTIVES_SKIPPED]:
+            word = self.vocabulary.id_to_word[int(word_id)]
+            if word[:1].isupper():
+                return int(word_id)
+            if int(word_id) in determiners or not word.endswith(GERMAN_ADJECTIVE_ENDINGS):
+                return None
+        return None
 
     def concepts_named(self, tokens) -> frozenset[str]:
         """The synset names of the checked concepts a caption (word ids) names."""
@@ -784,9 +815,11 @@ class ConceptLexicon:
 
     def template(self, concepts: list[Concept]) -> str | None:
         """`template_caption` in the decoder's language: the `TEMPLATE_CONCEPTS` most confident
-        concepts that have a `name` here, with the article they follow most often in the training
-        captions (none when they follow one fewer than twice) or their number: "Un chat et deux chiens",
-        "Eine Katze und zwei Hunde". None when the language has no `TEMPLATE_WORDS` or no concept
+        concepts that have a `name` here, with the indefinite article of their gender or their
+        number: "Un chat et deux chiens". A word's gender is the one its singular determiners
+        (`TEMPLATE_WORDS`: "la formation", "einer Trommel") show most often in the training
+        captions ("Eine Katze und zwei Hunde"); a word whose gender is shown fewer than twice
+        takes no article. None when the language has no `TEMPLATE_WORDS` or no concept
         has a name (the decoder's own caption then stays first)."""
         from helpers.text.languages import detokenize
 
