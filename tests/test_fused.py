@@ -135,3 +135,32 @@ def test_benchmark_judges_count_keywords_by_the_annotated_instances():
     assert by_name["000000129648.jpg"] == {PEOPLE, CROWD}        # 14 persons, one crowd region
     assert by_name["000000442450.jpg"] == {PEOPLE}               # 2 persons
     assert PEOPLE not in by_name["000000069468.jpg"]             # 1 person
+
+
+def test_tagging_runs_numpy_blas_on_one_thread_and_gives_the_threads_back(tagger, monkeypatch):
+    # OpenBLAS's idle threads spin after each product, taking a core from TensorFlow
+    # (helpers.predict.batches.one_blas_thread); the user's setting is restored afterwards
+    import threadpoolctl
+
+    from helpers.predict.batches import one_blas_thread
+    from helpers.wordnet import hierarchy
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "NumPy has a BLAS"
+    seen = []
+    propagate = hierarchy.ImageNetHierarchy.propagate
+
+    def recording(self, class_probabilities):        # the real product, its thread count noted
+        seen.append(blas_threads())
+        return propagate(self, class_probabilities)
+
+    monkeypatch.setattr(hierarchy.ImageNetHierarchy, "propagate", recording)
+    predictions = tagger.predict([ALBUM / "cat.jpg", ALBUM / "coffee.jpg"], progress=False)
+    assert all(p.ok for p in predictions) and seen and all(threads == [1] * len(before) for threads in seen)
+    assert blas_threads() == before
+    with one_blas_thread():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before

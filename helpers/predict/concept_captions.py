@@ -54,6 +54,7 @@ from typing import Iterable
 import numpy as np
 
 from helpers.data.versioned_json import read_versioned_json, write_versioned_json
+from helpers.predict.batches import one_blas_thread
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.vocab import PAD_ID, UNK_ID
@@ -310,6 +311,13 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     """
     if not concept_sets:
         return []
+    with one_blas_thread():      # its NumPy runs beside TensorFlow (`one_blas_thread`)
+        return _caption_concept_sets(bundle, concept_sets, beam_width, top_n, max_length, length_normalization,
+                                     consensus, candidates, block_ngram)
+
+
+def _caption_concept_sets(bundle, concept_sets, beam_width, top_n, max_length, length_normalization,
+                          consensus, candidates, block_ngram) -> list[list[Hypothesis]]:
     vocabulary, config = bundle.synset_vocabulary, bundle.config
     encoded = np.stack([vocabulary.encode(concepts, config.max_concepts) for concepts in concept_sets])
     # photos of one scene (a burst, a series) often have the same concepts: search each set once
