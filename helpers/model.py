@@ -26,7 +26,6 @@ Both train with teacher forcing (`call`) and decode through the public protocol 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -83,9 +82,6 @@ class CaptionDecoder(keras.layers.Layer):
       done once per image whatever the number of steps and hypotheses (e.g. the attention
       decoder's projection of the grid).
     - `initial_state(context) -> [h [B, H], c [B, H]]`: the state before the first word.
-    - `search_context(context) -> context`: what beam search passes to `step` (by default the
-      context itself); a decoder may add per-image work there that pays off over many
-      hypotheses and steps (`AttentionDecoder.search_context`).
     - `step(tokens int32 [R], state [R, H] parts, context, rows=None, width=1)
       -> (logits float32 [R, V], new state [R, H] parts, attention float32 [R, L] or None)`:
       one step for R rows. Row r is hypothesis `rows[r] % width` of image `rows[r] // width`
@@ -115,10 +111,6 @@ class CaptionDecoder(keras.layers.Layer):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
                 "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim,
                 "dropout": self.dropout}
-
-    def search_context(self, context):
-        """The context beam search passes to `step`: `context` itself here."""
-        return context
 
     def embed(self, tokens):
         """Word embeddings float32 `[R, E]` of token ids int32 `[R]` (no Keras mask attached)."""
@@ -197,25 +189,6 @@ class ShowAndTellDecoder(CaptionDecoder):
         return self.output_layer(hidden), list(new_state), None
 
 
-class FoldedContext(NamedTuple):
-    """`AttentionDecoder.search_context`: the context of `prepare` and, per image, each cell's
-    products with the weights that read z_t.
-
-    Attributes:
-        context: `prepare`'s tuple.
-        lstm_cells: float32 `[B, L, 4H]`, a_i times the LSTM kernel's context rows.
-        output_cells: float32 `[B, L, V]`, a_i times the output layer's context rows.
-        word_kernel: float32 `[E, 4H]`, the LSTM kernel's rows that read the previous word.
-        hidden_output_kernel: float32 `[H, V]`, the output layer's rows that read h_t.
-    """
-
-    context: tuple
-    lstm_cells: tf.Tensor
-    output_cells: tf.Tensor
-    word_kernel: tf.Tensor
-    hidden_output_kernel: tf.Tensor
-
-
 @keras.saving.register_keras_serializable(package="helpers")
 class AttentionDecoder(CaptionDecoder):
     """Soft-attention caption decoder of Xu et al. 2015 ("Show, Attend and Tell", sec. 4.2).
@@ -231,8 +204,6 @@ class AttentionDecoder(CaptionDecoder):
     "the next object to the right" and the context tells the LSTM *where* it looked ("left of",
     "above"); without them, position is known only as far as the CNN's padding leaks it.
     """
-
-    FOLD_CONTEXT = False     # `search_context`: not for an image grid (L x V floats per image)
 
     def __init__(self, vocabulary_size: int, embedding_dim: int = 256, hidden_dim: int = 512,
                  attention_dim: int = 256, dropout: float = 0.3, gate: bool = True,
@@ -329,7 +300,12 @@ class AttentionDecoder(CaptionDecoder):
             attention weights alpha_t `[B, L]` (`[B, K, L]`), summing to 1 over the L cells.
         """
         if len(hidden.shape) == 3:
-            alpha = self.attention_weights(projected, hidden, bias)       # (B, K, L)
+            query = self.hidden_projection(hidden)                        # (B, K, A)
+            scores = self.attention_score(keras.ops.tanh(
+                projected[:, None, :, :] + query[:, :, None, :]))[..., 0]  # (B, K, L)
+            if bias is not None:
+                scores = scores + bias[:, None, :]
+            alpha = keras.ops.softmax(scores, axis=-1)                    # (B, K, L)
             context = keras.ops.einsum("bkl,bld->bkd", alpha, features)   # (B, K, D)
         else:
             scores = self.attention_score(keras.ops.tanh(
@@ -341,67 +317,6 @@ class AttentionDecoder(CaptionDecoder):
         if self.gate_layer is not None:
             context = self.gate_layer(hidden) * context                   # beta_t (B, [K,] 1)
         return context, alpha
-
-    def attention_weights(self, projected, hidden, bias=None):
-        """alpha_t float32 `[B, K, L]` of K hypotheses per image (`attend` with a `[B, K, H]` query)."""
-        query = self.hidden_projection(hidden)                            # (B, K, A)
-        scores = self.attention_score(keras.ops.tanh(
-            projected[:, None, :, :] + query[:, :, None, :]))[..., 0]      # (B, K, L)
-        if bias is not None:
-            scores = scores + bias[:, None, :]
-        return keras.ops.softmax(scores, axis=-1)                         # (B, K, L)
-
-    def search_context(self, context):
-        """The context beam search passes to `step`: with `FOLD_CONTEXT`, a `FoldedContext`.
-
-        The attention context z_t = beta_t sum_i alpha_ti a_i enters the step only through two
-        linear maps, the LSTM kernel's rows that read it and the output layer's, so their
-        products with each cell a_i can be taken once per image, and each step mixes them with
-        beta_t alpha_t: L x (4H + V) multiply-adds per hypothesis instead of D x (4H + V). Exact
-        up to float rounding. Worth it when the cells are fewer than their depth (a concept set:
-        L = 10 cells of D = 256) and B x L x V floats are small; not for a 7 x 7 x 1280 grid.
-        """
-        if not self.FOLD_CONTEXT:
-            return context
-        features = context[0]                                             # (B, L, D)
-        words, cells = self.embedding_dim, self.hidden_dim
-        return FoldedContext(
-            context,
-            keras.ops.einsum("bld,dg->blg", features, self.cell.kernel[words:]),         # z_t's rows
-            keras.ops.einsum("bld,dv->blv", features, self.output_layer.kernel[cells:]),
-            # the other rows, sliced once per search rather than at every step
-            keras.ops.convert_to_tensor(self.cell.kernel[:words]), keras.ops.convert_to_tensor(
-                self.output_layer.kernel[:cells]))
-
-    def _folded_step(self, tokens, state, context: "FoldedContext", rows, width: int):
-        """`step` for beam search from a `FoldedContext`: the same LSTM step and logits as
-        `advance` (Keras' `LSTMCell`: gates i, f, c, o), with z_t's products from the context."""
-        _features, projected, *bias = context.context
-        bias = bias[0] if bias else None
-        hidden, memory = state
-        slots = tf.shape(projected)[0] * width
-        hidden_slots = tf.reshape(tf.scatter_nd(rows[:, None], hidden, [slots, self.hidden_dim]),
-                                  [-1, width, self.hidden_dim])                       # (B, K, H)
-        alpha = self.attention_weights(projected, hidden_slots, bias)                 # (B, K, L)
-        weights = alpha if self.gate_layer is None else self.gate_layer(hidden_slots) * alpha   # beta_t alpha_t
-
-        def mixed(cells):          # sum_i beta_t alpha_ti (a_i W) of each row: (R, N)
-            per_slot = keras.ops.einsum("bkl,bln->bkn", weights, cells)
-            return tf.gather(tf.reshape(per_slot, [slots, -1]), rows)
-
-        cell = self.cell
-        gates = (keras.ops.matmul(self.embed(tokens), context.word_kernel) + mixed(context.lstm_cells)
-                 + keras.ops.matmul(hidden, cell.recurrent_kernel))
-        if cell.use_bias:
-            gates = gates + cell.bias
-        i, f, c, o = keras.ops.split(gates, 4, axis=-1)
-        memory = cell.recurrent_activation(f) * memory + cell.recurrent_activation(i) * cell.activation(c)
-        hidden = cell.recurrent_activation(o) * cell.activation(memory)
-        logits = keras.ops.matmul(hidden, context.hidden_output_kernel) + mixed(context.output_cells)
-        if self.output_layer.use_bias:
-            logits = logits + self.output_layer.bias
-        alpha = tf.gather(tf.reshape(alpha, [slots, -1]), rows)                       # (R, L)
-        return logits, [hidden, memory], alpha
 
     def advance(self, words, state, context, training=False):
         """The LSTM step and the word logits once the context is known.
@@ -444,8 +359,6 @@ class AttentionDecoder(CaptionDecoder):
         Returns:
             `(logits [R, V], new state, attention alpha_t [R, L])`.
         """
-        if isinstance(context, FoldedContext):
-            return self._folded_step(tokens, state, context, rows, width)
         features, projected, *bias = context
         bias = bias[0] if bias else None
         if rows is None:
@@ -532,8 +445,6 @@ class ConceptDecoder(AttentionDecoder):
     protocol) is `AttentionDecoder`'s; a set has no order, so there is no position embedding, and
     the pooled input is ignored.
     """
-
-    FOLD_CONTEXT = True      # `search_context`: 10 cells of 256, beam search ~0.7x the multiply-adds
 
     def __init__(self, vocabulary_size: int, num_concepts: int, embedding_dim: int = 256,
                  hidden_dim: int = 512, attention_dim: int = 256, dropout: float = 0.3, gate: bool = True,

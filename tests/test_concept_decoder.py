@@ -71,29 +71,6 @@ def test_attention_never_goes_to_padding_and_decoding_matches_teacher_forcing():
         assert [list(h.tokens) for h in fast] == [list(h.tokens) for h in slow[:3]]
 
 
-def test_beam_search_folds_the_concepts_into_the_weights_with_the_same_step():
-    heads = _heads(cells=6)
-    pooled, grid = np.zeros((2, 1), np.float32), _sets(SETS, 6)
-    heads.decoder((pooled, grid, TOKENS))
-    context = heads.decoder.prepare(pooled, grid)
-    folded = heads.decoder.search_context(context)
-    assert isinstance(folded, model.FoldedContext) and folded.output_cells.shape == (2, 6, 20)
-    # three live hypotheses of a beam of 3: slots 0 and 2 of image 0, slot 1 of image 1
-    rows = np.array([0, 2, 4], np.int32)
-    generator = np.random.default_rng(0)
-    state = [generator.normal(size=(3, 16)).astype(np.float32) for _ in range(2)]
-    tokens = np.array([5, 9, 7], np.int32)
-    plain = heads.decoder.step(tokens, state, context, rows, 3)
-    fast = heads.decoder.step(tokens, state, folded, rows, 3)
-    np.testing.assert_allclose(fast[0], plain[0], atol=1e-5)                 # logits
-    for new, old in zip(fast[1], plain[1]):                                  # h, c
-        np.testing.assert_allclose(new, old, atol=1e-5)
-    np.testing.assert_allclose(fast[2], plain[2], atol=1e-6)                 # attention
-    assert np.abs(plain[0]).max() > 1e-2                                     # not all zero
-    # an image grid's decoder keeps the plain context
-    assert not model.AttentionDecoder.FOLD_CONTEXT
-
-
 @pytest.mark.skipif(not (FLICKR8K.is_file() and COCO_MINI.is_dir()), reason="needs ../shared caption text")
 def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path, monkeypatch):
     from helpers.bundle import load_bundle

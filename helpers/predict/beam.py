@@ -345,7 +345,6 @@ def compiled_search(decoder, width: int, block_ngram: int = 0):
     @tf.function(reduce_retracing=True)
     def search(pooled, grid, max_length, top_n, alpha):
         context = decoder.prepare(pooled, grid)                                   # per image
-        search_context = decoder.search_context(context)                          # per image too
         # Largest length penalty a hypothesis can still get: bounds the score of its extensions.
         max_penalty = tf.maximum(_length_penalty(max_length, alpha), _length_penalty(1, alpha))
 
@@ -353,7 +352,7 @@ def compiled_search(decoder, width: int, block_ngram: int = 0):
             return (state.step < max_length) & tf.reduce_any(tf.math.is_finite(state.log_probs))
 
         def step(state):
-            rows, logits, row_state, row_attention = _expand(decoder, search_context, width, state)
+            rows, logits, row_state, row_attention = _expand(decoder, context, width, state)
             blocked = blocked_words(state.sequences, rows, state.step, block_ngram) if block_ngram else None
             log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width, blocked)
             ends, live, open_slots, finished_scores = _finish(state, log_probs, words, alpha, width)
