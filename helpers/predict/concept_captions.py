@@ -81,10 +81,11 @@ HALLUCINATION_CHECKED = frozenset(COCO_CATEGORY_SYNSETS.values())
 # images and removes at least LEXICON_MIN_CERTAINTY of the doubt about it: "chien" and "Hund" name the dog.
 LEXICON_MIN_IMAGES = 10
 LEXICON_MIN_CERTAINTY = 0.8
-CAPTION_RULE_VERSION = 5   # bump when re-ranking or the fallback changes: cached captions are not reused
+CAPTION_RULE_VERSION = 6   # bump when re-ranking or the fallback changes: cached captions are not reused
                            # (2: captions that invent a person come last, then the template;
                            # 3: any of the 80 COCO categories; 4: French and German checked too;
-                           # 5: French and German template articles by gender, German nouns only)
+                           # 5: French and German template articles by gender, German nouns only;
+                           # 6: words aligned with the English side name concepts)
 
 
 class ConceptCaptioner:
@@ -448,9 +449,10 @@ class ConsensusIndex:
     """
 
     FORMAT_NAME = "helpers.concepts.ConsensusIndex"
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2          # 2: `aligned`
 
-    def __init__(self, concept_sets, captions, vocabulary_size: int, neighbours: int = CONSENSUS_NEIGHBOURS):
+    def __init__(self, concept_sets, captions, vocabulary_size: int, neighbours: int = CONSENSUS_NEIGHBOURS,
+                 aligned: dict | None = None):
         import scipy.sparse
 
         if len(concept_sets) != len(captions):
@@ -460,6 +462,8 @@ class ConsensusIndex:
         self.concept_sets = [sorted({(int(i), int(n)) for i, n in pairs if int(i) > 1}) for pairs in concept_sets]
         self.captions = [[[int(t) for t in caption] for caption in image] for image in captions]
         self.vocabulary_size, self.neighbours = int(vocabulary_size), int(neighbours)
+        self.aligned = {str(word): (str(english), float(dice), synset)
+                        for word, (english, dice, synset) in (aligned or {}).items()}
         def incidence(sets):     # [images, elements], 1 where the image has it; and the set sizes
             sizes = np.array([len(each) for each in sets], np.int64)
             columns = np.array([e for each in sets for e in each], np.int64)
@@ -624,19 +628,24 @@ class ConsensusIndex:
         return np.split(total, np.cumsum(per_photo)[:-1])
 
     @classmethod
-    def from_training(cls, concept_sets, captions, concept_vocabulary, vocabulary) -> "ConsensusIndex":
+    def from_training(cls, concept_sets, captions, concept_vocabulary, vocabulary,
+                      aligned: dict | None = None) -> "ConsensusIndex":
         """The index of training images: `concept_sets[i]` their `Concept`s (mapped with
         `concept_vocabulary.concept_id`), `captions[i]` their caption texts (encoded with
-        `vocabulary`, unknown words as <unk>)."""
+        `vocabulary`, unknown words as <unk>); for captions in another language than English,
+        `aligned`: `{word: (English word, Dice, its synset or None)}`
+        (`helpers.text.alignment.aligned_words` of the parallel training captions)."""
         pairs = [[(concept_vocabulary.concept_id(c.synset), c.count) for c in concepts] for concepts in concept_sets]
         encoded = [[vocabulary.encode(caption)[1:-1] for caption in image] for image in captions]
-        return cls([[(i, n) for i, n in each if i is not None] for each in pairs], encoded, len(vocabulary))
+        return cls([[(i, n) for i, n in each if i is not None] for each in pairs], encoded, len(vocabulary),
+                   aligned=aligned)
 
     def save(self, path) -> Path:
         """Write the index as versioned JSON (atomically)."""
         return write_versioned_json(path, self.FORMAT_NAME, self.FORMAT_VERSION, {
             "vocabulary_size": self.vocabulary_size, "neighbours": self.neighbours,
-            "concept_sets": self.concept_sets, "captions": self.captions})
+            "concept_sets": self.concept_sets, "captions": self.captions,
+            "aligned": {word: list(entry) for word, entry in self.aligned.items()}})
 
     @classmethod
     def load(cls, path) -> "ConsensusIndex":
@@ -646,7 +655,8 @@ class ConsensusIndex:
             ValueError: not a consensus index, or a newer version (`read_versioned_json`).
         """
         data = read_versioned_json(path, cls.FORMAT_NAME, cls.FORMAT_VERSION, "ConsensusIndex")
-        return cls(data["concept_sets"], data["captions"], data["vocabulary_size"], data["neighbours"])
+        return cls(data["concept_sets"], data["captions"], data["vocabulary_size"], data["neighbours"],
+                   aligned=data.get("aligned"))          # version 1: none
 
 
 # Words of the templates in other languages (`ConceptLexicon.template`): the indefinite articles, the
@@ -686,7 +696,10 @@ class ConceptLexicon:
     the descriptions show a person: "homme" (P = 0.99), "femme" and "Mann" name the person, "chien"
     and "Hund" the dog, "vélo" the bicycle and not its rider; "trottoir" (P(person) = 0.95, a
     certainty of 0.71) names nothing. A word that always goes with a person names one too
-    ("chemise", a shirt): a caption that holds it speaks of someone.
+    ("chemise", a shirt): a caption that holds it speaks of someone. So does a word aligned with
+    an English word of a checked concept (`ConsensusIndex.aligned`, `helpers.text.alignment`):
+    "Person" goes with a person on only 95 % of the German descriptions (the English side says
+    "a climber", "someone"), fewer than "Bürgersteig" does, but it is aligned with "person".
 
     It gives the English rules of `caption_concept_sets` and `caption_texts` to other languages:
     `invented` is `invented_concepts` (a French caption "Un homme ..." for a photo of mountains
@@ -742,6 +755,15 @@ class ConceptLexicon:
         named, _ = sure_and_rarest(incidence([concept_columns(p) for p in index.concept_sets], len(synsets)),
                                    checked[None, :])
         self.named = {int(w): synsets[int(np.argmax(named[w]))] for w in np.flatnonzero(named.any(axis=1))}
+        # a word aligned with an English word of a checked concept names that concept ("Person",
+        # "Frauen": P(person | word) is only 0.95 and 0.97 where 86 % of the images show one)
+        self.aligned = index.aligned
+        self.translations: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
+        for word, (english, dice, synset) in index.aligned.items():
+            self.translations[english].append((dice, word))
+            concept = _checked_concept(synset)
+            if concept is not None and word in vocabulary.word_to_id:
+                self.named[vocabulary.word_to_id[word]] = concept
         # a concept's word, for one of it and for several: of the words that name that very concept
         # (not one below it: "Strand", a beach, is not the word of a geological formation), the
         # one on most images with one (several) of it ("Katze", "Hunde")
@@ -800,7 +822,8 @@ class ConceptLexicon:
 
         One of it: its keyword in the Open Multilingual Wordnet of the language when that is
         installed and the training captions use it (French: "formation", "arme";
-        `helpers.wordnet.keywords.keyword`), else the lexicon's word for its concept in the
+        `helpers.wordnet.keywords.keyword`), else the word aligned with its English name
+        (`translation`: German "Behälter", "Waffe"), else the lexicon's word for its concept in the
         decoder's vocabulary (itself or its nearest hypernym there): what the training captions
         of that concept say most often, which can be one kind of it (German "Strand", a beach,
         for a geological formation); else the wordnet's keyword all the same ("expresso"; not
@@ -819,7 +842,22 @@ class ConceptLexicon:
             wordnet_word = keyword(concept.synset, self.vocabulary.language)
             if wordnet_word in self.vocabulary.word_to_id:
                 return wordnet_word, False
+        translated = self.translation(concept.synset, avoid=self.word.get((synset, True)))
+        if translated is not None:
+            return translated, False
         return self.word.get((synset, False)) or wordnet_word, False
+
+    def translation(self, synset: str, avoid: str | None = None) -> str | None:
+        """The word of the decoder's vocabulary best aligned (`ConsensusIndex.aligned`) with the
+        English name of `synset` (`concept_name`: "container" -> "Behälter", "weapon" -> "Waffe"),
+        or with its last word ("dining table" -> "table"); `avoid`: a word not to give (the
+        plural, for one of it). None: no such word."""
+        name = concept_name(synset)
+        for english in dict.fromkeys((name, name.split()[-1])):
+            for _, word in sorted(self.translations.get(english, ()), reverse=True):
+                if word != avoid and word in self.vocabulary.word_to_id:
+                    return word
+        return None
 
     def template(self, concepts: list[Concept]) -> str | None:
         """`template_caption` in the decoder's language: the `TEMPLATE_CONCEPTS` most confident
@@ -850,6 +888,17 @@ class ConceptLexicon:
         for i, part in enumerate(parts[1:], start=1):
             tokens += ["," if i < len(parts) - 1 else self.words["and"], *part]
         return detokenize(tokens, self.vocabulary.language)
+
+
+def _checked_concept(synset: str | None) -> str | None:
+    """The `HALLUCINATION_CHECKED` concept a synset is or is a kind of (the most specific one:
+    "woman" -> person), or None."""
+    from helpers.wordnet.hierarchy import ancestors
+
+    if synset is None:
+        return None
+    lineage = [a for a in (synset, *ancestors(synset)) if a in HALLUCINATION_CHECKED]
+    return max(lineage, key=lambda a: len(ancestors(a)), default=None)
 
 
 _LEXICONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -33,6 +33,7 @@ from helpers.data.caption_text import (
     load_parallel_caption_text,
 )
 from helpers.predict.concept_captions import CONSENSUS_FILE, ConsensusIndex
+from helpers.text.alignment import aligned_words
 from helpers.text.languages import language_code
 from helpers.text.vocab import Vocabulary
 from helpers.wordnet.concepts import NOISE_FILE, ConceptNoise, ConceptVocabulary, image_concepts
@@ -192,8 +193,12 @@ def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True)
         vocabulary.save(vocabulary_path)
         concept_vocabulary.save(concepts_path)
     noise = ConceptNoise.load(config.concept_noise or NOISE_FILE)
+    aligned = None
+    if language != "eng":    # which English word each word translates: the lexicon's names and checks
+        aligned = {word: (english, dice, mapper.map_word(english)) for word, (english, dice) in aligned_words(
+            ((concept_text[r.image_id], r.captions) for r in train_records), language).items()}
     ConsensusIndex.from_training([concept_sets[r.image_id] for r in train_records], [r.captions for r in train_records],
-                                 concept_vocabulary, vocabulary).save(run_dir / CONSENSUS_FILE)
+                                 concept_vocabulary, vocabulary, aligned).save(run_dir / CONSENSUS_FILE)
 
     def cache(records, copies, vary_by_epoch):
         return ConceptCache(np.array([r.image_id for r in records], np.int64),
