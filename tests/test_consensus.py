@@ -312,3 +312,8 @@ def test_several_of_a_concept_without_a_plural_are_written_as_one(lexicon):
     # no "Trois mouton": the number needs the plural
     assert found.template([sheep]) is None or not found.template([sheep]).startswith(("Trois", "Drei"))
     assert found.name(Concept("dog.n.01", 0.9, 3)) == ({"fra": "chiens", "deu": "Hunde"}[language], True)
+    # several people: the word aligned with "people", not "homme", the word most said of photos of two
+    assert found.word["person.n.01", True] == {"fra": "homme", "deu": "Mann"}[language]
+    assert found.name(Concept("person.n.01", 0.9, 5)) == ({"fra": "personnes", "deu": "Personen"}[language], True)
+    five = {"fra": "Cinq personnes", "deu": "Fünf Personen"}[language]
+    assert found.template([Concept("person.n.01", 0.9, 5)]) == five

@@ -81,6 +81,7 @@ HALLUCINATION_CHECKED = frozenset(COCO_CATEGORY_SYNSETS.values())
 # images and removes at least LEXICON_MIN_CERTAINTY of the doubt about it: "chien" and "Hund" name the dog.
 LEXICON_MIN_IMAGES = 10
 LEXICON_MIN_CERTAINTY = 0.8
+LEXICON_ALIGNED_MIN_CERTAINTY = 0.5     # for a word aligned with the concept's English word
 CAPTION_RULE_VERSION = 6   # bump when re-ranking or the fallback changes: cached captions are not reused
                            # (2: captions that invent a person come last, then the template;
                            # 3: any of the 80 COCO categories; 4: French and German checked too;
@@ -741,33 +742,38 @@ class ConceptLexicon:
 
         def sure_and_rarest(concepts, allowed):
             """bool (V, C): the concept each word names (the rarest it is sure of, among `allowed`),
-            and float (V, C) the images each word shares with each concept."""
+            float (V, C) the images each word shares with each concept, and its certainty."""
             together = (words.T @ concepts).toarray()                                       # (V, C)
             prior = np.asarray(concepts.sum(axis=0)).ravel() / max(images, 1)               # (C,) P(c)
             certainty = (together / np.maximum(on_images, 1)[:, None] - prior) / np.maximum(1 - prior, 1e-9)
             sure = (on_images[:, None] >= LEXICON_MIN_IMAGES) & (certainty >= LEXICON_MIN_CERTAINTY) & allowed
             sure[:4] = False                                                                # <pad> ... <unk>
             best = np.argmin(np.where(sure, prior[None, :], np.inf), axis=1)
-            return sure & (np.arange(len(synsets))[None, :] == best[:, None]), together
+            return sure & (np.arange(len(synsets))[None, :] == best[:, None]), together, certainty
 
         # the check: a COCO category or anything below it ("chemise", a shirt with a person in it,
         # names a person; "bouteille" counts the water bottles as bottles)
-        named, _ = sure_and_rarest(incidence([concept_columns(p) for p in index.concept_sets], len(synsets)),
-                                   checked[None, :])
+        named, _, certainty = sure_and_rarest(
+            incidence([concept_columns(p) for p in index.concept_sets], len(synsets)), checked[None, :])
         self.named = {int(w): synsets[int(np.argmax(named[w]))] for w in np.flatnonzero(named.any(axis=1))}
-        # a word aligned with an English word of a checked concept names that concept ("Person",
-        # "Frauen": P(person | word) is only 0.95 and 0.97 where 86 % of the images show one)
+        # a word aligned with an English word of a checked concept names that concept when the
+        # images say so too, with less certainty ("Person", "Frauen": P(person | word) is only 0.95
+        # and 0.97 where 86 % of the images show one; French "portable", aligned with "phone",
+        # is said of laptops and names nothing)
         self.aligned = index.aligned
         self.translations: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
+        self._english_forms: dict[str, set[str]] = collections.defaultdict(set)    # lemma -> forms aligned
         for word, (english, dice, synset) in index.aligned.items():
             self.translations[english].append((dice, word))
-            concept = _checked_concept(synset)
-            if concept is not None and word in vocabulary.word_to_id:
-                self.named[vocabulary.word_to_id[word]] = concept
+            self._english_forms[_english_lemma(english)].add(english)
+            concept, word_id = _checked_concept(synset), vocabulary.word_to_id.get(word)
+            if (concept in column and word_id is not None and word_id not in self.named
+                    and certainty[word_id, column[concept]] >= LEXICON_ALIGNED_MIN_CERTAINTY):
+                self.named[word_id] = concept
         # a concept's word, for one of it and for several: of the words that name that very concept
         # (not one below it: "Strand", a beach, is not the word of a geological formation), the
         # one on most images with one (several) of it ("Katze", "Hunde")
-        names, together = sure_and_rarest(incidence([concept_columns(p, False) for p in index.concept_sets],
+        names, together, _ = sure_and_rarest(incidence([concept_columns(p, False) for p in index.concept_sets],
                                                     len(synsets)), np.ones((1, len(synsets)), bool))
         with_several = (words.T @ incidence([concept_columns(p, False, True) for p in index.concept_sets],
                                             len(synsets))).toarray()
@@ -833,8 +839,10 @@ class ConceptLexicon:
         """
         known = self.concept_vocabulary.concept_id(concept.synset)        # itself or its nearest hypernym
         synset = None if known is None else self.concept_vocabulary.synset(known)
-        if concept.count >= 2 and (synset, True) in self.word:
-            return self.word[synset, True], True
+        if concept.count >= 2:
+            plural = self.translation(concept.synset, plural=True) or self.word.get((synset, True))
+            if plural is not None and not self._singular(plural):
+                return plural, True
         wordnet_word = None
         if self.vocabulary.language in available_languages():
             from helpers.wordnet.keywords import keyword
@@ -842,22 +850,38 @@ class ConceptLexicon:
             wordnet_word = keyword(concept.synset, self.vocabulary.language)
             if wordnet_word in self.vocabulary.word_to_id:
                 return wordnet_word, False
-        translated = self.translation(concept.synset, avoid=self.word.get((synset, True)))
+        translated = self.translation(concept.synset)
         if translated is not None:
             return translated, False
         return self.word.get((synset, False)) or wordnet_word, False
 
-    def translation(self, synset: str, avoid: str | None = None) -> str | None:
+    def translation(self, synset: str, plural: bool = False) -> str | None:
         """The word of the decoder's vocabulary best aligned (`ConsensusIndex.aligned`) with the
         English name of `synset` (`concept_name`: "container" -> "Behälter", "weapon" -> "Waffe"),
-        or with its last word ("dining table" -> "table"); `avoid`: a word not to give (the
-        plural, for one of it). None: no such word."""
+        or with its last word ("dining table" -> "table"); with `plural`, with its English plural
+        ("people" -> "personnes"). A singular word aligned with "sheep" is not its plural, nor the
+        reverse. None: no such word."""
         name = concept_name(synset)
-        for english in dict.fromkeys((name, name.split()[-1])):
+        names = (_plural(name), _plural(name.split()[-1])) if plural else (name, name.split()[-1])
+        for english in dict.fromkeys(names):
             for _, word in sorted(self.translations.get(english, ()), reverse=True):
-                if word != avoid and word in self.vocabulary.word_to_id:
+                if word in self.vocabulary.word_to_id and self._singular(word) != plural:
                     return word
         return None
+
+    def _singular(self, word: str) -> bool | None:
+        """Whether `word` is aligned with a singular English noun ("homme": "man", whose plural
+        "men" is aligned too), a plural one ("hommes": "men"), or either (None: "moutons",
+        "sheep"; or not aligned). By WordNet's morphy of the English words."""
+        english = self.aligned.get(word, (None,))[0]
+        if english is None:
+            return None
+        if english == _plural("person"):          # WordNet's lemma "people" (a people) is no plural
+            return False
+        lemma = _english_lemma(english)
+        if lemma != english:
+            return False
+        return True if self._english_forms[lemma] - {english} else None
 
     def template(self, concepts: list[Concept]) -> str | None:
         """`template_caption` in the decoder's language: the `TEMPLATE_CONCEPTS` most confident
@@ -888,6 +912,14 @@ class ConceptLexicon:
         for i, part in enumerate(parts[1:], start=1):
             tokens += ["," if i < len(parts) - 1 else self.words["and"], *part]
         return detokenize(tokens, self.vocabulary.language)
+
+
+@functools.lru_cache(maxsize=None)
+def _english_lemma(word: str) -> str:
+    """WordNet's noun lemma of an English word ("men" -> "man"), the word itself when it has none."""
+    from nltk.corpus import wordnet
+
+    return wordnet.morphy(word, wordnet.NOUN) or word
 
 
 def _checked_concept(synset: str | None) -> str | None:
