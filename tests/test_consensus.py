@@ -243,6 +243,9 @@ def test_aligned_words_name_people_and_the_concepts_templates_need():
     assert found.template([Concept("container.n.01", 0.5)]) == "Ein Behälter"
     assert found.template([Concept("weapon.n.01", 0.5)]) == "Eine Waffe"
     assert plain.template([Concept("container.n.01", 0.5)]) is None
+    # a name of several words is not translated by its last one: a Boston bull is a dog
+    assert found.translation("boston_bull.n.01") is None
+    assert found.name(Concept("boston_bull.n.01", 0.8))[0] not in ("Bulle", "Bullen")
 
 
 def test_the_lexicon_learns_which_french_and_german_words_name_a_coco_category(lexicon):
