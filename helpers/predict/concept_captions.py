@@ -702,10 +702,12 @@ class ConceptLexicon:
     the descriptions show a person: "homme" (P = 0.99), "femme" and "Mann" name the person, "chien"
     and "Hund" the dog, "vélo" the bicycle and not its rider; "trottoir" (P(person) = 0.95, a
     certainty of 0.71) names nothing. A word that always goes with a person names one too
-    ("chemise", a shirt): a caption that holds it speaks of someone. So does a word aligned with
-    an English word of a checked concept (`ConsensusIndex.aligned`, `helpers.text.alignment`):
-    "Person" goes with a person on only 95 % of the German descriptions (the English side says
-    "a climber", "someone"), fewer than "Bürgersteig" does, but it is aligned with "person".
+    ("chemise", a shirt): a caption that holds it speaks of someone. For a concept most images
+    show (`LEXICON_ALIGNED_MIN_PRIOR`: the person), so does a word aligned with one of its English
+    words (`ConsensusIndex.aligned`, `helpers.text.alignment`) when the images agree with a
+    certainty of `LEXICON_ALIGNED_MIN_CERTAINTY`: "Person" goes with a person on only 95 % of the
+    German descriptions (the English side says "a climber", "someone"), fewer than "Bürgersteig"
+    does, but it is aligned with "person".
 
     It gives the English rules of `caption_concept_sets` and `caption_texts` to other languages:
     `invented` is `invented_concepts` (a French caption "Un homme ..." for a photo of mountains
@@ -761,10 +763,9 @@ class ConceptLexicon:
         named, _, (certainty, prior) = sure_and_rarest(
             incidence([concept_columns(p) for p in index.concept_sets], len(synsets)), checked[None, :])
         self.named = {int(w): synsets[int(np.argmax(named[w]))] for w in np.flatnonzero(named.any(axis=1))}
-        # a word aligned with an English word of a checked concept names that concept when the
-        # images say so too, with less certainty ("Person", "Frauen": P(person | word) is only 0.95
-        # and 0.97 where 86 % of the images show one; French "portable", aligned with "phone",
-        # is said of laptops and names nothing)
+        # a word aligned with an English word of a checked concept most images show names it when
+        # the images agree, with less certainty ("Person", "Frauen": P(person | word) is only 0.95
+        # and 0.97 where 86 % of the images show one)
         self.aligned = index.aligned
         self.translations: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
         self._english_forms: dict[str, set[str]] = collections.defaultdict(set)    # lemma -> forms aligned
