@@ -243,8 +243,10 @@ def test_aligned_words_name_people_and_the_concepts_templates_need():
     assert found.template([Concept("container.n.01", 0.5)]) == "Ein Behälter"
     assert found.template([Concept("weapon.n.01", 0.5)]) == "Eine Waffe"
     assert plain.template([Concept("container.n.01", 0.5)]) is None
-    # a name of several words is not translated by its last one: a Boston bull is a dog
+    # a name of several words is translated by its last one only when that one is above it: a
+    # dining table is a table, a Boston bull is a dog
     assert found.translation("boston_bull.n.01") is None
+    assert found.translation("dining_table.n.01") == "Tisch"
     assert found.name(Concept("boston_bull.n.01", 0.8))[0] not in ("Bulle", "Bullen")
 
 

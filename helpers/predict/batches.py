@@ -39,11 +39,12 @@ def _blas_controller():
 def one_blas_thread():
     """NumPy's BLAS (OpenBLAS) on one thread inside the block (threadpoolctl), as it was after.
 
-    Prediction's NumPy products are small (the ImageNet hierarchy's `[B, 1000] x [1000, S]`, the
-    caption neighbours), and OpenBLAS's worker threads spin for about 0.1 s after each call,
-    taking a core from TensorFlow. Measured on 2 cores (AMD EPYC), the 14 photos of
+    Tagging's NumPy products are small (the ImageNet hierarchy's `[B, 1000] x [1000, S]`), and
+    OpenBLAS's worker threads spin for about 0.1 s after each call, taking a core from the
+    TensorFlow work that follows. Measured on 2 cores (AMD EPYC), the 14 photos of
     examples/album: their caption beam search took 126 ms right after a tagging batch, 79 ms
-    without one before it, 89 ms with one BLAS thread.
+    without one before it, 89 ms with one BLAS thread. (Around the caption search's own NumPy,
+    the consensus neighbours, it made no difference beyond the noise: not used there.)
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
         yield

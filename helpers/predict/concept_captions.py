@@ -54,7 +54,6 @@ from typing import Iterable
 import numpy as np
 
 from helpers.data.versioned_json import read_versioned_json, write_versioned_json
-from helpers.predict.batches import one_blas_thread
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.vocab import PAD_ID, UNK_ID
@@ -318,13 +317,6 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     """
     if not concept_sets:
         return []
-    with one_blas_thread():      # its NumPy runs beside TensorFlow (`one_blas_thread`)
-        return _caption_concept_sets(bundle, concept_sets, beam_width, top_n, max_length, length_normalization,
-                                     consensus, candidates, block_ngram)
-
-
-def _caption_concept_sets(bundle, concept_sets, beam_width, top_n, max_length, length_normalization,
-                          consensus, candidates, block_ngram) -> list[list[Hypothesis]]:
     vocabulary, config = bundle.synset_vocabulary, bundle.config
     encoded = np.stack([vocabulary.encode(concepts, config.max_concepts) for concepts in concept_sets])
     # photos of one scene (a burst, a series) often have the same concepts: search each set once
@@ -670,6 +662,7 @@ class ConsensusIndex:
 # show a noun's gender, each with the indefinite article of that gender (nominative), for
 # `ConceptLexicon.article`. Determiners that do not show it are left out: French "l'", "les",
 # "des"; German "der" (masculine, or feminine dative), "die" (feminine, or any plural), "den".
+# `capitalised_nouns`, for a language whose nouns are capitalised: how to find a determiner's noun.
 TEMPLATE_WORDS: dict[str, dict] = {
     "fra": {"articles": ("un", "une"), "and": "et", "many": "plusieurs",
             "numbers": {2: "deux", 3: "trois", 4: "quatre", 5: "cinq", 6: "six", 7: "sept", 8: "huit",
@@ -679,14 +672,12 @@ TEMPLATE_WORDS: dict[str, dict] = {
             "numbers": {2: "zwei", 3: "drei", 4: "vier", 5: "fünf", 6: "sechs", 7: "sieben", 8: "acht",
                         9: "neun", 10: "zehn"},
             "determiners": {"ein": "ein", "einen": "ein", "einem": "ein", "eines": "ein", "das": "ein",
-                            "dem": "ein", "des": "ein", "eine": "eine", "einer": "eine"}},
+                            "dem": "ein", "des": "ein", "eine": "eine", "einer": "eine"},
+            # nouns are capitalised: a concept's word is one (not "orangefarbenen" for oranges), and
+            # a determiner's noun is the first one after at most 2 declined adjectives ("einer
+            # großen Trommel"); without it, a determiner's noun is the next word
+            "capitalised_nouns": {"adjectives_skipped": 2, "adjective_endings": ("e", "en", "em", "er", "es")}},
 }
-
-
-# German: a determiner's noun may follow declined adjectives ("einer großen Trommel"), the noun is
-# capitalised, and the lexicon's words for a concept are nouns (not "orangefarbenen" for oranges).
-GERMAN_ADJECTIVES_SKIPPED = 2
-GERMAN_ADJECTIVE_ENDINGS = ("e", "en", "em", "er", "es")
 
 
 class ConceptLexicon:
@@ -785,7 +776,9 @@ class ConceptLexicon:
         with_several = (words.T @ incidence([concept_columns(p, False, True) for p in index.concept_sets],
                                             len(synsets))).toarray()
         self.word = {}
-        if vocabulary.language == "deu":      # a German noun is capitalised
+        self.words = TEMPLATE_WORDS.get(vocabulary.language)
+        self._nouns = (self.words or {}).get("capitalised_nouns")
+        if self._nouns:                        # a concept's word is a noun
             names &= np.array([word[:1].isupper() for word in vocabulary.id_to_word])[:, None]
         for j in np.flatnonzero(names.any(axis=0)):
             candidates = np.flatnonzero(names[:, j])
@@ -794,7 +787,6 @@ class ConceptLexicon:
                     best = int(candidates[np.argmax(counts[candidates])])
                     self.word[synsets[j], plural] = vocabulary.id_to_word[best]
         # each word's indefinite article: the one of the gender its determiners show most often
-        self.words = TEMPLATE_WORDS.get(vocabulary.language)
         self.article = {}
         if self.words is not None:
             determiners = {vocabulary.word_to_id[d]: article for d, article in self.words["determiners"].items()
@@ -808,16 +800,16 @@ class ConceptLexicon:
                     self.article.setdefault(vocabulary.id_to_word[word], article)
 
     def _noun_after(self, caption, i: int, determiners) -> int | None:
-        """The word a determiner at `caption[i]` goes with: the next word; in German, the next
-        noun (capitalised) after at most `GERMAN_ADJECTIVES_SKIPPED` declined adjectives
-        ("einer großen Trommel"), None when there is no such noun."""
-        if self.vocabulary.language != "deu":
+        """The word a determiner at `caption[i]` goes with: the next word; in a language whose
+        nouns are capitalised (`TEMPLATE_WORDS`, German), the next noun after at most a few
+        declined adjectives ("einer großen Trommel"), None when there is no such noun."""
+        if not self._nouns:
             return int(caption[i + 1])
-        for word_id in caption[i + 1:i + 2 + GERMAN_ADJECTIVES_SKIPPED]:
+        for word_id in caption[i + 1:i + 2 + self._nouns["adjectives_skipped"]]:
             word = self.vocabulary.id_to_word[int(word_id)]
             if word[:1].isupper():
                 return int(word_id)
-            if int(word_id) in determiners or not word.endswith(GERMAN_ADJECTIVE_ENDINGS):
+            if int(word_id) in determiners or not word.endswith(self._nouns["adjective_endings"]):
                 return None
         return None
 
@@ -864,14 +856,24 @@ class ConceptLexicon:
 
     def translation(self, synset: str, plural: bool = False) -> str | None:
         """The word of the decoder's vocabulary best aligned (`ConsensusIndex.aligned`) with the
-        English name of `synset` (`concept_name`: "container" -> "Behälter", "weapon" -> "Waffe");
-        with `plural`, with its English plural ("people" -> "personnes"). A singular word aligned
-        with "sheep" is not its plural, nor the reverse. Not with the last word of a name of
-        several ("boston bull", a dog, is no "taureau"). None: no such word."""
+        English name of `synset` (`concept_name`: "container" -> "Behälter", "weapon" -> "Waffe"),
+        else with the last word of a name of several when a sense of that word is above it
+        ("dining table" -> "Tisch"; "boston bull", a dog, is no "taureau"); with `plural`, with their
+        English plurals ("people" -> "personnes"). A singular word aligned with "sheep" is not
+        its plural, nor the reverse. None: no such word."""
+        from nltk.corpus import wordnet
+
+        from helpers.wordnet.hierarchy import ancestors
+
         name = concept_name(synset)
-        for _, word in sorted(self.translations.get(_plural(name) if plural else name, ()), reverse=True):
-            if word in self.vocabulary.word_to_id and self._singular(word) != plural:
-                return word
+        head = name.split()[-1]
+        names = [name]
+        if head != name and {s.name() for s in wordnet.synsets(head, wordnet.NOUN)} & ancestors(synset):
+            names.append(head)
+        for english in names:
+            for _, word in sorted(self.translations.get(_plural(english) if plural else english, ()), reverse=True):
+                if word in self.vocabulary.word_to_id and self._singular(word) != plural:
+                    return word
         return None
 
     def _singular(self, word: str) -> bool | None:
