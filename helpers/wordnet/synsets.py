@@ -65,13 +65,33 @@ def wordnet():
     return reader
 
 
+# caption languages (ISO 639-3) -> NLTK's stopword list
+_STOPWORD_LISTS = {"eng": "english", "fra": "french", "deu": "german"}
+
+
 @functools.cache
+def stopwords(language: str = "eng") -> frozenset[str]:
+    """NLTK's stopword list of a caption language, lower case: articles, pronouns, prepositions,
+    auxiliaries ("a", "the", "on"; "le", "d", "une"; "einem", "auf").
+
+    Args:
+        language: ISO 639-3 code, "eng", "fra" or "deu".
+
+    Raises:
+        KeyError: another language.
+        helpers.data.nltk_data.NltkDataMissing: the stopwords package is missing and cannot be
+            downloaded.
+    """
+    name = _STOPWORD_LISTS[language]
+    wordnet()  # makes sure the stopwords package is installed
+    from nltk.corpus import stopwords as reader
+
+    return frozenset(reader.words(name))
+
+
 def english_stopwords() -> frozenset[str]:
     """NLTK's English stopword list ("a", "the", "on", ...)."""
-    wordnet()  # makes sure the stopwords package is installed
-    from nltk.corpus import stopwords
-
-    return frozenset(stopwords.words("english"))
+    return stopwords("eng")
 
 
 def get_synset(name: str):
