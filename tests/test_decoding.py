@@ -107,6 +107,46 @@ def test_beam_that_never_emits_end_stops_at_max_length():
     assert all(not h.finished and len(h.tokens) == 7 for h in greedy)
 
 
+def _caption_log_probability(decoder, pooled, grid, tokens) -> float:
+    """log P(tokens, <end>) by the decoder's one-step protocol, one word at a time."""
+    context = decoder.prepare(tf.constant(pooled[None]), tf.constant(grid[None]))
+    state, previous, total = decoder.initial_state(context), START_ID, 0.0
+    for word in [*tokens, END_ID]:
+        logits, state, _ = decoder.step(tf.constant([previous], tf.int32), state, context)
+        total += float(tf.nn.log_softmax(logits)[0, word])
+        previous = int(word)
+    return total
+
+
+@pytest.mark.parametrize("kind, end_bias", [("lstm", 0.1), ("attention", 1.0)])
+def test_unfinished_captions_end_where_the_mean_word_log_probability_is_highest(kind, end_bias):
+    decoder = make_decoder(kind, end_bias=end_bias)       # some captions finish within 6 tokens, some not
+    pooled, grid = make_features(6, seed=5)
+    beams = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=6)
+    unfinished = [(b, i) for b, hypotheses in enumerate(beams) for i, h in enumerate(hypotheses) if not h.finished]
+    assert unfinished and len(unfinished) < sum(map(len, beams))      # both kinds occur
+    ended = decoding.end_unfinished(decoder, pooled, grid, beams)
+    assert [len(h) for h in ended] == [len(h) for h in beams]
+    for b, hypotheses in enumerate(ended):
+        assert all(h.finished for h in hypotheses)
+        assert [h.score for h in hypotheses] == sorted((h.score for h in hypotheses), reverse=True)
+        # the finished ones are untouched
+        kept = sorted((h.tokens.tolist(), h.log_probability) for h in beams[b] if h.finished)
+        assert all(pair in [(h.tokens.tolist(), h.log_probability) for h in hypotheses] for pair in kept)
+    for b, i in unfinished:
+        words = beams[b][i].tokens.tolist()
+        means = [_caption_log_probability(decoder, pooled[b], grid[b], words[:k]) / (k + 1)
+                 for k in range(1, len(words) + 1)]
+        best = int(np.argmax(means)) + 1
+        match = [h for h in ended[b] if h.tokens.tolist() == words[:best]]
+        assert match, (words, best)
+        assert match[0].log_probability == pytest.approx(means[best - 1] * (best + 1), abs=1e-4)
+        assert match[0].length == best + 1
+        if match[0].attention is not None:
+            assert match[0].attention.shape == (best + 1, GRID_CELLS)
+    assert decoding.end_unfinished(decoder, pooled, grid, ended) == ended     # nothing left to end
+
+
 def test_batched_beam_search_agrees_with_one_image_at_a_time(decoder):
     pooled, grid = make_features(5, seed=3)
     batched = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=10)

@@ -56,7 +56,7 @@ from typing import Iterable
 import numpy as np
 
 from helpers.data.versioned_json import read_versioned_json, write_versioned_json
-from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
+from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_unfinished
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.vocab import PAD_ID, UNK_ID
 from helpers.wordnet.concepts import Concept, caption_concepts, predicted_concepts, unsupported_concepts
@@ -317,7 +317,9 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         block_ngram: n-gram blocking of the beam search (`BLOCK_NGRAM`; 0: none).
 
     Returns:
-        Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`).
+        Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`),
+        all finished: one cut at the maximum length ends where its ending is most probable
+        (`helpers.predict.decoding.end_unfinished`).
     """
     if not concept_sets:
         return []
@@ -336,6 +338,8 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
                             max_length=max_length or config.max_caption_length - 1,
                             length_normalization=length_normalization, top_n=top_n if consensus is None else width,
                             block_ngram=block_ngram)
+    # a caption cut at the maximum length ends where its ending is most probable
+    beams = end_unfinished(bundle.decoder, np.zeros((len(grid), 1), np.float32), grid, beams, length_normalization)
     if consensus is None:
         return [list(beams[i]) for i in inverse]
     reranked = []

@@ -288,6 +288,60 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
     return [sorted(hypotheses, key=lambda h: -h.score)[:top_n] for hypotheses in results]
 
 
+def end_unfinished(decoder, pooled, grid, hypotheses: list[list[Hypothesis]],
+                   length_normalization: float = 0.0) -> list[list[Hypothesis]]:
+    """Each unfinished hypothesis (cut at the maximum length: "Ein Mann in einem blauen Hemd und
+    eine Frau in einer schwarzen Jacke und ein") replaced by its most probable ending: its first k
+    words then <end>, k >= 1 where the mean log-probability per token of that caption (<end>
+    included, `Hypothesis.word_log_probability`) is highest. One teacher-forced pass of the
+    decoder (`decoder.call`) over all of them gives every prefix's log-probability and that of
+    <end> after it.
+
+    A decoder whose captions run on, as those trained on Multi30K's long descriptions do, can keep
+    a beam of continuations until the maximum length with no <end> ever making the beam: on
+    Multi30K val, every candidate of 186 of the 1,014 photos in German, 93 in French, none in
+    English. The plain log-probability would end nearly all of them after one or two words ("Ein
+    Mann"), hence the mean.
+
+    Args:
+        decoder, pooled, grid: as `beam_search` (B images).
+        hypotheses: per image (B lists), its hypotheses as `beam_search` returns them.
+        length_normalization: alpha of the length penalty of the new hypotheses' `score`.
+
+    Returns:
+        The same lists with every hypothesis finished, each sorted by `score`, best first.
+    """
+    rows = [(b, i) for b, image in enumerate(hypotheses) for i, h in enumerate(image) if not h.finished]
+    if not rows:
+        return hypotheses
+    pooled, grid = _check_features(pooled, grid)
+    images = np.array([b for b, _ in rows])
+    words = [hypotheses[b][i].tokens for b, i in rows]
+    steps = max(len(w) for w in words)
+    tokens = np.full((len(rows), steps + 1), PAD_ID, np.int32)
+    tokens[:, 0] = START_ID
+    for r, w in enumerate(words):
+        tokens[r, 1:len(w) + 1] = w
+    has_attention = hypotheses[rows[0][0]][rows[0][1]].attention is not None
+    inputs = (tf.gather(pooled, images), tf.gather(grid, images), tf.constant(tokens))
+    if has_attention:
+        logits, alpha = decoder(inputs, training=False, return_attention=True)
+        alpha = np.asarray(alpha)
+    else:
+        logits, alpha = decoder(inputs, training=False), None
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32)).numpy().astype(np.float64)  # (R, T+1, V)
+    word_log_probs = np.take_along_axis(log_probs[:, :-1], tokens[:, 1:, None], axis=2)[..., 0]  # (R, T)
+    prefix = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(word_log_probs, axis=1)], axis=1)
+    ended = prefix + log_probs[:, :, END_ID]                        # (R, T+1): k words, then <end>
+    result = [list(image) for image in hypotheses]
+    for r, (b, i) in enumerate(rows):
+        n = len(words[r])
+        best = int(np.argmax(ended[r, 1:n + 1] / np.arange(2, n + 2))) + 1     # k words and <end>
+        result[b][i] = _hypothesis(words[r][:best], ended[r, best], True,
+                                   None if alpha is None else alpha[r, :best + 1], length_normalization)
+    return [sorted(image, key=lambda h: -h.score) for image in result]
+
+
 def greedy_token_ids(decoder, pooled, grid, max_length: int = 24) -> np.ndarray:
     """`greedy_decode` as one padded array, for quick looks during training.
 
