@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers import plots
-from helpers.config import CAPTION_TEXT, CONCEPT_RUN, CONCEPT_SETTINGS, OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
+from helpers.config import CAPTION_TEXT, CONCEPT_RUN, OUTPUTS_DIR, PROJECT_ROOT, RUNS_DIR, SAMPLE_DIR
 from helpers.data import caption_text, images, sample
 
 EXAMPLE_ALBUM = PROJECT_ROOT / "examples" / "album"   # real photos, free licences (LICENSES.md)
@@ -55,7 +55,7 @@ NOTEBOOKS = (
 DEMO_CONCEPT_CHANGES: dict = {"epochs": 2, "max_train_images": 8000}
 # French captions for the real album: a concept decoder on 12,000 of Multi30K's 29,000 French
 # descriptions, 2 epochs (about 3 minutes; `python -m helpers train --run concepts-fra
-# --data-dir caption-text --language fra --epochs 5` is the full one, about 15).
+# --data-dir caption-text --language fra` is the full one, 8 epochs, about 15).
 DEMO_ALBUM_LANGUAGE = "fra"
 DEMO_LANGUAGE_CHANGES: dict = {"language": DEMO_ALBUM_LANGUAGE, "epochs": 2, "max_train_images": 12000}
 
@@ -163,7 +163,7 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
     print(f"--> 2_Training.ipynb on caption text ({', '.join(path.name for path in files)}): the concept decoder "
           f"{'' if english else f'in {language} '}in runs/{run_name}, " + ("quick plumbing check" if quick else
           f"{changes['max_train_images']:,} training images and {changes['epochs']} epochs (notebook 2's "
-          f"default: all images, {CONCEPT_SETTINGS['epochs'] if english else 5} epochs)"), flush=True)
+          f"default: all images, {Config.for_dataset(CAPTION_TEXT, language=language).epochs} epochs)"), flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"2_Training_concepts{'' if english else '_' + language}.ipynb"
     start = time.perf_counter()

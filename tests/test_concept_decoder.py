@@ -71,6 +71,16 @@ def test_attention_never_goes_to_padding_and_decoding_matches_teacher_forcing():
         assert [list(h.tokens) for h in fast] == [list(h.tokens) for h in slow[:3]]
 
 
+def test_each_caption_language_has_its_default_vocabulary_and_epochs_and_changes_win():
+    from helpers.config import Config
+
+    english, french, german = (Config.for_dataset("caption-text", language=code) for code in ("eng", "fra", "deu"))
+    assert (english.epochs, english.min_word_count) == (3, 10)
+    assert (french.epochs, french.min_word_count) == (8, 5) == (german.epochs, german.min_word_count)
+    assert Config.for_dataset("caption-text", language="deu", epochs=2).epochs == 2
+    assert Config.for_dataset("caption-text").language == "eng"
+
+
 @pytest.mark.skipif(not (FLICKR8K.is_file() and COCO_MINI.is_dir()), reason="needs ../shared caption text")
 def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path, monkeypatch):
     from helpers.bundle import load_bundle
