@@ -83,8 +83,12 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
     train_concepts = [frozenset(c.synset for c in image_concepts([item.sentences["eng"]], mapper)) for item in train]
     bundles = {language: load_bundle(resolve_bundle_dir(run if language == "eng" else f"{run}-{language}"))
                for language in LANGUAGES}
-    same_data = resolve_bundle_dir(same_data_run) if same_data_run else None
-    if same_data is not None and (same_data / "config.json").is_file():
+    try:
+        same_data = resolve_bundle_dir(same_data_run) if same_data_run else None
+    except FileNotFoundError:
+        print(f"(c) left out: no runs/{same_data_run} (see the docstring to train it)")
+        same_data = None
+    if same_data is not None:
         bundles["eng, Multi30K"] = load_bundle(same_data)
     # retrieval picks one training photo for every language (concepts from its English sentence)
     nearest = nearest_captions(concepts, [(synsets, i) for i, synsets in enumerate(train_concepts)])

@@ -309,17 +309,17 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         max_length: generated tokens at most (default: the run's `max_caption_length - 1`).
         consensus: the bundle's `ConsensusIndex` (`load_consensus(bundle)`), or None: plain beam
             search. With one, the beam is at least `candidates` wide and its hypotheses are
-            ordered by `ConsensusIndex.scores`, after two rules: those that invent an object
+            ordered by `ConsensusIndex.scores`, after three rules: those that invent an object
             (English: `invented_concepts`; another language: `ConceptLexicon.invented`) come
-            after the others, then those that repeat a bigram or a content word
-            (`repeats_a_bigram`, `repeats_a_word`).
+            after the others, then those cut at the maximum length, then those that repeat a
+            bigram or a content word (`repeats_a_bigram`, `repeats_a_word`).
         candidates: hypotheses re-ranked by consensus (`CONSENSUS_CANDIDATES`).
         block_ngram: n-gram blocking of the beam search (`BLOCK_NGRAM`; 0: none).
 
     Returns:
-        Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`),
-        all finished: one cut at the maximum length ends where its ending is most probable
-        (`helpers.predict.decoding.end_unfinished`).
+        Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`).
+        Where none of a set's hypotheses finished (all cut at the maximum length), each ends
+        where its ending is most probable (`helpers.predict.decoding.end_unfinished`).
     """
     if not concept_sets:
         return []
@@ -338,8 +338,14 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
                             max_length=max_length or config.max_caption_length - 1,
                             length_normalization=length_normalization, top_n=top_n if consensus is None else width,
                             block_ngram=block_ngram)
-    # a caption cut at the maximum length ends where its ending is most probable
-    beams = end_unfinished(bundle.decoder, np.zeros((len(grid), 1), np.float32), grid, beams, length_normalization)
+    # a set none of whose captions finished (the decoder ran on to the maximum length) gets them
+    # ended where their ending is most probable; elsewhere a cut caption ranks after finished ones
+    stuck = [row for row, hypotheses in enumerate(beams) if not any(h.finished for h in hypotheses)]
+    if stuck:
+        ended = end_unfinished(bundle.decoder, np.zeros((len(stuck), 1), np.float32), grid[stuck],
+                               [beams[row] for row in stuck], length_normalization)
+        for row, hypotheses in zip(stuck, ended):
+            beams[row] = hypotheses
     if consensus is None:
         return [list(beams[i]) for i in inverse]
     reranked = []
@@ -351,9 +357,10 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         repeats = [repeats_a_bigram(h.tokens) or repeats_a_word(h.tokens, content_words) for h in hypotheses]
         concepts = bundle.synset_vocabulary.decode(grid[row])
         invents = [check is not None and bool(check.invented(h.tokens, concepts)) for h in hypotheses]
-        # a caption that invents an object after those that do not; "a cat on top of a cat" after
-        # the captions that say each thing once; ties: the beam's order
-        order = sorted(range(len(hypotheses)), key=lambda i: (invents[i], repeats[i], -scores[i], i))
+        # a caption that invents an object after those that do not, a cut one after finished ones;
+        # "a cat on top of a cat" after the captions that say each thing once; ties: the beam's order
+        order = sorted(range(len(hypotheses)),
+                       key=lambda i: (invents[i], not hypotheses[i].finished, repeats[i], -scores[i], i))
         reranked.append([hypotheses[i] for i in order[:top_n]])
     return [list(reranked[i]) for i in inverse]
 

@@ -156,6 +156,35 @@ def _compiled_greedy(decoder):
     return greedy
 
 
+_ENDINGS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _compiled_endings(decoder, with_attention: bool):
+    """The compiled teacher-forced pass of `end_unfinished` (built once per decoder, cached).
+
+    `endings(pooled [R, P], grid [R, L, D], tokens int32 [R, T+1] from <start>)` returns the
+    log-probability of each given word `[R, T]`, that of <end> after each prefix `[R, T+1]`
+    (0 to T words) and the attention `[R, T+1, L]` (L = 0 without attention).
+    """
+    cached = _ENDINGS.setdefault(decoder, {})
+    if with_attention in cached:
+        return cached[with_attention]
+
+    @tf.function(reduce_retracing=True)
+    def endings(pooled, grid, tokens):
+        inputs = (pooled, grid, tokens)
+        if with_attention:
+            logits, alpha = decoder(inputs, training=False, return_attention=True)
+        else:
+            logits, alpha = decoder(inputs, training=False), tf.zeros([tf.shape(tokens)[0], tf.shape(tokens)[1], 0])
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))                 # (R, T+1, V)
+        words = tf.gather(log_probs[:, :-1], tokens[:, 1:], batch_dims=2)          # (R, T)
+        return words, log_probs[:, :, END_ID], tf.cast(alpha, tf.float32)
+
+    cached[with_attention] = endings
+    return endings
+
+
 def _check_features(pooled, grid):
     pooled = tf.convert_to_tensor(pooled, tf.float32)
     grid = tf.convert_to_tensor(grid, tf.float32)
@@ -323,16 +352,11 @@ def end_unfinished(decoder, pooled, grid, hypotheses: list[list[Hypothesis]],
     for r, w in enumerate(words):
         tokens[r, 1:len(w) + 1] = w
     has_attention = hypotheses[rows[0][0]][rows[0][1]].attention is not None
-    inputs = (tf.gather(pooled, images), tf.gather(grid, images), tf.constant(tokens))
-    if has_attention:
-        logits, alpha = decoder(inputs, training=False, return_attention=True)
-        alpha = np.asarray(alpha)
-    else:
-        logits, alpha = decoder(inputs, training=False), None
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32)).numpy().astype(np.float64)  # (R, T+1, V)
-    word_log_probs = np.take_along_axis(log_probs[:, :-1], tokens[:, 1:, None], axis=2)[..., 0]  # (R, T)
-    prefix = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(word_log_probs, axis=1)], axis=1)
-    ended = prefix + log_probs[:, :, END_ID]                        # (R, T+1): k words, then <end>
+    word_log_probs, end_log_probs, alpha = (value.numpy() for value in _compiled_endings(decoder, has_attention)(
+        tf.gather(pooled, images), tf.gather(grid, images), tf.constant(tokens)))
+    prefix = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(word_log_probs.astype(np.float64), axis=1)], axis=1)
+    ended = prefix + end_log_probs                                  # (R, T+1): k words, then <end>
+    alpha = alpha if has_attention else None
     result = [list(image) for image in hypotheses]
     for r, (b, i) in enumerate(rows):
         n = len(words[r])
