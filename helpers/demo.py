@@ -162,10 +162,10 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
         restart = False
     except ValueError:
         restart = True
+    images = f"{changes['max_train_images']:,}" if "max_train_images" in changes else "all"
     print(f"--> 2_Training.ipynb on caption text ({', '.join(path.name for path in files)}): the concept decoder "
           f"{'' if english else f'in {language} '}in runs/{run_name}, " + ("quick plumbing check" if quick else
-          f"{format(changes['max_train_images'], ',') if 'max_train_images' in changes else 'all'} training images "
-          f"and {changes['epochs']} epochs (notebook 2's "
+          f"{images} training images and {changes['epochs']} epochs (notebook 2's "
           f"default: all images, {Config.for_dataset(CAPTION_TEXT, language=language).epochs} epochs)"), flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"2_Training_concepts{'' if english else '_' + language}.ipynb"
