@@ -27,19 +27,22 @@ CACHE_FILE = RESULTS_DIR / "fused_predictions.json"
 
 
 def fused_predictions(records, cache: Path | None = CACHE_FILE) -> list[dict]:
-    """Per record: `{"detections": [(category, score, box)], "tags": [(synset, probability)]}` of
-    `PretrainedTagger` (5 keywords), cached in `bench/results/` keyed by the predictor's fingerprint."""
+    """Per record: `{"detections": [(category, score, box)], "tags": [(synset, probability)],
+    "probabilities": {synset: probability}}` of `PretrainedTagger` (5 keywords; the fused map,
+    for `helpers.wordnet.concepts.specific_synset`), cached in `bench/results/` keyed by the
+    predictor's fingerprint."""
     from helpers.predict.fused import PretrainedTagger
 
     tagger = PretrainedTagger()
-    key = [tagger.fingerprint, [f"{r.split}/{r.file_name}" for r in records]]
+    key = [tagger.fingerprint, "probabilities", [f"{r.split}/{r.file_name}" for r in records]]
     if cache is not None and cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("key") == key:
             return saved["predictions"]
     paths = [COCO_MINI / record.split / record.file_name for record in records]
     predictions = [{"detections": [[c, float(s), [float(v) for v in box]] for c, s, box in p.detections],
-                    "tags": [[synset, float(probability)] for synset, _, probability in p.tags]}
+                    "tags": [[synset, float(probability)] for synset, _, probability in p.tags],
+                    "probabilities": {synset: float(v) for synset, v in p.synset_probabilities.items()}}
                    for p in tagger.predict(paths, nb_keywords=NB_KEYWORDS, progress=False)]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +58,8 @@ def concept_sets(records, predictions):
 
     mapper = SynsetMapper()
     truth = [image_concepts(record.captions, mapper) for record in records]
-    predicted = [predicted_concepts(p["detections"], p["tags"], DETECTION_MIN_SCORE) for p in predictions]
+    predicted = [predicted_concepts(p["detections"], p["tags"], DETECTION_MIN_SCORE, p["probabilities"])
+                 for p in predictions]
     return truth, predicted
 
 

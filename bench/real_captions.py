@@ -157,7 +157,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     started = time.perf_counter()
     records, _ = load_photos()
     predictions = fused_predictions(records)
-    predicted = [predicted_concepts(p["detections"], p["tags"], DETECTION_MIN_SCORE) for p in predictions]
+    predicted = [predicted_concepts(p["detections"], p["tags"], DETECTION_MIN_SCORE, p["probabilities"])
+                 for p in predictions]
     instances = {(split, r.image_id): r.instance_counts for split in SPLITS
                  for r in load_coco_captions(COCO_MINI / "annotations" / f"captions_{split}.json")}
     oracle = [[Concept(COCO_CATEGORY_SYNSETS[name], 1.0, count)

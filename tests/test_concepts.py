@@ -84,6 +84,21 @@ def test_predicted_concepts_from_detections_and_keywords():
         ("person.n.01", 2), ("dog.n.01", 1), ("golden_retriever.n.01", 1), ("seashore.n.01", 1)]
 
 
+def test_specific_synset_descends_to_the_deepest_hyponym_probable_enough():
+    probabilities = {"geological_formation.n.01": 0.86, "natural_elevation.n.01": 0.67, "mountain.n.01": 0.67,
+                     "alp.n.01": 0.665, "valley.n.01": 0.18, "person.n.01": 0.99, "dog.n.01": 0.9}
+    assert C.specific_synset("geological_formation.n.01", 0.86, probabilities, ratio=0.75) == ("alp.n.01", 0.665)
+    # below the ratio every hyponym is too unsure: the keyword stays
+    assert C.specific_synset("geological_formation.n.01", 0.86, probabilities, ratio=0.8) == (
+        "geological_formation.n.01", 0.86)
+    # a more probable synset that is not below the keyword is not a candidate
+    assert C.specific_synset("canine.n.02", 0.5, probabilities, ratio=0.5) == ("dog.n.01", 0.9)
+    assert C.specific_synset("mountain.n.01", 0.67, {"mountain.n.01": 0.67}) == ("mountain.n.01", 0.67)
+    keywords = [("geological_formation.n.01", 0.86)]
+    assert [c.synset for c in C.predicted_concepts([], keywords, 0.3, probabilities)] == (
+        ["alp.n.01"] if C.SPECIFIC_RATIO <= 0.77 else ["geological_formation.n.01"])
+
+
 def test_noise_measure_and_corrupt_rates():
     truth = [[C.Concept("dog.n.01"), C.Concept("frisbee.n.01"), C.Concept("seashore.n.01")]] * 10
     predicted = [[C.Concept("dog.n.01", 0.8), C.Concept("bowl.n.01", 0.4)]] * 10

@@ -86,6 +86,22 @@ def test_real_photos_get_people_objects_and_counts(tagger, tmp_path):
 
 
 @needs_detector
+def test_a_caption_concept_is_the_most_specific_synset_the_photo_supports(tagger):
+    from helpers.wordnet.concepts import SPECIFIC_RATIO, predicted_concepts
+
+    [mountains] = tagger.predict([ALBUM / "autumn_mountains.jpg"], progress=False)
+    [(keyword_synset, _, probability)] = mountains.tags
+    assert keyword_synset == "geological_formation.n.01"           # the keyword rule hedges
+    assert mountains.synset_probabilities["alp.n.01"] >= SPECIFIC_RATIO * probability
+    concepts = predicted_concepts(mountains.detections, [(keyword_synset, probability)], DETECTION_MIN_SCORE,
+                                  mountains.synset_probabilities)
+    assert [c.synset for c in concepts] == ["alp.n.01"]
+    assert concepts[0].confidence == pytest.approx(mountains.synset_probabilities["alp.n.01"])
+    hedged = predicted_concepts(mountains.detections, [(keyword_synset, probability)], DETECTION_MIN_SCORE)
+    assert [c.synset for c in hedged] == [keyword_synset]
+
+
+@needs_detector
 def test_imagenet_is_the_pretrained_models_former_name(tagger):
     from helpers.predict.fused import PretrainedTagger
     from helpers.predict.imagenet import ImageNetTagger

@@ -89,11 +89,13 @@ LEXICON_MIN_CERTAINTY = 0.8
 # "backpack" from "sac à dos"), and French Multi30K CIDEr fell 0.451 -> 0.443 with them.
 LEXICON_ALIGNED_MIN_PRIOR = 0.5
 LEXICON_ALIGNED_MIN_CERTAINTY = 0.5
-CAPTION_RULE_VERSION = 7   # bump when re-ranking or the fallback changes: cached captions are not reused
-                           # (2: captions that invent a person come last, then the template;
-                           # 3: any of the 80 COCO categories; 4: French and German checked too;
-                           # 5: French and German template articles by gender, German nouns only;
-                           # 6: words aligned with the English side name concepts)
+CAPTION_RULE_VERSION = 8   # bump when re-ranking, the fallback or the concepts change: cached
+                           # captions are not reused (2: captions that invent a person come last,
+                           # then the template; 3: any of the 80 COCO categories; 4: French and
+                           # German checked too; 5: French and German template articles by gender,
+                           # German nouns only; 6: words aligned with the English side name
+                           # concepts; 7: repeated words, captions cut at the maximum length;
+                           # 8: keyword concepts descend to `specific_synset`)
 
 
 class ConceptCaptioner:
@@ -155,7 +157,7 @@ class ConceptCaptioner:
         if keywords is None:
             keywords = self.tagger.select_keywords(prediction.synset_probabilities, CONCEPT_KEYWORDS, None, "eng")
         return predicted_concepts(prediction.detections, [(synset, p) for synset, _, p in keywords],
-                                  DETECTION_MIN_SCORE)
+                                  DETECTION_MIN_SCORE, prediction.synset_probabilities)
 
     def decoder_for(self, lang: str = "eng"):
         """The bundle that writes captions in `lang`: its own decoder, else the main one (said once)."""

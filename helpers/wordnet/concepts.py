@@ -10,7 +10,9 @@ is trained on caption text alone, so both sides must speak the same language:
   group of people" -> `MANY`, a plain plural -> `SEVERAL`), plus its COCO instance categories
   when they are known;
 - **inference** (`predicted_concepts`): the COCO categories the detector found (count = boxes,
-  confidence = best score) and the synsets the ImageNet hierarchy chose as keywords.
+  confidence = best score) and the synsets the ImageNet hierarchy chose as keywords, each taken
+  down to the most specific hyponym the photo's probabilities still support (`specific_synset`:
+  "mountain" rather than the keyword's hedged "geological formation").
 
 Both go through `tagger_view`: a caption's synset becomes what the pretrained tagger *can* say.
 "man", "woman" and "boy" become person.n.01 (the detector's category), "puppy" becomes dog;
@@ -56,6 +58,13 @@ SEVERAL, MANY = 3, 5                        # counts of "dogs" (a plural) and "a
 MAX_COUNT = 10                              # counts are clipped here
 MAX_VIEW_HOPS = 3                           # a caption synset is seen as an ancestor at most this far up
 MAX_TAG_CLASSES = 130                       # an ImageNet synset above more classes is too vague
+# A keyword's concept is its deepest descendant (in the tagger's output space) at least this
+# probable relative to it (`specific_synset`): the keyword rule hedges to "geological formation" at
+# 0.86 where "mountain" has 0.67, and a caption should name the mountain. Chosen on the coco-mini
+# train2017 photos (`bench.real_captions`' calibration split), CIDEr of (iii): 0.802 without it;
+# 0.803, 0.809, 0.810, 0.803, 0.801 and 0.795 for 0.9, 0.8, 0.75, 0.7, 0.6 and 0.5. Held-out
+# val2017: 0.701 -> 0.710.
+SPECIFIC_RATIO = 0.75
 NOISE_FILE = Path(__file__).resolve().parent.parent / "resources" / "concept_noise.json"
 
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -188,14 +197,42 @@ def image_concepts(captions: Sequence[str], mapper: SynsetMapper, categories: Ma
 
 
 # --- concepts from the pretrained tagger -------------------------------------------------------
+def specific_synset(synset: str, probability: float, synset_probabilities: Mapping[str, float],
+                    ratio: float = SPECIFIC_RATIO) -> tuple[str, float]:
+    """The most specific synset a photo's probabilities support below a keyword: among `synset`
+    and its hyponyms in `tagger_synsets()` with probability >= `ratio` x `probability`, those with
+    none of the others below them, and of these the most probable (ties: the name).
+
+    The keyword rule (`specific_keywords`) hedges as Deng et al. (2012) do, which suits keywords
+    that must be right; a caption reads better with "mountain" (0.67) than with its hypernym
+    "geological formation" (0.86), and the decoder reads the confidence beside the concept.
+
+    Args:
+        synset, probability: a keyword and its probability.
+        synset_probabilities: the photo's hierarchical probabilities (synset name -> [0, 1]).
+        ratio: in (0, 1]; 1 keeps the keyword unless a hyponym is as probable.
+
+    Returns:
+        `(synset name, its probability)`: the keyword itself when no hyponym qualifies.
+    """
+    floor, space = ratio * probability, tagger_synsets()
+    candidates = {synset: float(probability)} | {
+        name: float(p) for name, p in synset_probabilities.items()
+        if p >= floor and name != synset and name in space and synset in ancestors(name)}
+    above = {a for name in candidates for a in ancestors(name)}
+    return min(((name, p) for name, p in candidates.items() if name not in above), key=lambda item: (-item[1], item[0]))
+
+
 def predicted_concepts(detections: Iterable[tuple[str, float, object]], keyword_synsets: Iterable[tuple[str, float]],
-                       min_score: float) -> list[Concept]:
+                       min_score: float, synset_probabilities: Mapping[str, float] | None = None) -> list[Concept]:
     """The concepts of a photo from the fused predictor's output.
 
     Args:
         detections: `(COCO category, score, box)` (`Prediction.detections`).
         keyword_synsets: `(synset, probability)` the keyword rule chose (`Prediction.tags`).
         min_score: detections below this score are ignored (`DETECTION_MIN_SCORE`).
+        synset_probabilities: the photo's fused probabilities (`Prediction.synset_probabilities`),
+            or None. With them, each keyword synset becomes its `specific_synset`.
 
     Returns:
         One concept per detected category (count = its boxes, confidence = its best score), then
@@ -213,6 +250,8 @@ def predicted_concepts(detections: Iterable[tuple[str, float, object]], keyword_
     for synset, probability in keyword_synsets:
         if synset in PEOPLE_SYNSETS:
             continue
+        if synset_probabilities is not None:
+            synset, probability = specific_synset(synset, probability, synset_probabilities)
         view = tagger_view(synset)
         if view is not None and view not in concepts:
             concepts[view] = Concept(view, float(probability), 1)
