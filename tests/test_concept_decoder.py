@@ -110,6 +110,7 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
 
     # consensus re-ranking: the training captions travel with the bundle
     from helpers.predict.concept_captions import CONSENSUS_CANDIDATES, ConsensusIndex, load_consensus
+    from helpers.wordnet.concepts import Concept
 
     index = predictor.consensus["eng"]
     assert isinstance(index, ConsensusIndex) and index.vocabulary_size == len(bundle.vocabulary)
@@ -118,10 +119,75 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
                                               top_n=CONSENSUS_CANDIDATES)
     assert list(prediction.hypotheses[0].tokens) == list(hypotheses[0].tokens)     # beam 2 is widened to 8
     assert not any(UNK_ID in h.tokens for h in hypotheses)           # <unk> is never generated
+
+    # only the sets all of whose candidates repeat themselves are searched again, with a wider beam
+    assert_wider_search_where_every_candidate_repeats(bundle, index, monkeypatch, [
+        [Concept(synset, 1.0, count)] for synset in ("person.n.01", "dog.n.01", "pizza.n.01") for count in (1, 3)])
     ConsensusIndex([[(2, 1)]], [[[5]]], vocabulary_size=len(bundle.vocabulary) + 1).save(
         result.bundle_dir / "consensus.json")
     with pytest.raises(ValueError, match="retrain the run"):
         load_consensus(load_bundle(result.bundle_dir))
+
+
+def assert_wider_search_where_every_candidate_repeats(bundle, index, monkeypatch, sets) -> list[int]:
+    """`caption_concept_sets` searches again, with `WIDER_BEAM`, exactly the sets all of whose
+    candidates repeat a word or a bigram, and each of those gets a caption of the wider search
+    (or a prefix of one, ended by `end_unfinished`). Returns the indices of those sets."""
+    from helpers.predict import concept_captions
+    from helpers.predict.concept_captions import (
+        CONSENSUS_CANDIDATES,
+        WIDER_BEAM,
+        caption_concept_sets,
+        content_word_mask,
+        repeats_a_bigram,
+        repeats_a_word,
+    )
+    from helpers.predict.decoding import beam_search
+
+    content_words = content_word_mask(bundle.vocabulary)
+    grid = np.stack([bundle.synset_vocabulary.encode(c, bundle.config.max_concepts) for c in sets])
+    max_length = bundle.config.max_caption_length - 1
+    narrow, wide = (beam_search(bundle.decoder, np.zeros((len(sets), 1), np.float32), grid, beam_width=width,
+                                max_length=max_length, block_ngram=3) for width in (CONSENSUS_CANDIDATES, WIDER_BEAM))
+    repeating = [i for i, hypotheses in enumerate(narrow)
+                 if all(repeats_a_bigram(h.tokens) or repeats_a_word(h.tokens, content_words) for h in hypotheses)]
+    searches = []
+
+    def recorded_beam_search(decoder, pooled, grid, **settings):       # the real search, its calls noted
+        searches.append((len(grid), settings["beam_width"]))
+        return beam_search(decoder, pooled, grid, **settings)
+
+    monkeypatch.setattr(concept_captions, "beam_search", recorded_beam_search)
+    chosen = caption_concept_sets(bundle, sets, consensus=index)
+    monkeypatch.setattr(concept_captions, "beam_search", beam_search)
+    assert searches == [(len(sets), CONSENSUS_CANDIDATES)] + ([(len(repeating), WIDER_BEAM)] if repeating else [])
+    for i in repeating:
+        tokens = list(chosen[i][0].tokens)
+        assert any(list(h.tokens[:len(tokens)]) == tokens for h in wide[i])
+    return repeating
+
+
+@pytest.mark.skipif(not (PROJECT / "runs" / "concepts-deu" / "bundle").is_dir(),
+                    reason="needs the German decoder: python -m helpers train --run concepts-deu "
+                           "--data-dir caption-text --language deu")
+def test_the_german_decoders_mariachis_get_a_wider_search_and_a_caption_that_says_things_once(monkeypatch):
+    from helpers.bundle import load_bundle
+    from helpers.predict.concept_captions import (
+        caption_concept_sets,
+        content_word_mask,
+        load_consensus,
+        repeats_a_word,
+    )
+    from helpers.wordnet.concepts import Concept
+
+    german = load_bundle(PROJECT / "runs" / "concepts-deu" / "bundle")
+    # the concepts the tagger gives examples/album/mariachi_band.jpg: eight people and a device
+    mariachis = [Concept("person.n.01", 0.72, 8), Concept("device.n.01", 0.39, 1)]
+    assert assert_wider_search_where_every_candidate_repeats(german, load_consensus(german), monkeypatch,
+                                                             [mariachis, [Concept("dog.n.01", 0.9, 2)]]) == [0]
+    [[caption]] = caption_concept_sets(german, [mariachis], consensus=load_consensus(german))
+    assert not repeats_a_word(caption.tokens, content_word_mask(german.vocabulary)), german.vocabulary.decode(
+        caption.tokens)
 
 
 MULTI30K = SHARED / "data" / "multi30k-task1"
