@@ -58,7 +58,7 @@ SEVERAL, MANY = 3, 5                        # counts of "dogs" (a plural) and "a
 MAX_COUNT = 10                              # counts are clipped here
 MAX_VIEW_HOPS = 3                           # a caption synset is seen as an ancestor at most this far up
 MAX_TAG_CLASSES = 130                       # an ImageNet synset above more classes is too vague
-# A keyword's concept is its deepest descendant (in the tagger's output space) at least this
+# A keyword's concept is its most specific descendant (in the tagger's output space) at least this
 # probable relative to it (`specific_synset`): the keyword rule hedges to "geological formation" at
 # 0.86 where "mountain" has 0.67, and a caption should name the mountain. Chosen on the coco-mini
 # train2017 photos (`bench.real_captions`' calibration split), CIDEr of (iii): 0.802 without it;
