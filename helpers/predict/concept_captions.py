@@ -80,7 +80,7 @@ BLOCK_NGRAM = 3
 # a beam of 16 also holds "Eine Gruppe von Männern spielt auf einer Bühne". Chosen on Multi30K val
 # (never the test), CIDEr without / 12 / 16 / 24: German 0.391 / 0.396 / 0.395 / 0.398, French
 # 0.448 / 0.448 / 0.452 / 0.453, English (24) 0.431 -> 0.431; coco-mini (24) 0.724 -> 0.727.
-# No wider than the first beam: never.
+# A value no larger than the first beam's width turns the second search off.
 WIDER_BEAM = 24
 CONSENSUS_NEIGHBOURS = 20  # training images whose captions are the consensus
 CONSENSUS_ORDERS = (1, 2, 3, 4)     # n-gram orders of the similarity
@@ -340,33 +340,36 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     grid, inverse = np.unique(encoded, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     width = beam_width if consensus is None else max(beam_width, candidates)
+    max_length = max_length or config.max_caption_length - 1
     pairs = [encoded[:, [0, 2]] for encoded in grid]
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the neighbours need only the concepts: found while the beam searches (NumPy and
         # TensorFlow release the GIL; the search leaves a core idle in its smaller steps)
         neighbours = None if consensus is None else pool.submit(consensus.nearest_images_batch, pairs)
         beams = beam_search(bundle.decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=width,
-                            max_length=max_length or config.max_caption_length - 1,
-                            length_normalization=length_normalization, top_n=top_n if consensus is None else width,
-                            block_ngram=block_ngram)
+                            max_length=max_length, length_normalization=length_normalization,
+                            top_n=top_n if consensus is None else width, block_ngram=block_ngram)
     beams = _end_stuck(bundle.decoder, grid, beams, length_normalization)
     if consensus is None:
         return [list(beams[i]) for i in inverse]
     content_words = content_word_mask(bundle.vocabulary)
-    repeating = [row for row, hypotheses in enumerate(beams)
-                 if all(repeats_a_bigram(h.tokens) or repeats_a_word(h.tokens, content_words) for h in hypotheses)]
+
+    def repeat_flags(hypotheses) -> list[bool]:
+        return [repeats_a_bigram(h.tokens) or repeats_a_word(h.tokens, content_words) for h in hypotheses]
+
+    repeats_of = [repeat_flags(hypotheses) for hypotheses in beams]
+    repeating = [row for row, flags in enumerate(repeats_of) if all(flags)]
     if repeating and WIDER_BEAM > width:
         wider = beam_search(bundle.decoder, np.zeros((len(repeating), 1), np.float32), grid[repeating],
-                            beam_width=WIDER_BEAM, max_length=max_length or config.max_caption_length - 1,
-                            length_normalization=length_normalization, top_n=WIDER_BEAM, block_ngram=block_ngram)
+                            beam_width=WIDER_BEAM, max_length=max_length, length_normalization=length_normalization,
+                            top_n=WIDER_BEAM, block_ngram=block_ngram)
         for row, hypotheses in zip(repeating, _end_stuck(bundle.decoder, grid[repeating], wider, length_normalization)):
-            beams[row] = hypotheses
+            beams[row], repeats_of[row] = hypotheses, repeat_flags(hypotheses)
     reranked = []
     all_scores = consensus.scores_batch(pairs, [[h.tokens for h in hypotheses] for hypotheses in beams],
                                         neighbours=neighbours.result())
     check = invention_check(bundle.vocabulary, concept_lexicon(bundle, consensus))
-    for row, (hypotheses, scores) in enumerate(zip(beams, all_scores)):
-        repeats = [repeats_a_bigram(h.tokens) or repeats_a_word(h.tokens, content_words) for h in hypotheses]
+    for row, (hypotheses, scores, repeats) in enumerate(zip(beams, all_scores, repeats_of)):
         concepts = bundle.synset_vocabulary.decode(grid[row])
         invents = [check is not None and bool(check.invented(h.tokens, concepts)) for h in hypotheses]
         # a caption that invents an object after those that do not, a cut one after finished ones;
