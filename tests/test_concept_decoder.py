@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers import model
 from helpers.config import Config
@@ -69,6 +70,50 @@ def test_attention_never_goes_to_padding_and_decoding_matches_teacher_forcing():
     reference = decoding.reference_beam_search(heads.decoder, pooled, grid, beam_width=3, max_length=6)
     for fast, slow in zip(beams, reference):
         assert [list(h.tokens) for h in fast] == [list(h.tokens) for h in slow[:3]]
+
+
+@pytest.mark.parametrize("step_dtype", ["float32", "bfloat16"])
+def test_decoding_steps_in_each_precision_match_teacher_forcing(step_dtype):
+    decoder = _heads(cells=6).decoder
+    decoder.step_dtype = step_dtype
+    grid, pooled = _sets(SETS, 6), np.zeros((2, 1), np.float32)
+    forced = decoder((pooled, grid, TOKENS)).numpy()                      # (2, T, V), float32 throughout
+    context = decoder.prepare(pooled, grid)
+    assert [tf.as_dtype(kernel.dtype).name for kernel in context.kernels] == [step_dtype] * 3
+    state = decoder.initial_state(context)
+    errors = []
+    for t in range(TOKENS.shape[1]):
+        logits, state, alpha = decoder.step(TOKENS[:, t], state, context)
+        errors.append(np.abs(logits.numpy() - forced[:, t]).max())
+        np.testing.assert_allclose(alpha.numpy().sum(axis=1), 1.0, atol=1e-5)
+    # float32: the same numbers up to rounding; bfloat16 rounds the products' inputs to 8 bits
+    assert max(errors) < (1e-5 if step_dtype == "float32" else 2e-2)
+    if step_dtype == "bfloat16":
+        assert max(errors) > 1e-6
+    # rows of a beam: hypothesis 1 of image 0 and hypotheses 0, 1 of image 1 (width 2)
+    start = decoder.initial_state(context)
+    rows = np.array([1, 2, 3], np.int32)
+    images = rows // 2
+    logits, _, _ = decoder.step(np.full(3, START_ID, np.int32), [part.numpy()[images] for part in start],
+                                context, rows, 2)
+    np.testing.assert_allclose(logits.numpy(), forced[images, 0], atol=1e-5 if step_dtype == "float32" else 2e-2)
+
+
+def test_step_dtype_is_checked_and_each_dtype_has_its_compiled_search():
+    from helpers.predict.beam import compiled_search
+
+    decoder = _heads(cells=6).decoder
+    assert decoder.step_dtype == "auto"
+    assert decoder.resolved_step_dtype() == ("bfloat16" if model.native_bfloat16() else "float32")
+    decoder.step_dtype = "float16"
+    with pytest.raises(ValueError, match="step_dtype"):
+        decoder.resolved_step_dtype()
+    decoder.step_dtype = "float32"
+    exact = compiled_search(decoder, 3)
+    decoder.step_dtype = "bfloat16"
+    assert compiled_search(decoder, 3) is not exact
+    decoder.step_dtype = "float32"
+    assert compiled_search(decoder, 3) is exact
 
 
 def test_each_caption_language_has_its_default_vocabulary_and_epochs_and_changes_win():

@@ -329,6 +329,14 @@ def _follow_parents(rows, row_state, attention, parents, width: int):
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def step_precision(decoder) -> str | None:
+    """The matmul dtype a decoder's steps are traced with (`AttentionDecoder.resolved_step_dtype`),
+    None for a decoder without the choice: part of every compiled function's cache key, so that
+    setting `step_dtype` after a first search takes effect."""
+    resolve = getattr(decoder, "resolved_step_dtype", None)
+    return None if resolve is None else resolve()
+
+
 def compiled_search(decoder, width: int, block_ngram: int = 0):
     """The compiled beam search of `decoder` for beam width `width` (built once, cached), with
     n-gram blocking when `block_ngram` >= 2 (`blocked_words`).
@@ -339,8 +347,9 @@ def compiled_search(decoder, width: int, block_ngram: int = 0):
     and the final float32 `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
     """
     cached = _COMPILED.setdefault(decoder, {})
-    if (width, block_ngram) in cached:
-        return cached[width, block_ngram]
+    key = (width, block_ngram, step_precision(decoder))
+    if key in cached:
+        return cached[key]
 
     @tf.function(reduce_retracing=True)
     def search(pooled, grid, max_length, top_n, alpha):
@@ -376,5 +385,5 @@ def compiled_search(decoder, width: int, block_ngram: int = 0):
         (final,) = tf.while_loop(running, step, (start,))
         return final.history.stack(), final.log_probs
 
-    cached[width, block_ngram] = search
+    cached[key] = search
     return search

@@ -142,15 +142,18 @@ class ConceptCaptioner:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """sha256 (hex) of the tagger's fingerprint, the decoder bundle's files and the decoding settings."""
+        """sha256 (hex) of the tagger's fingerprint, the decoder bundle's files and the decoding
+        settings (the steps' matmul precision included)."""
         digest = hashlib.sha256(self.tagger.fingerprint.encode())
         for language, bundle in sorted(self.bundles.items()):
             digest.update(language.encode())
             if bundle.path is not None:
                 for name in sorted(p.name for p in Path(bundle.path).iterdir() if p.is_file()):
                     digest.update(name.encode() + b"\0" + (Path(bundle.path) / name).read_bytes())
+        # bfloat16 steps may pick other words than float32 ones (`AttentionDecoder.step_dtype`)
+        precisions = ",".join(bundle.decoder.resolved_step_dtype() for _, bundle in sorted(self.bundles.items()))
         digest.update(f"concepts;max_length={self.max_length};alpha={self.length_normalization};"
-                      f"rule={CAPTION_RULE_VERSION}".encode())
+                      f"rule={CAPTION_RULE_VERSION};steps={precisions}".encode())
         return digest.hexdigest()
 
     def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,

@@ -119,8 +119,10 @@ def _compiled_greedy(decoder):
     `[T, B]` words (<pad> for images already finished), their log-probabilities (0 there) and
     `[T, B, L]` attention. Images leave the batch when they emit <end>.
     """
-    if decoder in _COMPILED:
-        return _COMPILED[decoder]
+    cached = _COMPILED.setdefault(decoder, {})
+    key = beam.step_precision(decoder)
+    if key in cached:
+        return cached[key]
 
     @tf.function(reduce_retracing=True)
     def greedy(pooled, grid, max_length):
@@ -152,7 +154,7 @@ def _compiled_greedy(decoder):
                                            tf.fill([batch], START_ID), state, arrays))
         return [array.stack() for array in loop[-1]]
 
-    _COMPILED[decoder] = greedy
+    cached[key] = greedy
     return greedy
 
 
