@@ -214,8 +214,8 @@ class AttentionContext(NamedTuple):
         projected: float32 `[B, L, A]`, their attention projection W_a a_i.
         bias: float32 `[B, L]` added to the attention scores (`attention_bias`), or None.
         kernels: the step's weights in its matmul dtype (`AttentionDecoder.step_dtype`): the LSTM
-            kernel `[E + D', 4H]`, its recurrent kernel `[H, 4H]` and the output kernel
-            `[H + D', V]`; None for teacher forcing (`attention_inputs`).
+            kernel stacked on its recurrent kernel `[E + D' + H, 4H]` (one product per step) and
+            the output kernel `[H + D', V]`; None for teacher forcing (`attention_inputs`).
     """
 
     features: tf.Tensor
@@ -335,8 +335,8 @@ class AttentionDecoder(CaptionDecoder):
     def prepare(self, pooled, grid) -> AttentionContext:
         """`attention_inputs` and the step's kernels in `step_dtype` (`AttentionContext`)."""
         dtype = self.resolved_step_dtype()
-        kernels = tuple(weight if dtype == "float32" else tf.cast(weight, dtype)
-                        for weight in (self.cell.kernel, self.cell.recurrent_kernel, self.output_layer.kernel))
+        kernels = (tf.concat([self.cell.kernel, self.cell.recurrent_kernel], axis=0), self.output_layer.kernel)
+        kernels = tuple(tf.cast(kernel, dtype) for kernel in kernels)
         return self.attention_inputs(pooled, grid)._replace(kernels=kernels)
 
     def initial_state(self, context) -> list:
@@ -425,15 +425,14 @@ class AttentionDecoder(CaptionDecoder):
         Returns:
             `(logits float32 [R, V], [h_t, c_t])`.
         """
-        lstm_kernel, recurrent_kernel, output_kernel = kernels
+        gate_kernel, output_kernel = kernels
         hidden, memory = state
-        gates = (_matmul(keras.ops.concatenate([words, context], axis=-1), lstm_kernel)
-                 + _matmul(hidden, recurrent_kernel) + self.cell.bias)                  # (R, 4H)
+        gates = _matmul(tf.concat([words, context, hidden], axis=-1), gate_kernel) + self.cell.bias  # (R, 4H)
         input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
         activation, recurrent_activation = self.cell.activation, self.cell.recurrent_activation
         memory = recurrent_activation(forget_gate) * memory + recurrent_activation(input_gate) * activation(candidate)
         hidden = recurrent_activation(output_gate) * activation(memory)
-        logits = _matmul(keras.ops.concatenate([hidden, context], axis=-1), output_kernel) + self.output_layer.bias
+        logits = _matmul(tf.concat([hidden, context], axis=-1), output_kernel) + self.output_layer.bias
         return logits, [hidden, memory]
 
     def call(self, inputs, training=False, return_attention: bool = False):

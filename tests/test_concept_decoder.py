@@ -79,7 +79,7 @@ def test_decoding_steps_in_each_precision_match_teacher_forcing(step_dtype):
     grid, pooled = _sets(SETS, 6), np.zeros((2, 1), np.float32)
     forced = decoder((pooled, grid, TOKENS)).numpy()                      # (2, T, V), float32 throughout
     context = decoder.prepare(pooled, grid)
-    assert [tf.as_dtype(kernel.dtype).name for kernel in context.kernels] == [step_dtype] * 3
+    assert [tf.as_dtype(kernel.dtype).name for kernel in context.kernels] == [step_dtype] * 2
     state = decoder.initial_state(context)
     errors = []
     for t in range(TOKENS.shape[1]):
