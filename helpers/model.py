@@ -240,8 +240,9 @@ class AttentionDecoder(CaptionDecoder):
     "above"); without them, position is known only as far as the CNN's padding leaks it.
 
     Decoding steps multiply in `step_dtype` (an attribute, not a weight: set it before decoding):
-    "float32", "bfloat16" (the LSTM's and the output layer's products on bfloat16 inputs, float32
-    accumulation and everything else float32), or "auto": bfloat16 where `native_bfloat16()`.
+    "float32", "bfloat16" (the LSTM's and the output layer's products on bfloat16 inputs, their
+    results rounded to bfloat16: `_matmul`; everything else float32), or "auto": bfloat16 where
+    `native_bfloat16()`.
     The default is `DEFAULT_STEP_DTYPE`; teacher forcing (`call`, training) is always float32.
     """
 
@@ -436,7 +437,8 @@ class AttentionDecoder(CaptionDecoder):
         return logits, [hidden, memory]
 
     def call(self, inputs, training=False, return_attention: bool = False):
-        """Teacher forcing, a symbolic loop over time (`tf.scan`) of the same step as `step`.
+        """Teacher forcing, a symbolic loop over time (`tf.scan`) of the same step as `step` (which
+        writes the LSTM cell out, `advance`, to choose its precision; in float32 the two agree).
 
         Args:
             inputs: `(pooled [B, P], grid [B, L, D], tokens int32 [B, T])`, tokens start with
@@ -476,8 +478,9 @@ class AttentionDecoder(CaptionDecoder):
 
 
 def _matmul(inputs, kernel):
-    """float32 `inputs [R, N] @ kernel [N, M]`, in the kernel's dtype (a bfloat16 kernel: the
-    inputs rounded to bfloat16, products accumulated in float32 by oneDNN)."""
+    """float32 `inputs [R, N] @ kernel [N, M]`, in the kernel's dtype. With a bfloat16 kernel the
+    inputs are rounded to bfloat16 and oneDNN accumulates in float32, but the sums come back
+    rounded to bfloat16 (TensorFlow's CPU MatMul returns its inputs' dtype) before the cast."""
     dtype = tf.as_dtype(kernel.dtype)
     if dtype == tf.float32:
         return tf.matmul(inputs, kernel)
