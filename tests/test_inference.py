@@ -185,3 +185,23 @@ def test_caption_cli_with_the_imagenet_model_prints_keywords(reference, shared_d
     # the tags line follows the captions when a concept decoder (runs/concepts) has been trained
     [tags] = [line.strip() for line in lines if line.strip().startswith("tags: ")]
     assert tags.startswith(f"tags: {keyword('zebra.n.01', 'spa')} ("), lines
+
+
+def test_captions_cut_at_the_maximum_length_are_ended_where_none_finished(trained_run, val_photos):
+    from helpers.data.images import load_image
+
+    short = inference.Captioner.from_bundle(trained_run, max_length=2)   # the sample's captions are longer
+    predictions = short.predict(val_photos, beam_width=3, top_n=3, progress=False)
+    pooled, grid, _ = short._features(np.stack([load_image(path, size=short.image_size) for path in val_photos]))
+    raw = decoding.beam_search(short.bundle.decoder, pooled, grid, beam_width=3, max_length=2, top_n=3)
+    assert not any(h.finished for image in raw for h in image)              # what ending them is for
+    for prediction in predictions:
+        assert prediction.hypotheses and all(h.finished for h in prediction.hypotheses)
+        assert all(1 <= len(h.tokens) <= 2 for h in prediction.hypotheses)
+        assert [text for text, _ in prediction.captions] == [short.vocabulary.decode(h.tokens)
+                                                             for h in prediction.hypotheses]
+    # where one hypothesis finished, the cut ones are kept as they are and come after it
+    full = decoding.beam_search(short.bundle.decoder, pooled, grid, beam_width=3, max_length=16, top_n=1)
+    mixed = [[*raw[0], full[0][0]]]
+    (ordered,) = decoding.end_stuck(short.bundle.decoder, pooled[:1], grid[:1], mixed)
+    assert full[0][0].finished and ordered[0] is full[0][0] and ordered[1:] == list(raw[0])

@@ -56,7 +56,7 @@ from typing import Iterable
 import numpy as np
 
 from helpers.data.versioned_json import read_versioned_json, write_versioned_json
-from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_unfinished
+from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_stuck
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.vocab import PAD_ID, UNK_ID
 from helpers.wordnet.concepts import Concept, caption_concepts, predicted_concepts, unsupported_concepts
@@ -333,7 +333,8 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     Returns:
         Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`).
         Where none of a set's hypotheses finished (all cut at the maximum length), each ends
-        where its ending is most probable (`helpers.predict.decoding.end_unfinished`).
+        where its ending is most probable; elsewhere a cut one comes after the finished ones
+        (`helpers.predict.decoding.end_stuck`).
     """
     if not concept_sets:
         return []
@@ -384,18 +385,8 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
 
 
 def _end_stuck(decoder, grid, beams, length_normalization):
-    """A set none of whose captions finished (the decoder ran on to the maximum length) gets them
-    ended where their ending is most probable (`end_unfinished`); elsewhere a cut caption ranks
-    after finished ones."""
-    stuck = [row for row, hypotheses in enumerate(beams) if not any(h.finished for h in hypotheses)]
-    if not stuck:
-        return beams
-    ended = end_unfinished(decoder, np.zeros((len(stuck), 1), np.float32), grid[stuck],
-                           [beams[row] for row in stuck], length_normalization)
-    beams = list(beams)
-    for row, hypotheses in zip(stuck, ended):
-        beams[row] = hypotheses
-    return beams
+    """`helpers.predict.decoding.end_stuck` for concept sets (the pooled input is unused)."""
+    return end_stuck(decoder, np.zeros((len(grid), 1), np.float32), grid, beams, length_normalization)
 
 
 def invented_concepts(caption: str, concepts: list[Concept]) -> frozenset[str]:

@@ -368,6 +368,24 @@ def end_unfinished(decoder, pooled, grid, hypotheses: list[list[Hypothesis]],
     return [sorted(image, key=lambda h: -h.score) for image in result]
 
 
+def end_stuck(decoder, pooled, grid, hypotheses: list[list[Hypothesis]],
+              length_normalization: float = 0.0) -> list[list[Hypothesis]]:
+    """Beam search's hypotheses as a caption's reader wants them: an image none of whose
+    hypotheses finished (the decoder ran on to the maximum length) gets them ended where their
+    ending is most probable (`end_unfinished`); elsewhere a hypothesis cut at the maximum length
+    ("a man riding a wave on top of a surfboard in the") moves after the finished ones, each
+    group in its order. Arguments and result as `end_unfinished`."""
+    stuck = [b for b, image in enumerate(hypotheses) if image and not any(h.finished for h in image)]
+    result = [sorted(image, key=lambda h: not h.finished) for image in hypotheses]    # stable
+    if stuck:
+        pooled, grid = _check_features(pooled, grid)
+        ended = end_unfinished(decoder, tf.gather(pooled, stuck), tf.gather(grid, stuck),
+                               [hypotheses[b] for b in stuck], length_normalization)
+        for b, image in zip(stuck, ended):
+            result[b] = image
+    return result
+
+
 def greedy_token_ids(decoder, pooled, grid, max_length: int = 24) -> np.ndarray:
     """`greedy_decode` as one padded array, for quick looks during training.
 

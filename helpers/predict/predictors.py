@@ -38,7 +38,7 @@ from helpers.config import CAPTION_LANGUAGES, CONCEPT_RUN, PRETRAINED_MODELS, Co
 from helpers.data import images as image_io
 from helpers.predict.batches import Finish, pixels_of_array, predict_in_batches
 from helpers.predict.concept_captions import ConceptCaptioner
-from helpers.predict.decoding import Hypothesis, beam_search, check_lengths
+from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_stuck
 from helpers.predict.fused import PretrainedTagger
 from helpers.predict.prediction import Keyword, Prediction, Predictor
 from helpers.wordnet.keywords import top_k_keywords
@@ -102,7 +102,7 @@ class Captioner:
         digest = hashlib.sha256()
         for name in sorted(p.name for p in Path(self.bundle.path).iterdir() if p.is_file()):
             digest.update(name.encode() + b"\0" + (Path(self.bundle.path) / name).read_bytes())
-        digest.update(f"max_length={self.max_length};alpha={self.length_normalization}".encode())
+        digest.update(f"max_length={self.max_length};alpha={self.length_normalization};cut=ended".encode())
         return digest.hexdigest()
 
     def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
@@ -126,9 +126,12 @@ class Captioner:
         return probabilities.numpy(), self._captions(pooled, grid, beam_width, top_n)
 
     def _captions(self, pooled, grid, beam_width: int, top_n: int) -> list[list[Hypothesis]]:
-        """Beam search with this captioner's decoder, maximum length and length normalisation."""
-        return beam_search(self.bundle.decoder, pooled, grid, beam_width=beam_width, max_length=self.max_length,
-                           length_normalization=self.length_normalization, top_n=top_n)
+        """Beam search with this captioner's decoder, maximum length and length normalisation;
+        captions cut at the maximum length come after finished ones, or are ended where none
+        finished (`helpers.predict.decoding.end_stuck`)."""
+        beams = beam_search(self.bundle.decoder, pooled, grid, beam_width=beam_width, max_length=self.max_length,
+                            length_normalization=self.length_normalization, top_n=top_n)
+        return end_stuck(self.bundle.decoder, pooled, grid, beams, self.length_normalization)
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 3, nb_keywords: int | None = 5,
                 min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
