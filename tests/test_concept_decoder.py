@@ -183,13 +183,13 @@ def assert_wider_search_where_every_candidate_repeats(bundle, index, monkeypatch
         CONSENSUS_CANDIDATES,
         WIDER_BEAM,
         caption_concept_sets,
-        content_word_mask,
+        content_word_ids,
         repeats_a_bigram,
         repeats_a_word,
     )
     from helpers.predict.decoding import beam_search
 
-    content_words = content_word_mask(bundle.vocabulary)
+    content_words = content_word_ids(bundle.vocabulary)
     grid = np.stack([bundle.synset_vocabulary.encode(c, bundle.config.max_concepts) for c in sets])
     max_length = bundle.config.max_caption_length - 1
     narrow, wide = (beam_search(bundle.decoder, np.zeros((len(sets), 1), np.float32), grid, beam_width=width,
@@ -219,7 +219,7 @@ def test_the_german_decoders_mariachis_get_a_wider_search_and_a_caption_that_say
     from helpers.bundle import load_bundle
     from helpers.predict.concept_captions import (
         caption_concept_sets,
-        content_word_mask,
+        content_word_ids,
         load_consensus,
         repeats_a_word,
     )
@@ -231,11 +231,65 @@ def test_the_german_decoders_mariachis_get_a_wider_search_and_a_caption_that_say
     assert assert_wider_search_where_every_candidate_repeats(german, load_consensus(german), monkeypatch,
                                                              [mariachis, [Concept("dog.n.01", 0.9, 2)]]) == [0]
     [[caption]] = caption_concept_sets(german, [mariachis], consensus=load_consensus(german))
-    assert not repeats_a_word(caption.tokens, content_word_mask(german.vocabulary)), german.vocabulary.decode(
+    assert not repeats_a_word(caption.tokens, content_word_ids(german.vocabulary)), german.vocabulary.decode(
         caption.tokens)
 
 
 MULTI30K = SHARED / "data" / "multi30k-task1"
+
+
+@pytest.mark.skipif(not MULTI30K.is_dir(), reason="needs ../shared Multi30K")
+def test_hypotheses_are_repaired_in_place_rescored_and_a_repeat_dropped():
+    """`_repair_inflections` with the agreement learnt from Multi30K's French training text and
+    a concept decoder over its vocabulary (weights untrained: the bookkeeping is what is tested)."""
+    from helpers.data.multi30k import load_multi30k
+    from helpers.predict.concept_captions import _repair_inflections
+    from helpers.text.inflection import InflectionRepair
+    from helpers.text.vocab import Vocabulary
+
+    captions = [item.sentences["fra"] for item in load_multi30k(MULTI30K, "train", ("fra",))]
+    vocabulary = Vocabulary.build(captions, min_count=5, language="fra")
+    repair = InflectionRepair.from_captions(vocabulary, [vocabulary.encode(c)[1:-1] for c in captions])
+    config = Config(decoder="concepts", embedding_dim=8, hidden_dim=16, attention_dim=8, dropout=0.0)
+    decoder = model.build_heads(config, vocabulary_size=len(vocabulary), num_synsets=12, cells=6, depth=3).decoder
+    grid = _sets(SETS, 6)
+    pooled = np.zeros((2, 1), np.float32)
+    texts = [["un groupe de personnes sont assis sur un banc", "un homme est assis sur un banc",
+              "un groupe de personnes sont assises sur un banc"],
+             ["deux chiens courent dans la neige"]]
+    beams = [decoding.score_captions(decoder, pooled[[b] * len(row)], grid[[b] * len(row)],
+                                     [vocabulary.encode(t)[1:-1] for t in row], [True] * len(row), True)
+             for b, row in enumerate(texts)]
+    repaired = _repair_inflections(decoder, grid, beams, repair, 0.0)
+    # the first becomes the third, which is then a repeat: dropped; the others are the same objects
+    assert [[vocabulary.decode(h.tokens) for h in row] for row in repaired] == [
+        ["Un groupe de personnes sont assises sur un banc", "Un homme est assis sur un banc"],
+        ["Deux chiens courent dans la neige"]]
+    assert repaired[0][1] is beams[0][1] and repaired[1][0] is beams[1][0]
+    assert repaired[0][0].log_probability == pytest.approx(beams[0][2].log_probability, abs=1e-5)
+    np.testing.assert_allclose(repaired[0][0].attention, beams[0][2].attention, atol=1e-6)
+    assert _repair_inflections(decoder, grid, repaired, repair, 0.0) is repaired      # nothing left
+
+
+@pytest.mark.skipif(not (PROJECT / "runs" / "concepts-fra" / "bundle").is_dir(),
+                    reason="needs the French decoder: python -m helpers train --run concepts-fra "
+                           "--data-dir caption-text --language fra")
+def test_the_french_decoders_musicians_are_seated_in_the_feminine_plural():
+    """The real French decoder writes "Un groupe de personnes sont assis" for both groups of
+    musicians of examples/album with every candidate; the participle must agree with "personnes"."""
+    from helpers.bundle import load_bundle
+    from helpers.predict.concept_captions import ConceptCaptioner
+    from helpers.predict.fused import PretrainedTagger
+
+    english = load_bundle(PROJECT / "runs" / "concepts" / "bundle")
+    french = load_bundle(PROJECT / "runs" / "concepts-fra" / "bundle")
+    captioner = ConceptCaptioner(PretrainedTagger(), english, languages={"fra": french})
+    photos = [PROJECT / "examples" / "album" / name for name in ("mariachi_band.jpg", "folk_musicians_on_stage.jpg")]
+    for prediction in captioner.predict(photos, lang="fra", progress=False):
+        words = prediction.caption.split()
+        assert words[:5] == ["Un", "groupe", "de", "personnes", "sont"] and words[5] in ("assises", "debout"), \
+            prediction.caption
+        assert "assis" not in words[5:], prediction.caption
 
 
 @pytest.mark.skipif(not (MULTI30K.is_dir() and COCO_MINI.is_dir()), reason="needs ../shared Multi30K")

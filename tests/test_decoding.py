@@ -147,6 +147,37 @@ def test_unfinished_captions_end_where_the_mean_word_log_probability_is_highest(
     assert decoding.end_unfinished(decoder, pooled, grid, ended) == ended     # nothing left to end
 
 
+@pytest.mark.parametrize("kind, end_bias", [("lstm", 0.1), ("attention", 1.0)])
+def test_scored_captions_have_the_log_probability_and_attention_of_the_search(kind, end_bias):
+    decoder = make_decoder(kind, end_bias=end_bias)       # finished and unfinished captions
+    pooled, grid = make_features(6, seed=5)
+    beams = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=6)
+    rows = [(b, h) for b, hypotheses in enumerate(beams) for h in hypotheses if len(h.tokens)]
+    assert any(h.finished for _, h in rows) and any(not h.finished for _, h in rows)
+    images = [b for b, _ in rows]
+    scored = decoding.score_captions(decoder, pooled[images], grid[images], [h.tokens for _, h in rows],
+                                     [h.finished for _, h in rows], with_attention=kind == "attention")
+    for (_, searched), again in zip(rows, scored):
+        assert again.tokens.tolist() == searched.tokens.tolist() and again.finished == searched.finished
+        assert again.log_probability == pytest.approx(searched.log_probability, abs=1e-4)
+        assert again.score == pytest.approx(searched.score, abs=1e-4)
+        if kind == "attention":
+            np.testing.assert_allclose(again.attention, searched.attention, atol=1e-5)
+        else:
+            assert again.attention is None
+    # a caption the search did not write: the one-step protocol's probability
+    b, first = rows[0]
+    other = [int(t) for t in first.tokens[::-1]] + [7]
+    (scored_other,) = decoding.score_captions(decoder, pooled[b:b + 1], grid[b:b + 1], [other], [True],
+                                              kind == "attention")
+    assert scored_other.log_probability == pytest.approx(
+        _caption_log_probability(decoder, pooled[b], grid[b], other), abs=1e-4)
+    with pytest.raises(ValueError, match="no word"):
+        decoding.score_captions(decoder, pooled[:1], grid[:1], [[]], [True], True)
+    with pytest.raises(ValueError, match="2 captions, 1 finished"):
+        decoding.score_captions(decoder, pooled[:2], grid[:2], [[4], [5]], [True], True)
+
+
 def test_batched_beam_search_agrees_with_one_image_at_a_time(decoder):
     pooled, grid = make_features(5, seed=3)
     batched = decoding.beam_search(decoder, pooled, grid, beam_width=3, max_length=10)

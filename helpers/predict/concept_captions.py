@@ -56,8 +56,9 @@ from typing import Iterable
 import numpy as np
 
 from helpers.data.versioned_json import read_versioned_json, write_versioned_json
-from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_stuck
+from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_stuck, score_captions
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
+from helpers.text.inflection import REPAIR_ORDER, InflectionRepair, lemma_ids
 from helpers.text.vocab import PAD_ID, UNK_ID
 from helpers.wordnet.concepts import Concept, caption_concepts, predicted_concepts, unsupported_concepts
 from helpers.wordnet.keywords import available_languages
@@ -97,13 +98,14 @@ LEXICON_MIN_CERTAINTY = 0.8
 # "backpack" from "sac à dos"), and French Multi30K CIDEr fell 0.451 -> 0.443 with them.
 LEXICON_ALIGNED_MIN_PRIOR = 0.5
 LEXICON_ALIGNED_MIN_CERTAINTY = 0.5
-CAPTION_RULE_VERSION = 9   # bump when re-ranking, the fallback or the concepts change: cached
+CAPTION_RULE_VERSION = 10  # bump when re-ranking, the fallback or the concepts change: cached
                            # captions are not reused (2: captions that invent a person come last,
                            # then the template; 3: any of the 80 COCO categories; 4: French and
                            # German checked too; 5: French and German template articles by gender,
                            # German nouns only; 6: words aligned with the English side name
                            # concepts; 7: repeated words, captions cut at the maximum length;
-                           # 8: keyword concepts descend to `specific_synset`; 9: `WIDER_BEAM`)
+                           # 8: keyword concepts descend to `specific_synset`; 9: `WIDER_BEAM`;
+                           # 10: inflections repaired, `InflectionRepair`)
 
 
 class ConceptCaptioner:
@@ -327,6 +329,9 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
             after the others, then those cut at the maximum length, then those that repeat a
             bigram or a content word (`repeats_a_bigram`, `repeats_a_word`). A set all of whose
             candidates repeat is searched again with a beam of `WIDER_BEAM`, all of it re-ranked.
+            Before the re-ranking, every hypothesis' inflections are repaired from the index's
+            training captions (`helpers.text.inflection.InflectionRepair`) and the changed ones
+            rescored by the decoder; a repaired caption already in its beam is dropped.
         candidates: hypotheses re-ranked by consensus (`CONSENSUS_CANDIDATES`).
         block_ngram: n-gram blocking of the beam search (`BLOCK_NGRAM`; 0: none).
 
@@ -356,7 +361,9 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     beams = _end_stuck(bundle.decoder, grid, beams, length_normalization)
     if consensus is None:
         return [list(beams[i]) for i in inverse]
-    content_words = content_word_mask(bundle.vocabulary)
+    repair = inflection_repair(bundle, consensus)
+    beams = _repair_inflections(bundle.decoder, grid, beams, repair, length_normalization)
+    content_words = content_word_ids(bundle.vocabulary)
 
     def repeat_flags(hypotheses) -> list[bool]:
         return [repeats_a_bigram(h.tokens) or repeats_a_word(h.tokens, content_words) for h in hypotheses]
@@ -367,7 +374,10 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         wider = beam_search(bundle.decoder, np.zeros((len(repeating), 1), np.float32), grid[repeating],
                             beam_width=WIDER_BEAM, max_length=max_length, length_normalization=length_normalization,
                             top_n=WIDER_BEAM, block_ngram=block_ngram)
-        for row, hypotheses in zip(repeating, _end_stuck(bundle.decoder, grid[repeating], wider, length_normalization)):
+        wider = _repair_inflections(bundle.decoder, grid[repeating],
+                                    _end_stuck(bundle.decoder, grid[repeating], wider, length_normalization),
+                                    repair, length_normalization)
+        for row, hypotheses in zip(repeating, wider):
             beams[row], repeats_of[row] = hypotheses, repeat_flags(hypotheses)
     reranked = []
     all_scores = consensus.scores_batch(pairs, [[h.tokens for h in hypotheses] for hypotheses in beams],
@@ -382,6 +392,31 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
                        key=lambda i: (invents[i], not hypotheses[i].finished, repeats[i], -scores[i], i))
         reranked.append([hypotheses[i] for i in order[:top_n]])
     return [list(reranked[i]) for i in inverse]
+
+
+def _repair_inflections(decoder, grid, beams, repair: InflectionRepair, length_normalization):
+    """Every hypothesis with its inflections repaired (`InflectionRepair.repaired`: "un groupe
+    de personnes sont assis" -> "assises"), in its place, with its log-probability and attention
+    under the decoder (`helpers.predict.decoding.score_captions`, one pass for all the changed
+    ones); one that becomes a caption already earlier in its beam is dropped."""
+    changed = [(row, i, tokens) for row, hypotheses in enumerate(beams) for i, h in enumerate(hypotheses)
+               if (tokens := repair.repaired(h.tokens)) != [int(t) for t in h.tokens]]
+    if not changed:
+        return beams
+    rows = [row for row, _, _ in changed]
+    first = beams[rows[0]][changed[0][1]]
+    scored = score_captions(decoder, np.zeros((len(rows), 1), np.float32), grid[rows], [t for _, _, t in changed],
+                            [beams[row][i].finished for row, i, _ in changed], first.attention is not None,
+                            length_normalization)
+    result = [list(hypotheses) for hypotheses in beams]
+    for (row, i, _), hypothesis in zip(changed, scored):
+        result[row][i] = hypothesis
+    distinct = []
+    for hypotheses in result:
+        seen: set[tuple[int, ...]] = set()
+        distinct.append([h for h in hypotheses
+                         if (key := tuple(int(t) for t in h.tokens)) not in seen and not seen.add(key)])
+    return distinct
 
 
 def _end_stuck(decoder, grid, beams, length_normalization):
@@ -443,29 +478,33 @@ def repeats_a_bigram(tokens) -> bool:
     return len(set(bigrams)) < len(bigrams)
 
 
-def content_word_mask(vocabulary) -> np.ndarray:
-    """bool [vocabulary size]: True for a word of `vocabulary` that is a content word, alphabetic
-    and not one of its language's stopwords (`helpers.wordnet.synsets.stopwords`; French "l'" is
-    "l"); False for the special tokens, punctuation and numbers. Computed once per language and
-    word list (2.6 ms for 2,683 words, more than a tenth of an album's re-ranking), read-only."""
-    return _content_word_mask(vocabulary.language, tuple(vocabulary.id_to_word))
+def content_word_ids(vocabulary) -> np.ndarray:
+    """int32 [vocabulary size]: for a content word of `vocabulary` (alphabetic, not one of its
+    language's stopwords, `helpers.wordnet.synsets.stopwords`; French "l'" is "l"), the id of its
+    word whatever its inflection (`helpers.text.inflection.lemma_ids`: "assis" and "assises" one
+    word); -1 for the special tokens, punctuation, numbers and stopwords. Computed once per
+    language and word list (2.6 ms for 2,683 words, more than a tenth of an album's re-ranking),
+    read-only."""
+    return _content_word_ids(vocabulary.language, tuple(vocabulary.id_to_word))
 
 
 @functools.lru_cache(maxsize=8)
-def _content_word_mask(language: str, words: tuple[str, ...]) -> np.ndarray:
+def _content_word_ids(language: str, words: tuple[str, ...]) -> np.ndarray:
     stop = stopwords(language)
-    mask = np.array([not word.startswith("<") and word.strip("'").isalpha() and word.strip("'").lower() not in stop
-                     for word in words], bool)
-    mask.flags.writeable = False
-    return mask
+    content = np.array([not word.startswith("<") and word.strip("'").isalpha() and word.strip("'").lower() not in stop
+                        for word in words], bool)
+    ids = np.where(content, lemma_ids(language, words), -1).astype(np.int32)
+    ids.flags.writeable = False
+    return ids
 
 
 def repeats_a_word(tokens, content_words: np.ndarray) -> bool:
-    """Whether a word-id sequence names a content word twice ("a bathroom with a toilet and
-    toilet", "in einem weißen Hemd und einem blauen Hemd"), `content_words` as
-    `content_word_mask`: such a candidate is ranked after those without one (on coco-mini, CIDEr
-    0.736 -> 0.742, the held-out val2017 photos 0.701 -> 0.719; see the module docstring)."""
-    words = [int(t) for t in tokens if content_words[int(t)]]
+    """Whether a word-id sequence names a content word twice, in any of its forms ("a bathroom
+    with a toilet and toilet", "in einem weißen Hemd und einem blauen Hemd", "sont assises sur un
+    ordinateur portable et un homme assis"), `content_words` as `content_word_ids`: such a
+    candidate is ranked after those without one (on coco-mini, CIDEr 0.736 -> 0.742, the held-out
+    val2017 photos 0.701 -> 0.719; see the module docstring)."""
+    words = [int(content_words[int(t)]) for t in tokens if content_words[int(t)] >= 0]
     return len(set(words)) < len(words)
 
 
@@ -557,6 +596,13 @@ class ConsensusIndex:
                                              shape=(len(flat), len(distinct)))
             counts.sum_duplicates()
             self._orders[n] = (distinct, counts, np.maximum(lengths - n + 1, 0).astype(np.float32))
+
+    def ngram_counts(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`(keys int64 [N], counts int64 [N])`: the distinct n-grams of the training captions
+        (n in `CONSENSUS_ORDERS`; keys as `helpers.text.inflection.ngram_keys`, sorted) and how
+        often each occurs, over all captions."""
+        distinct, counts, _ = self._orders[n]
+        return distinct, np.asarray(counts.sum(axis=0), np.float64).ravel().round().astype(np.int64)
 
     def _keys(self, tokens, n: int) -> np.ndarray:
         """int64 keys of the n-grams of `tokens` (one per position), ids packed base `vocabulary_size`."""
@@ -1007,6 +1053,17 @@ def _checked_concept(synset: str | None) -> str | None:
 
 
 _LEXICONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_REPAIRS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def inflection_repair(bundle, consensus: "ConsensusIndex | None") -> InflectionRepair | None:
+    """The `helpers.text.inflection.InflectionRepair` of a concept decoder, learnt from the
+    training captions of its consensus index (built once per index, cached), or None without one."""
+    if consensus is None:
+        return None
+    if consensus not in _REPAIRS:
+        _REPAIRS[consensus] = InflectionRepair(bundle.vocabulary, *consensus.ngram_counts(REPAIR_ORDER))
+    return _REPAIRS[consensus]
 
 
 def concept_lexicon(bundle, consensus: "ConsensusIndex | None") -> ConceptLexicon | None:

@@ -386,6 +386,49 @@ def end_stuck(decoder, pooled, grid, hypotheses: list[list[Hypothesis]],
     return result
 
 
+def score_captions(decoder, pooled, grid, captions: list, finished: list[bool], with_attention: bool,
+                   length_normalization: float = 0.0) -> list[Hypothesis]:
+    """Captions the decoder did not search itself (a repaired one) as `Hypothesis`es with their
+    log-probability under the decoder (<end> included where `finished`) and attention, from one
+    teacher-forced pass (`decoder.call`).
+
+    Args:
+        decoder: a caption decoder; pooled: float32 `[R, P]`, grid: float32 `[R, L, D]`, row r
+            the input of `captions[r]`.
+        captions: R word-id sequences without <start> and <end>, each at least one word.
+        finished: per caption, whether it ends with <end>.
+        with_attention: the decoder attends (its hypotheses carry attention), as the
+            `Hypothesis.attention` of its searched captions says.
+        length_normalization: alpha of the hypotheses' `score`.
+
+    Raises:
+        ValueError: inputs of different lengths, or an empty caption.
+    """
+    if not len(captions) == len(finished) == int(np.shape(grid)[0]):
+        raise ValueError(f"{len(captions)} captions, {len(finished)} finished flags and {np.shape(grid)[0]} inputs")
+    if not captions:
+        return []
+    if min(len(c) for c in captions) < 1:
+        raise ValueError("a caption to score has no word")
+    pooled, grid = _check_features(pooled, grid)
+    steps = max(len(c) for c in captions)
+    tokens = np.full((len(captions), steps + 1), PAD_ID, np.int32)
+    tokens[:, 0] = START_ID
+    for r, caption in enumerate(captions):
+        tokens[r, 1:len(caption) + 1] = caption
+    word_log_probs, end_log_probs, alpha = (value.numpy() for value in _compiled_endings(decoder, with_attention)(
+        pooled, grid, tf.constant(tokens)))
+    hypotheses = []
+    for r, (caption, ends) in enumerate(zip(captions, finished)):
+        n = len(caption)
+        log_probability = float(np.sum(word_log_probs[r, :n], dtype=np.float64))
+        if ends:
+            log_probability += float(end_log_probs[r, n])
+        attention = alpha[r, :n + int(ends)] if with_attention else None
+        hypotheses.append(_hypothesis(caption, log_probability, ends, attention, length_normalization))
+    return hypotheses
+
+
 def greedy_token_ids(decoder, pooled, grid, max_length: int = 24) -> np.ndarray:
     """`greedy_decode` as one padded array, for quick looks during training.
 
