@@ -205,6 +205,20 @@ def native_bfloat16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def resolve_step_dtype(step_dtype: str) -> str:
+    """A decoder's `step_dtype` with "auto" resolved: "bfloat16" where `native_bfloat16()`, else
+    "float32" ("float32" and "bfloat16" unchanged).
+
+    Raises:
+        ValueError: `step_dtype` is none of "float32", "bfloat16", "auto".
+    """
+    if step_dtype not in ("float32", "bfloat16", "auto"):
+        raise ValueError(f"step_dtype must be 'float32', 'bfloat16' or 'auto', got {step_dtype!r}")
+    if step_dtype == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    return step_dtype
+
+
 class AttentionContext(NamedTuple):
     """What `AttentionDecoder.prepare` computes once per image for the decoding steps (B images,
     L cells of depth D'; E embedding, H hidden units, V words).
@@ -322,16 +336,12 @@ class AttentionDecoder(CaptionDecoder):
         return AttentionContext(features, self.feature_projection(features), self.attention_bias(grid))
 
     def resolved_step_dtype(self) -> str:
-        """`step_dtype` with "auto" resolved: "bfloat16" where `native_bfloat16()`, else "float32".
+        """`step_dtype` with "auto" resolved (`resolve_step_dtype`).
 
         Raises:
             ValueError: `step_dtype` is none of "float32", "bfloat16", "auto".
         """
-        if self.step_dtype not in ("float32", "bfloat16", "auto"):
-            raise ValueError(f"step_dtype must be 'float32', 'bfloat16' or 'auto', got {self.step_dtype!r}")
-        if self.step_dtype == "auto":
-            return "bfloat16" if native_bfloat16() else "float32"
-        return self.step_dtype
+        return resolve_step_dtype(self.step_dtype)
 
     def prepare(self, pooled, grid) -> AttentionContext:
         """`attention_inputs` and the step's kernels in `step_dtype` (`AttentionContext`)."""

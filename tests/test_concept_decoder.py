@@ -146,7 +146,14 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
 
     predictor = load_predictor(run=tmp_path / "concepts")       # a concept run means --model pretrained
     photo = PROJECT / "examples" / "album" / "mariachi_band.jpg"
+    fingerprint = predictor.fingerprint
+    predictor.predict([photo], captions=False, progress=False)
+    assert predictor.caption_languages == ("eng",) and predictor.loaded_languages == ()   # keywords: no decoder
     [prediction] = predictor.predict([photo], beam_width=2, progress=False)
+    assert predictor.loaded_languages == ("eng",)
+    # the cache key is the same whether the decoder was loaded or not
+    from helpers.predict.concept_captions import ConceptCaptioner
+    assert ConceptCaptioner(predictor.tagger, predictor.bundle).fingerprint == fingerprint
     assert prediction.ok and prediction.caption and prediction.captions[0][1] < 0
     assert any(c.synset == "person.n.01" and c.count >= 2 for c in predictor.concepts(prediction))
     assert prediction.tags                                      # the tagger's keywords are kept
@@ -157,7 +164,7 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     from helpers.predict.concept_captions import CONSENSUS_CANDIDATES, ConsensusIndex, load_consensus
     from helpers.wordnet.concepts import Concept
 
-    index = predictor.consensus["eng"]
+    index = predictor.consensus("eng")
     assert isinstance(index, ConsensusIndex) and index.vocabulary_size == len(bundle.vocabulary)
     assert len(index.concept_sets) == 400 and (result.bundle_dir / "consensus.json").is_file()
     [hypotheses] = predictor.caption_concepts([predictor.concepts(prediction)], beam_width=CONSENSUS_CANDIDATES,

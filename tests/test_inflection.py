@@ -81,5 +81,7 @@ def test_keys_and_errors():
     vocabulary = Vocabulary(["chat", "chats"], language="fra")
     with pytest.raises(ValueError, match="2 n-gram keys for 1 counts"):
         inflection.InflectionRepair(vocabulary, np.array([1, 2]), np.array([3]))
+    with pytest.raises(ValueError, match="distinct and sorted"):
+        inflection.InflectionRepair(vocabulary, np.array([2, 1]), np.array([3, 4]))
     # no Snowball stemmer for the language: no forms, nothing repaired
     assert inflection.inflected_forms("ces", ("pes", "psi")) == {}

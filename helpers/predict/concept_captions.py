@@ -56,11 +56,12 @@ from typing import Iterable
 import numpy as np
 
 from helpers.data.versioned_json import read_versioned_json, write_versioned_json
+from helpers.model import ConceptDecoder, resolve_step_dtype
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_stuck, score_captions
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.inflection import REPAIR_ORDER, InflectionRepair, lemma_ids
 from helpers.text.vocab import PAD_ID, UNK_ID
-from helpers.wordnet.concepts import Concept, caption_concepts, predicted_concepts, unsupported_concepts
+from helpers.wordnet.concepts import PAD_CONCEPT_ID, Concept, caption_concepts, predicted_concepts, unsupported_concepts
 from helpers.wordnet.keywords import available_languages
 from helpers.wordnet.senses import COCO_CATEGORY_SYNSETS
 from helpers.wordnet.synsets import stopwords
@@ -111,28 +112,38 @@ CAPTION_RULE_VERSION = 10  # bump when re-ranking, the fallback or the concepts 
 class ConceptCaptioner:
     """The pretrained tagger with a concept decoder: keywords *and* captions for real photos.
 
+    A decoder given as its bundle folder is loaded, with its consensus index, at its first
+    caption: a run with keywords only loads none, and one in English none of the other
+    languages' (each costs about a second: its weights, 2.3 MB of training captions).
+
     Args:
         tagger: a `helpers.predict.fused.PretrainedTagger`.
-        bundle: a concept decoder's `helpers.bundle.Bundle` (`bundle.is_concept_decoder`).
+        bundle: a concept decoder: its `helpers.bundle.Bundle` (`bundle.is_concept_decoder`) or
+            bundle folder.
         max_length: generated tokens per caption at most, <end> included (default: the run's
             `max_caption_length - 1`).
         length_normalization: alpha of the GNMT length penalty used to rank captions.
+        languages: `{language code: Bundle or bundle folder}`, decoders of other languages.
 
     Raises:
-        ValueError: the bundle is not a concept decoder's.
+        ValueError: a bundle is not a concept decoder's.
+        FileNotFoundError: a bundle folder has no config.json.
     """
 
     def __init__(self, tagger, bundle, max_length: int | None = None, length_normalization: float = 0.0,
                  languages: dict | None = None):
-        for each in (bundle, *(languages or {}).values()):
-            if not each.is_concept_decoder:
-                raise ValueError(f"{each.path} is a {each.config.decoder} decoder over photos, not a concept "
-                                 f"decoder; load it with helpers.predict.predictors.Captioner")
-        self.tagger, self.bundle = tagger, bundle
-        self.bundles = {bundle.vocabulary.language: bundle, **(languages or {})}   # language -> decoder
-        self.consensus = {language: load_consensus(each) for language, each in self.bundles.items()}
+        configs = [_config_of(each) for each in (bundle, *(languages or {}).values())]
+        for each, config in zip((bundle, *(languages or {}).values()), configs):
+            if config.decoder != "concepts":
+                raise ValueError(f"{getattr(each, 'path', each)} is a {config.decoder} decoder over photos, not a "
+                                 f"concept decoder; load it with helpers.predict.predictors.Captioner")
+        self.tagger = tagger
+        self.main_language = configs[0].language
+        # language -> Bundle, or its folder until its first caption
+        self._decoders = {self.main_language: bundle, **(languages or {})}
+        self._consensus: dict[str, ConsensusIndex | None] = {}
         self._said: set[str] = set()
-        self.max_length = int(max_length or bundle.config.max_caption_length - 1)
+        self.max_length = int(max_length or configs[0].max_caption_length - 1)
         self.length_normalization = float(length_normalization)
         self.default_min_proba = tagger.default_min_proba
         self.synset_names = tagger.synset_names
@@ -140,22 +151,59 @@ class ConceptCaptioner:
     @property
     def caption_languages(self) -> tuple[str, ...]:
         """ISO 639-3 codes of the languages this captioner has a decoder for."""
-        return tuple(self.bundles)
+        return tuple(self._decoders)
+
+    @property
+    def loaded_languages(self) -> tuple[str, ...]:
+        """The languages whose decoders are loaded (a decoder given as a folder is loaded at its
+        first caption)."""
+        return tuple(language for language in self._decoders if language in self._consensus)
+
+    @property
+    def bundle(self):
+        """The main decoder's `helpers.bundle.Bundle` (loaded now if it was not)."""
+        return self.language_bundle(self.main_language)
+
+    def language_bundle(self, language: str):
+        """The `Bundle` of the decoder in `language` (one of `caption_languages`), loaded at the
+        first call with its consensus index.
+
+        Raises:
+            KeyError: no decoder in `language`.
+            FileNotFoundError, helpers.bundle.BundleMismatchError: as `helpers.bundle.load_bundle`.
+        """
+        from helpers.bundle import Bundle, load_bundle
+
+        decoder = self._decoders[language]
+        if not isinstance(decoder, Bundle):
+            decoder = self._decoders[language] = load_bundle(decoder)
+        if language not in self._consensus:
+            self._consensus[language] = load_consensus(decoder)
+        return decoder
+
+    def consensus(self, language: str) -> "ConsensusIndex | None":
+        """The consensus index of the decoder in `language` (`load_consensus`), None without one."""
+        self.language_bundle(language)
+        return self._consensus[language]
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """sha256 (hex) of the tagger's fingerprint, the decoder bundle's files and the decoding
-        settings (the steps' matmul precision included)."""
+        """sha256 (hex) of the tagger's fingerprint, the decoder bundles' files and the decoding
+        settings (the steps' matmul precision included), loading no decoder."""
         digest = hashlib.sha256(self.tagger.fingerprint.encode())
-        for language, bundle in sorted(self.bundles.items()):
+        precisions = []
+        for language, decoder in sorted(self._decoders.items()):
             digest.update(language.encode())
-            if bundle.path is not None:
-                for name in sorted(p.name for p in Path(bundle.path).iterdir() if p.is_file()):
-                    digest.update(name.encode() + b"\0" + (Path(bundle.path) / name).read_bytes())
-        # bfloat16 steps may pick other words than float32 ones (`AttentionDecoder.step_dtype`)
-        precisions = ",".join(bundle.decoder.resolved_step_dtype() for _, bundle in sorted(self.bundles.items()))
+            folder = getattr(decoder, "path", decoder)
+            if folder is not None:
+                for name in sorted(p.name for p in Path(folder).iterdir() if p.is_file()):
+                    digest.update(name.encode() + b"\0" + (Path(folder) / name).read_bytes())
+            # bfloat16 steps may pick other words than float32 ones (`AttentionDecoder.step_dtype`)
+            loaded = getattr(decoder, "decoder", None)
+            precisions.append(loaded.resolved_step_dtype() if loaded is not None
+                              else resolve_step_dtype(ConceptDecoder.DEFAULT_STEP_DTYPE))
         digest.update(f"concepts;max_length={self.max_length};alpha={self.length_normalization};"
-                      f"rule={CAPTION_RULE_VERSION};steps={precisions}".encode())
+                      f"rule={CAPTION_RULE_VERSION};steps={','.join(precisions)}".encode())
         return digest.hexdigest()
 
     def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
@@ -174,9 +222,9 @@ class ConceptCaptioner:
 
     def decoder_for(self, lang: str = "eng"):
         """The bundle that writes captions in `lang`: its own decoder, else the main one (said once)."""
-        if lang in self.bundles:
-            return self.bundles[lang]
-        main = self.bundle.vocabulary.language
+        if lang in self._decoders:
+            return self.language_bundle(lang)
+        main = self.main_language
         if lang not in self._said:
             self._said.add(lang)
             print(f"no caption decoder in {lang} (train one: python -m helpers train --run concepts-{lang} "
@@ -201,7 +249,7 @@ class ConceptCaptioner:
         captioner's settings and `decoder_for(lang)`); decode them with that bundle's vocabulary."""
         bundle = self.decoder_for(lang)
         return caption_concept_sets(bundle, concept_sets, beam_width, top_n, self.max_length,
-                                    self.length_normalization, self.consensus[bundle.vocabulary.language])
+                                    self.length_normalization, self.consensus(bundle.vocabulary.language))
 
     def caption_texts(self, concept_sets: list[list[Concept]], beams: list[list[Hypothesis]],
                       lang: str = "eng") -> list[list[tuple[str, float]]]:
@@ -209,7 +257,7 @@ class ConceptCaptioner:
         language's decoder (its vocabulary and `ConceptLexicon`)."""
         bundle = self.decoder_for(lang)
         return caption_texts(bundle.vocabulary, concept_sets, beams,
-                             concept_lexicon(bundle, self.consensus[bundle.vocabulary.language]))
+                             concept_lexicon(bundle, self.consensus(bundle.vocabulary.language)))
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
                 min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
@@ -238,6 +286,14 @@ class ConceptCaptioner:
             for prediction, hypotheses, captions in zip(batch, beams, self.caption_texts(concept_sets, beams, lang)):
                 prediction.hypotheses, prediction.captions = hypotheses, captions
         return predictions
+
+
+def _config_of(bundle):
+    """The `helpers.config.Config` of a `Bundle`, or read from a bundle folder's config.json."""
+    from helpers.config import Config
+
+    config = getattr(bundle, "config", None)
+    return config if config is not None else Config.load(Path(bundle) / "config.json")
 
 
 def caption_texts(vocabulary, concept_sets: list[list[Concept]], beams: list[list[Hypothesis]],
@@ -348,6 +404,9 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     # photos of one scene (a burst, a series) often have the same concepts: search each set once
     grid, inverse = np.unique(encoded, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
+    # padding cells (after each set's concepts) get no attention: those no set uses are left out,
+    # which changes no caption and halves the attention of an album of small sets (5 cells of 10)
+    grid = grid[:, :max(1, int((grid[..., 0] != PAD_CONCEPT_ID).sum(axis=1).max()))]
     width = beam_width if consensus is None else max(beam_width, candidates)
     max_length = max_length or config.max_caption_length - 1
     pairs = [encoded[:, [0, 2]] for encoded in grid]

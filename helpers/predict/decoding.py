@@ -124,7 +124,7 @@ def _compiled_greedy(decoder):
     if key in cached:
         return cached[key]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def greedy(pooled, grid, max_length):
         batch = tf.shape(pooled)[0]
         context = decoder.prepare(pooled, grid)                                   # per image
@@ -172,7 +172,7 @@ def _compiled_endings(decoder, with_attention: bool):
     if with_attention in cached:
         return cached[with_attention]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def endings(pooled, grid, tokens):
         inputs = (pooled, grid, tokens)
         if with_attention:

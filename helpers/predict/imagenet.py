@@ -56,7 +56,7 @@ class ImageNetTagger:
         self._weights = weights
         classifier = self.classifier
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def class_probabilities(pixels):
             """uint8 [B, 224, 224, 3] -> ImageNet class probabilities float32 [B, 1000]."""
             images = efficientnet_lite.preprocess_input(tf.cast(pixels, tf.float32))

@@ -76,7 +76,7 @@ class Captioner:
         self.grid_shape = (side, side) if side * side == grid_cells else (1, grid_cells)
         encoder, tagger = bundle.encoder, bundle.tagger
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def features(pixels):
             """uint8 [B, S, S, 3] -> pooled [B, P], grid [B, L, D], tag probabilities [B, S]."""
             outputs = encoder(tf.cast(pixels, tf.float32), training=False)
@@ -284,7 +284,8 @@ def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) 
     if folder is None:
         return tagger
     name = CONCEPT_RUN if concepts is None else str(concepts).rstrip("/")
-    languages = {language: load_bundle(other) for language in CAPTION_LANGUAGES
+    # each decoder is loaded at its first caption (`ConceptCaptioner`): keywords alone load none
+    languages = {language: other for language in CAPTION_LANGUAGES
                  if (other := concept_decoder_bundle(f"{name}-{language}")) is not None}
-    return ConceptCaptioner(tagger, load_bundle(folder), kwargs.get("max_length"),
-                            kwargs.get("length_normalization", 0.0), languages)
+    return ConceptCaptioner(tagger, folder, kwargs.get("max_length"), kwargs.get("length_normalization", 0.0),
+                            languages)

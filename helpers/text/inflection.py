@@ -78,7 +78,7 @@ class InflectionRepair:
             (`ngram_keys` then `np.unique`); counts: `[N]` how often each occurs.
 
     Raises:
-        ValueError: `keys` and `counts` differ in length.
+        ValueError: `keys` and `counts` differ in length, or `keys` are not distinct and sorted.
     """
 
     def __init__(self, vocabulary, keys: np.ndarray, counts: np.ndarray, order: int = REPAIR_ORDER,
@@ -88,8 +88,12 @@ class InflectionRepair:
             raise ValueError(f"{len(keys)} n-gram keys for {len(counts)} counts")
         self.vocabulary_size, self.order = len(vocabulary), int(order)
         self.ratio, self.min_count = float(ratio), int(min_count)
-        self._counts = dict(zip(keys.tolist(), counts.tolist()))
+        if len(keys) > 1 and not np.all(keys[1:] > keys[:-1]):
+            raise ValueError("n-gram keys must be distinct and sorted (np.unique)")
         self.forms = inflected_forms(vocabulary.language, tuple(vocabulary.id_to_word))
+        # only the n-grams that end with a word that has other forms are ever looked up
+        kept = np.isin(keys % self.vocabulary_size, np.fromiter(self.forms, np.int64, len(self.forms)))
+        self._counts = dict(zip(keys[kept].tolist(), counts[kept].tolist()))
 
     @classmethod
     def from_captions(cls, vocabulary, captions: Iterable[Sequence[int]], **kwargs) -> "InflectionRepair":
@@ -99,7 +103,8 @@ class InflectionRepair:
         return cls(vocabulary, keys, counts, **kwargs)
 
     def count(self, words: Sequence[int]) -> int:
-        """How many times the training captions hold the n-gram `words` (n = `order`)."""
+        """How many times the training captions hold the n-gram `words` (n = `order`), whose last
+        word has other forms (0 for any other n-gram: they are not kept)."""
         key = 0
         for word in words:
             key = key * self.vocabulary_size + int(word)
