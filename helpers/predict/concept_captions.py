@@ -271,9 +271,14 @@ class ConceptCaptioner:
         check_lengths(self.max_length, beam_width)
         if not 1 <= top_n <= beam_width:
             raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
-        predictions = self.tagger.predict(images, nb_keywords=nb_keywords, min_proba=min_proba,
-                                          lang=self.keyword_language(lang),
-                                          batch_size=batch_size, progress=progress)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            # the decoder (weights, consensus index: about 1.4 s) loads while the photos are tagged
+            loading = pool.submit(self.decoder_for, lang) if captions else None
+            predictions = self.tagger.predict(images, nb_keywords=nb_keywords, min_proba=min_proba,
+                                              lang=self.keyword_language(lang),
+                                              batch_size=batch_size, progress=progress)
+            if loading is not None:
+                loading.result()
         if not captions:
             return predictions
         readable = [p for p in predictions if p.ok]
