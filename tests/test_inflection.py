@@ -8,6 +8,7 @@ import pytest
 from helpers.data import multi30k
 from helpers.text import inflection
 from helpers.text.vocab import Vocabulary
+from helpers.wordnet.synsets import stopwords
 
 
 @pytest.fixture(scope="module", params=["fra", "deu"])
@@ -18,7 +19,7 @@ def trained(request, shared_data):
     captions = [item.sentences[language] for item in items]
     vocabulary = Vocabulary.build(captions, min_count=5, language=language)
     encoded = [vocabulary.encode(caption)[1:-1] for caption in captions]
-    return vocabulary, inflection.InflectionRepair.from_captions(vocabulary, encoded)
+    return vocabulary, inflection.InflectionRepair.from_captions(vocabulary, encoded, fixed_words=stopwords(language))
 
 
 def _repaired(vocabulary, repair, caption: str) -> str:
@@ -36,9 +37,14 @@ CAPTIONS = {
         ("Une femme en chemise bleue est assise sur un banc", "Une femme en chemise bleue est assise sur un banc"),
     ],
     "deu": [
-        # German determiners share a stem ("ein", "eine", "einem"): a shorter context would decline them wrongly
+        # German determiners share a stem ("ein", "eine", "einem") and agree with the noun after them:
+        # stopwords are never changed ("Mann in einem" is far more frequent than "Mann in einer")
         ("Ein Mann mit Brille und eine Frau in einer schwarzen Bluse",
          "Ein Mann mit Brille und eine Frau in einer schwarzen Bluse"),
+        ("Ein Mann in einer schwarzen Jacke fotografiert einen Mann",
+         "Ein Mann in einer schwarzen Jacke fotografiert einen Mann"),
+        # an adjective declined against what precedes it
+        ("Ein Mann in einem weißem Oberteil und blauen Shorts", "Ein Mann in einem weißen Oberteil und blauen Shorts"),
         ("Eine Gruppe von Menschen steht auf einem Feld und hält ein Schild",
          "Eine Gruppe von Menschen steht auf einem Feld und hält ein Schild"),
         ("Zwei Männer sitzen auf einer Bank", "Zwei Männer sitzen auf einer Bank"),
@@ -50,6 +56,33 @@ def test_agreement_repaired_from_the_training_text_and_nothing_else(trained):
     vocabulary, repair = trained
     for caption, expected in CAPTIONS[vocabulary.language]:
         assert _repaired(vocabulary, repair, caption) == expected, caption
+
+
+def test_an_english_compound_keeps_its_form_and_english_is_left_alone(shared_data, monkeypatch):
+    """The English decoder's training text (COCO-4800 and Flickr8k) has "bench in a park" far more
+    often than "bench in a parking", but never "park lot": the other form must also go with the
+    next word, so "parking lot" stays (the rule run on English to show it). English captions are
+    not repaired: "two brown and white cows" would become "cow"."""
+    import json
+
+    path = shared_data / "coco-val2014-captions-4800" / "captions_val2014_subset4800.json"
+    captions = [a["caption"] for a in json.loads(path.read_text(encoding="utf-8"))["annotations"]]
+    flickr = shared_data / "flickr8k-text" / "Flickr8k.token.txt"
+    captions += [line.split("\t", 1)[1] for line in flickr.read_text(encoding="utf-8").splitlines() if "\t" in line]
+    vocabulary = Vocabulary.build(captions, min_count=5)
+    encoded = [vocabulary.encode(c)[1:-1] for c in captions]
+    english = inflection.InflectionRepair.from_captions(vocabulary, encoded, fixed_words=stopwords("eng"))
+    cows = "two brown and white cows on a hill"
+    assert english.forms == {} and _repaired(vocabulary, english, cows) == cows
+    monkeypatch.setattr(inflection, "REPAIRED_LANGUAGES", frozenset({"eng"}))
+    repair = inflection.InflectionRepair.from_captions(vocabulary, encoded, fixed_words=stopwords("eng"))
+    assert _repaired(vocabulary, repair, cows) == "two brown and white cow on a hill"      # why: see the docstring
+    ids = vocabulary.word_to_id
+    park, parking = (repair.count([ids[w] for w in ("bench", "in", "a", last)]) for last in ("park", "parking"))
+    assert park >= inflection.REPAIR_MIN_COUNT and park >= inflection.REPAIR_RATIO * parking    # the left evidence
+    assert repair.count([ids["park"], ids["lot"]]) == 0
+    caption = "a man is sitting on a bench in a parking lot"
+    assert _repaired(vocabulary, repair, caption) == caption
 
 
 def test_the_counts_behind_the_french_repair(shared_data):
@@ -79,9 +112,25 @@ def test_keys_and_errors():
     with pytest.raises(ValueError, match="do not fit in int64"):
         inflection.ngram_keys([[1, 2]], 5, vocabulary_size=2 ** 13)
     vocabulary = Vocabulary(["chat", "chats"], language="fra")
-    with pytest.raises(ValueError, match="2 n-gram keys for 1 counts"):
-        inflection.InflectionRepair(vocabulary, np.array([1, 2]), np.array([3]))
-    with pytest.raises(ValueError, match="distinct and sorted"):
-        inflection.InflectionRepair(vocabulary, np.array([2, 1]), np.array([3, 4]))
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match="2 4-gram keys for 1 counts"):
+        inflection.InflectionRepair(vocabulary, {4: (np.array([1, 2]), np.array([3])), 2: empty})
+    with pytest.raises(ValueError, match="2-gram keys must be distinct and sorted"):
+        inflection.InflectionRepair(vocabulary, {4: empty, 2: (np.array([2, 1]), np.array([3, 4]))})
+    with pytest.raises(ValueError, match="needs the 2-gram counts"):
+        inflection.InflectionRepair(vocabulary, {4: empty})
     # no Snowball stemmer for the language: no forms, nothing repaired
     assert inflection.inflected_forms("ces", ("pes", "psi")) == {}
+
+
+@pytest.mark.parametrize("language, first, second, expected", [
+    ("fra", "assis", "assises", True), ("fra", "bleu", "bleue", True), ("fra", "noirs", "noires", True),
+    ("fra", "porte", "portant", False),                 # a verb form: the sentence changes, not its agreement
+    ("deu", "gelbe", "gelben", True), ("deu", "Stuhl", "Stühlen", True),
+    ("deu", "Junge", "junges", False),                  # a noun and an adjective
+    ("eng", "cow", "cows", True), ("eng", "parked", "parking", False), ("eng", "sits", "sitting", False),
+    ("ces", "pes", "psi", False),                       # no endings known for the language
+])
+def test_agreement_variants(language, first, second, expected):
+    assert inflection.agreement_variants(language, first, second) is expected
+    assert inflection.agreement_variants(language, second, first) is expected

@@ -1126,7 +1126,9 @@ def inflection_repair(bundle, consensus: "ConsensusIndex | None") -> InflectionR
     if consensus is None:
         return None
     if consensus not in _REPAIRS:
-        _REPAIRS[consensus] = InflectionRepair(bundle.vocabulary, *consensus.ngram_counts(REPAIR_ORDER))
+        ngrams = {n: consensus.ngram_counts(n) for n in (2, REPAIR_ORDER)}
+        _REPAIRS[consensus] = InflectionRepair(bundle.vocabulary, ngrams,
+                                               fixed_words=stopwords(bundle.vocabulary.language))
     return _REPAIRS[consensus]
 
 
