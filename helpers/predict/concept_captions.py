@@ -59,7 +59,7 @@ from helpers.data.versioned_json import read_versioned_json, write_versioned_jso
 from helpers.model import ConceptDecoder, resolve_step_dtype
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_stuck, score_captions
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
-from helpers.text.inflection import REPAIR_ORDER, InflectionRepair, lemma_ids
+from helpers.text.inflection import REPAIR_ORDER, REPAIRED_LANGUAGES, InflectionRepair, lemma_ids, packed_ngrams
 from helpers.text.vocab import PAD_ID, UNK_ID
 from helpers.wordnet.concepts import PAD_CONCEPT_ID, Concept, caption_concepts, predicted_concepts, unsupported_concepts
 from helpers.wordnet.keywords import available_languages
@@ -458,11 +458,14 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     return [list(reranked[i]) for i in inverse]
 
 
-def _repair_inflections(decoder, grid, beams, repair: InflectionRepair, length_normalization):
+def _repair_inflections(decoder, grid, beams, repair: InflectionRepair | None, length_normalization):
     """Every hypothesis with its inflections repaired (`InflectionRepair.repaired`: "un groupe
     de personnes sont assis" -> "assises"), in its place, with its log-probability and attention
     under the decoder (`helpers.predict.decoding.score_captions`, one pass for all the changed
-    ones); one that becomes a caption already earlier in its beam is dropped."""
+    ones); one that becomes a caption already earlier in its beam is dropped. `beams` unchanged
+    without a repair."""
+    if repair is None:
+        return beams
     changed = [(row, i, tokens) for row, hypotheses in enumerate(beams) for i, h in enumerate(hypotheses)
                if (tokens := repair.repaired(h.tokens)) != [int(t) for t in h.tokens]]
     if not changed:
@@ -669,13 +672,7 @@ class ConsensusIndex:
 
     def _keys(self, tokens, n: int) -> np.ndarray:
         """int64 keys of the n-grams of `tokens` (one per position), ids packed base `vocabulary_size`."""
-        tokens = np.asarray(tokens, np.int64)
-        if len(tokens) < n:
-            return np.zeros(0, np.int64)
-        keys = np.zeros(len(tokens) - n + 1, np.int64)
-        for offset in range(n):
-            keys = keys * self.vocabulary_size + tokens[offset:len(tokens) - n + 1 + offset]
-        return keys
+        return packed_ngrams(tokens, n, self.vocabulary_size)
 
     @staticmethod
     def _element(concept_id: int, count: int) -> int:
@@ -1121,8 +1118,9 @@ _REPAIRS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def inflection_repair(bundle, consensus: "ConsensusIndex | None") -> InflectionRepair | None:
     """The `helpers.text.inflection.InflectionRepair` of a concept decoder, learnt from the
-    training captions of its consensus index (built once per index, cached), or None without one."""
-    if consensus is None:
+    training captions of its consensus index (built once per index, cached), or None: no index, or
+    a language the repair leaves alone (`REPAIRED_LANGUAGES`: English)."""
+    if consensus is None or bundle.vocabulary.language not in REPAIRED_LANGUAGES:
         return None
     if consensus not in _REPAIRS:
         ngrams = {n: consensus.ngram_counts(n) for n in (2, REPAIR_ORDER)}

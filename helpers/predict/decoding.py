@@ -187,6 +187,18 @@ def _compiled_endings(decoder, with_attention: bool):
     return endings
 
 
+def _teacher_forced(decoder, pooled, grid, captions, with_attention: bool) -> tuple:
+    """`_compiled_endings` of R captions (word-id sequences without <start> and <end>), as NumPy:
+    `(log P of each word [R, T], log P of <end> after each prefix [R, T + 1], attention
+    [R, T + 1, L])`, T the longest caption."""
+    tokens = np.full((len(captions), max(len(c) for c in captions) + 1), PAD_ID, np.int32)
+    tokens[:, 0] = START_ID
+    for r, caption in enumerate(captions):
+        tokens[r, 1:len(caption) + 1] = caption
+    outputs = _compiled_endings(decoder, with_attention)(pooled, grid, tf.constant(tokens))
+    return tuple(value.numpy() for value in outputs)
+
+
 def _check_features(pooled, grid):
     pooled = tf.convert_to_tensor(pooled, tf.float32)
     grid = tf.convert_to_tensor(grid, tf.float32)
@@ -348,14 +360,9 @@ def end_unfinished(decoder, pooled, grid, hypotheses: list[list[Hypothesis]],
     pooled, grid = _check_features(pooled, grid)
     images = np.array([b for b, _ in rows])
     words = [hypotheses[b][i].tokens for b, i in rows]
-    steps = max(len(w) for w in words)
-    tokens = np.full((len(rows), steps + 1), PAD_ID, np.int32)
-    tokens[:, 0] = START_ID
-    for r, w in enumerate(words):
-        tokens[r, 1:len(w) + 1] = w
     has_attention = hypotheses[rows[0][0]][rows[0][1]].attention is not None
-    word_log_probs, end_log_probs, alpha = (value.numpy() for value in _compiled_endings(decoder, has_attention)(
-        tf.gather(pooled, images), tf.gather(grid, images), tf.constant(tokens)))
+    word_log_probs, end_log_probs, alpha = _teacher_forced(decoder, tf.gather(pooled, images), tf.gather(grid, images),
+                                                           words, has_attention)
     prefix = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(word_log_probs.astype(np.float64), axis=1)], axis=1)
     ended = prefix + end_log_probs                                  # (R, T+1): k words, then <end>
     alpha = alpha if has_attention else None
@@ -411,13 +418,7 @@ def score_captions(decoder, pooled, grid, captions: list, finished: list[bool], 
     if min(len(c) for c in captions) < 1:
         raise ValueError("a caption to score has no word")
     pooled, grid = _check_features(pooled, grid)
-    steps = max(len(c) for c in captions)
-    tokens = np.full((len(captions), steps + 1), PAD_ID, np.int32)
-    tokens[:, 0] = START_ID
-    for r, caption in enumerate(captions):
-        tokens[r, 1:len(caption) + 1] = caption
-    word_log_probs, end_log_probs, alpha = (value.numpy() for value in _compiled_endings(decoder, with_attention)(
-        pooled, grid, tf.constant(tokens)))
+    word_log_probs, end_log_probs, alpha = _teacher_forced(decoder, pooled, grid, captions, with_attention)
     hypotheses = []
     for r, (caption, ends) in enumerate(zip(captions, finished)):
         n = len(caption)

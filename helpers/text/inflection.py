@@ -68,29 +68,31 @@ AGREEMENT_ENDINGS = {"fra": frozenset({"", "e", "s", "es", "x"}),
 # the rule changes 18, none an agreement error ("two brown and white cows" -> "cow", "a black dog
 # play" -> "plays"): English agrees in number only and its decoder gets that right.
 REPAIRED_LANGUAGES = frozenset({"fra", "deu"})
-SNOWBALL_LANGUAGES = {"eng": "english", "fra": "french", "deu": "german", "spa": "spanish", "ita": "italian",
-                      "por": "portuguese", "nld": "dutch", "swe": "swedish", "dan": "danish", "nob": "norwegian",
-                      "fin": "finnish", "ron": "romanian", "hun": "hungarian", "rus": "russian"}
+SNOWBALL_LANGUAGES = {"eng": "english", "fra": "french", "deu": "german"}   # NLTK's stemmer of each
+
+
+def packed_ngrams(tokens: Sequence[int], n: int, vocabulary_size: int) -> np.ndarray:
+    """int64 keys of the n-grams of one word-id sequence, one per position (ids packed base
+    `vocabulary_size`, first word most significant; empty when it has fewer than n words). The
+    caller makes sure `vocabulary_size ** n` fits in int64 (`ngram_keys` checks)."""
+    tokens = np.asarray(tokens, np.int64)
+    if len(tokens) < n:
+        return np.zeros(0, np.int64)
+    keys = np.zeros(len(tokens) - n + 1, np.int64)
+    for offset in range(n):
+        keys = keys * vocabulary_size + tokens[offset:len(tokens) - n + 1 + offset]
+    return keys
 
 
 def ngram_keys(captions: Iterable[Sequence[int]], n: int, vocabulary_size: int) -> np.ndarray:
-    """int64 keys of every n-gram inside each caption (word ids packed base `vocabulary_size`,
-    first word most significant), in caption order.
+    """int64 keys of every n-gram inside each caption (`packed_ngrams`), in caption order.
 
     Raises:
         ValueError: `vocabulary_size ** n` does not fit in int64.
     """
     if vocabulary_size ** n >= 2 ** 63:
         raise ValueError(f"{n}-grams of a {vocabulary_size}-word vocabulary do not fit in int64 keys")
-    keys = []
-    for caption in captions:
-        tokens = np.asarray(caption, np.int64)
-        if len(tokens) < n:
-            continue
-        packed = np.zeros(len(tokens) - n + 1, np.int64)
-        for offset in range(n):
-            packed = packed * vocabulary_size + tokens[offset:len(tokens) - n + 1 + offset]
-        keys.append(packed)
+    keys = [packed_ngrams(caption, n, vocabulary_size) for caption in captions]
     return np.concatenate(keys) if keys else np.zeros(0, np.int64)
 
 
@@ -98,8 +100,8 @@ class InflectionRepair:
     """Repairs a caption's inflections from the n-gram counts of training captions (module docstring).
 
     Args:
-        vocabulary: the decoder's word `helpers.text.vocab.Vocabulary` (its `language` picks the
-            Snowball stemmer; a language without one gets no repair).
+        vocabulary: the decoder's word `helpers.text.vocab.Vocabulary` (a language outside
+            `REPAIRED_LANGUAGES` gets no repair).
         ngrams: `{n: (keys, counts)}` for n = `order` and n = 2: int64 `[N]` the distinct n-gram
             keys of the training captions, sorted (`ngram_keys` then `np.unique`), and `[N]` how
             often each occurs.
