@@ -154,6 +154,15 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     # the cache key is the same whether the decoder was loaded or not
     from helpers.predict.concept_captions import ConceptCaptioner
     assert ConceptCaptioner(predictor.tagger, predictor.bundle).fingerprint == fingerprint
+    # keywords are the tagger's whatever the decoder; captions change with the decoder's files
+    import shutil
+    changed = shutil.copytree(result.bundle_dir, tmp_path / "changed")
+    (changed / "consensus.json").write_text((changed / "consensus.json").read_text() + " ")
+    other = ConceptCaptioner(predictor.tagger, changed)
+    assert other.fingerprint_for(False) == predictor.fingerprint_for(False) == predictor.tagger.fingerprint
+    assert other.fingerprint_for(True) != predictor.fingerprint_for(True) != predictor.tagger.fingerprint
+    assert other.fingerprint != fingerprint and other.loaded_languages == ()
+    assert predictor.fingerprint_for(True, "fra") == predictor.fingerprint_for(True)   # English captions
     assert prediction.ok and prediction.caption and prediction.captions[0][1] < 0
     assert any(c.synset == "person.n.01" and c.count >= 2 for c in predictor.concepts(prediction))
     assert prediction.tags                                      # the tagger's keywords are kept

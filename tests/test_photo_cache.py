@@ -116,6 +116,38 @@ def test_captions_with_other_settings_are_predicted_again(tmp_path, photos):
         assert predictor.predicted == 6 and cached[photos[0]].captions[0][0] == "a photo 5"
 
 
+class PartsPredictor(HashPredictor):
+    """A predictor whose runs use different parts of it, as `ConceptCaptioner`'s do: keywords
+    are the tagger's, captions also need the decoder of their language (`fingerprint_for`)."""
+
+    def __init__(self):
+        super().__init__("tagger")
+        self.decoders = {"eng": "eng-decoder-1", "fra": "fra-decoder-1"}
+
+    def fingerprint_for(self, captions, lang="eng"):
+        return f"tagger+{self.decoders.get(lang, self.decoders['eng'])}" if captions else "tagger"
+
+
+def test_runs_are_keyed_by_the_parts_of_the_model_they_use(tmp_path, photos):
+    predictor = PartsPredictor()
+    with photo_cache.PredictionCache(tmp_path / "cache.sqlite") as cache:
+        french, counts = photo_cache.predict(predictor, photos, cache, captions=True, caption_lang="fra",
+                                             progress=False)
+        assert counts["predicted"] == 6 and french[photos[0]].captions == [("a photo 3", -1.25)]
+        # keywords alone after captions: that run kept them
+        keywords, counts = photo_cache.predict(predictor, photos, cache, progress=False)
+        assert counts["predicted"] == 0 and predictor.predicted == 6
+        assert keywords[photos[0]].synset_probabilities == french[photos[0]].synset_probabilities
+        # the English decoder retrained: French captions and keywords stay, English ones are predicted
+        predictor.decoders["eng"] = "eng-decoder-2"
+        for lang, captions in (("fra", True), ("eng", False)):
+            assert photo_cache.predict(predictor, photos, cache, captions=captions, caption_lang=lang,
+                                       progress=False)[1]["predicted"] == 0
+        assert photo_cache.predict(predictor, photos, cache, captions=True, caption_lang="eng",
+                                   progress=False)[1]["predicted"] == 6
+        assert photo_cache.model_fingerprint(HashPredictor("m"), True, "fra") == "m"   # one fingerprint
+
+
 def test_chunks_bound_each_predictor_call(tmp_path, photos):
     predictor = HashPredictor()
     with photo_cache.PredictionCache(None) as cache:

@@ -143,6 +143,7 @@ class ConceptCaptioner:
         self._decoders = {self.main_language: bundle, **(languages or {})}
         self._consensus: dict[str, ConsensusIndex | None] = {}
         self._said: set[str] = set()
+        self._file_digests: dict[str, str] = {}      # language -> sha256 of its bundle's files
         self.max_length = int(max_length or configs[0].max_caption_length - 1)
         self.length_normalization = float(length_normalization)
         self.default_min_proba = tagger.default_min_proba
@@ -186,25 +187,46 @@ class ConceptCaptioner:
         self.language_bundle(language)
         return self._consensus[language]
 
-    @functools.cached_property
+    @property
     def fingerprint(self) -> str:
-        """sha256 (hex) of the tagger's fingerprint, the decoder bundles' files and the decoding
-        settings (the steps' matmul precision included), loading no decoder."""
-        digest = hashlib.sha256(self.tagger.fingerprint.encode())
-        precisions = []
-        for language, decoder in sorted(self._decoders.items()):
-            digest.update(language.encode())
+        """sha256 (hex) of the tagger's fingerprint and every decoder's part of `fingerprint_for`:
+        changes when any of them does. Loads no decoder."""
+        parts = [self.tagger.fingerprint, *(self._decoder_fingerprint(language) for language in sorted(self._decoders))]
+        return hashlib.sha256("+".join(parts).encode()).hexdigest()
+
+    def fingerprint_for(self, captions: bool, lang: str = "eng") -> str:
+        """The fingerprint of one kind of run, what the prediction cache keys it on
+        (`helpers.predict.photo_cache.model_fingerprint`).
+
+        Keywords alone are the tagger's predictions, so their fingerprint is the tagger's
+        (`PretrainedTagger.fingerprint`): retraining a decoder keeps them, and no decoder file is
+        read (the three decoders' files are about 210 MB: 0.46 s to hash). Captions in `lang` add
+        the files and settings of the decoder that writes them (`decoder_for`), and only its own:
+        captions in French stay cached when the German decoder changes. Loads no decoder.
+        """
+        if not captions:
+            return self.tagger.fingerprint
+        language = lang if lang in self._decoders else self.main_language
+        return hashlib.sha256(f"{self.tagger.fingerprint}+{self._decoder_fingerprint(language)}".encode()).hexdigest()
+
+    def _decoder_fingerprint(self, language: str) -> str:
+        """sha256 (hex) of the bundle files of the decoder in `language` (read once) and the
+        decoding settings, the steps' matmul precision included (bfloat16 steps may pick other
+        words than float32 ones: `AttentionDecoder.step_dtype`)."""
+        decoder = self._decoders[language]
+        if language not in self._file_digests:
+            digest = hashlib.sha256(language.encode())
             folder = getattr(decoder, "path", decoder)
             if folder is not None:
                 for name in sorted(p.name for p in Path(folder).iterdir() if p.is_file()):
                     digest.update(name.encode() + b"\0" + (Path(folder) / name).read_bytes())
-            # bfloat16 steps may pick other words than float32 ones (`AttentionDecoder.step_dtype`)
-            loaded = getattr(decoder, "decoder", None)
-            precisions.append(loaded.resolved_step_dtype() if loaded is not None
-                              else resolve_step_dtype(ConceptDecoder.DEFAULT_STEP_DTYPE))
-        digest.update(f"concepts;max_length={self.max_length};alpha={self.length_normalization};"
-                      f"rule={CAPTION_RULE_VERSION};steps={','.join(precisions)}".encode())
-        return digest.hexdigest()
+            self._file_digests[language] = digest.hexdigest()
+        loaded = getattr(decoder, "decoder", None)
+        precision = (loaded.resolved_step_dtype() if loaded is not None
+                     else resolve_step_dtype(ConceptDecoder.DEFAULT_STEP_DTYPE))
+        return hashlib.sha256(
+            f"{self._file_digests[language]};concepts;max_length={self.max_length};alpha={self.length_normalization};"
+            f"rule={CAPTION_RULE_VERSION};steps={precision}".encode()).hexdigest()
 
     def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
                         lang: str = "eng") -> list[Keyword]:

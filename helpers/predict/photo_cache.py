@@ -5,12 +5,13 @@
 elsewhere (e.g. one hidden file at the top of the album tree), `--no-cache` uses a temporary one
 for the run. Deleting it is always safe: the next run predicts again.
 
-**Key.** The model's fingerprint (`predictor.fingerprint`, which changes with the model) and the
-photo's absolute path; an entry is valid while the photo's size and modification time (ns) are
-unchanged. So an unchanged re-run reads no photo, a photo added or changed is predicted again, a
-new model predicts everything again (its own entries; the old model's stay until the file is
-deleted), and changing the language, threshold or number of keywords needs no prediction at all:
-every synset probability is kept.
+**Key.** The model's fingerprint (`model_fingerprint`: `predictor.fingerprint`, which changes with
+the model, or the part of the model a run uses: keywords of the pretrained tagger are the tagger's
+whether or not it has caption decoders) and the photo's absolute path; an entry is valid while the
+photo's size and modification time (ns) are unchanged. So an unchanged re-run reads no photo, a
+photo added or changed is predicted again, a new model predicts everything again (its own entries;
+the old model's stay until the file is deleted), and changing the language, threshold or number of
+keywords needs no prediction at all: every synset probability is kept.
 
 **Value.** Every synset probability (float32 when that is exact, else float64; the synset names
 are stored once per list), the captions with the settings they were made with (`beam_width`,
@@ -53,6 +54,15 @@ def default_cache_path() -> Path:
     """`$XDG_CACHE_HOME/tag-album/predictions.sqlite` (`~/.cache/...` when unset)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "tag-album" / "predictions.sqlite"
+
+
+def model_fingerprint(predictor, captions: bool = False, lang: str = "eng") -> str:
+    """What the cache keys one run's predictions on: `predictor.fingerprint_for(captions, lang)`
+    for a predictor whose runs use different parts of it
+    (`helpers.predict.concept_captions.ConceptCaptioner`: keywords need the tagger alone, captions
+    also the decoder of their language), else `predictor.fingerprint`. "" for an unsaved model."""
+    for_run = getattr(predictor, "fingerprint_for", None)
+    return predictor.fingerprint if for_run is None else for_run(captions, lang)
 
 
 def caption_settings(captions: bool, beam_width: int, top_n: int, lang: str = "eng") -> str | None:
@@ -251,7 +261,9 @@ def predict(
         `{"predicted": n, "cached": m, "seconds": s}`.
     """
     start = time.perf_counter()
-    model = predictor.fingerprint
+    model = model_fingerprint(predictor, captions, caption_lang)
+    # a run with captions also keeps its predictions for keywords alone (the same tagger's)
+    keywords_model = model_fingerprint(predictor) if captions else model
     settings = caption_settings(captions, beam_width, top_n, caption_lang)
     missing: list[tuple[Path, os.stat_result | None]] = []
     for path in paths:
@@ -276,6 +288,8 @@ def predict(
             # unless it may be a permission problem the user will fix
             if stat is not None and (prediction.error is None or os.access(path, os.R_OK)):
                 cache.store(model, path, stat, prediction, settings)
+                if keywords_model != model:
+                    cache.store(keywords_model, path, stat, prediction, None)
         cache.commit()
         if bar is not None:
             bar.update(len(chunk))
@@ -293,7 +307,7 @@ def open_cache(cache, predictor) -> Iterator[PredictionCache]:
     if isinstance(cache, PredictionCache):
         yield cache
         return
-    with PredictionCache(cache if predictor.fingerprint else None) as opened:
+    with PredictionCache(cache if model_fingerprint(predictor) else None) as opened:
         yield opened
 
 
