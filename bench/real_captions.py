@@ -34,7 +34,10 @@ Also, on the real photos of `examples/album`: each photo's caption (`--model pre
 the time of `predict` with captions against tags only (the same predictor, side by side after a
 warm-up), on that album, on the 239 coco-mini photos (640 px) and on 64 of them upscaled to
 12 MP as a camera writes them (the album a user tags; decoding them costs more, captions the same);
-and on examples/album again with the other step precision.
+and on examples/album again with the other step precision. Then what a user waits for on
+examples/album: the whole `tag-album` command, tags only and with `--captions` (`command_time`;
+start-up and models included, so the small album's fixed cost of a beam search, about 30 ms of
+per-step work whatever the photos, weighs as it does for the user).
 
 Targets: (iii) CIDEr >= 0.60 on all 159 photos and >= 2x (ii) in the same run; captioning adds
 <= 20 % to the tags-only album time.
@@ -43,6 +46,7 @@ Writes `bench/results/real_captions.{md,json}`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -122,6 +126,49 @@ def other_precision(step_dtype: str) -> str:
     return "float32" if step_dtype == "bfloat16" else "bfloat16"
 
 
+@contextlib.contextmanager
+def other_step_precision(decoder):
+    """`decoder`'s steps in the precision that is not its default here (`other_precision`),
+    yielded; its `step_dtype` is restored after."""
+    default = decoder.step_dtype
+    decoder.step_dtype = other_precision(decoder.resolved_step_dtype())
+    try:
+        yield decoder.step_dtype
+    finally:
+        decoder.step_dtype = default
+
+
+def command_time(album, rounds: int = 2) -> dict:
+    """What a user waits for: the whole `python -m helpers tag-album --model pretrained --album-dir
+    ALBUM --no-update --no-cache` (start-up, models, photos; writes nothing), tags only and with
+    `--captions`, alternated, after one discarded run of each (the disk cache warm).
+
+    Returns:
+        `{"photos", "tags_s", "captions_s", "ratio"}`: median wall seconds of each.
+    """
+    import os
+    import statistics
+    import subprocess
+    import sys
+
+    from helpers.config import PROJECT_ROOT
+    from helpers.data.images import is_image_file
+
+    command = [sys.executable, "-m", "helpers", "tag-album", "--model", "pretrained", "--album-dir", str(album),
+               "--no-update", "--no-cache"]
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for round_ in range(rounds + 1):
+        for captions in (False, True):
+            started = time.perf_counter()
+            subprocess.run(command + ["--captions"] * captions, cwd=PROJECT_ROOT, env=os.environ, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if round_:
+                times[captions].append(time.perf_counter() - started)
+    tags, with_captions = statistics.median(times[False]), statistics.median(times[True])
+    return {"photos": sum(1 for p in album.iterdir() if is_image_file(p)), "tags_s": round(tags, 2),
+            "captions_s": round(with_captions, 2), "ratio": round(with_captions / tags, 3)}
+
+
 def album_captions_and_time(run: str) -> tuple[list[str], list[str], dict]:
     """`(photo names, captions, timing)` of examples/album, `timing["coco-mini"]`: the same
     measure on the 239 JPEGs of coco-mini (640 px, an album of a more usual size), and
@@ -140,14 +187,15 @@ def album_captions_and_time(run: str) -> tuple[list[str], list[str], dict]:
     predictions, timing = album_time(predictor, photos)
     decoder = predictor.bundle.decoder
     timing["step_dtype"] = decoder.resolved_step_dtype()
-    default, decoder.step_dtype = decoder.step_dtype, other_precision(timing["step_dtype"])   # side by side
-    _, timing["other precision"] = album_time(predictor, photos)
-    timing["other precision"]["step_dtype"] = decoder.step_dtype
-    decoder.step_dtype = default
+    with other_step_precision(decoder) as step_dtype:                  # side by side
+        _, timing["other precision"] = album_time(predictor, photos)
+    timing["other precision"]["step_dtype"] = step_dtype
     _, timing["coco-mini"] = album_time(predictor, load_photos()[1], rounds=3)
     with tempfile.TemporaryDirectory(prefix="real_captions_") as temporary:
         camera = make_camera_album(Path(temporary) / "album", 64, COCO_MINI / "val2017")
         _, timing["camera album"] = album_time(predictor, camera, rounds=3)
+    # the command finds runs/concepts itself: measured for that run only
+    timing["command"] = command_time(photos[0].parent) if run == "concepts" else None
     return [p.name for p in photos], [p.caption for p in predictions], timing
 
 
@@ -192,10 +240,9 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
         methods["(ii-b) consensus retrieval"] = consensus_retrieval(bundle, consensus, predicted)
     methods["(iii-a) concept decoder, beam search only"] = decode(predicted)
     methods["(iii) concept decoder"] = decode(predicted, consensus)
-    precision, default = bundle.decoder.resolved_step_dtype(), bundle.decoder.step_dtype
-    bundle.decoder.step_dtype = other_precision(precision)
-    methods[f"(iii-p) concept decoder, {bundle.decoder.step_dtype} steps"] = decode(predicted, consensus)
-    bundle.decoder.step_dtype = default
+    precision = bundle.decoder.resolved_step_dtype()
+    with other_step_precision(bundle.decoder) as step_dtype:
+        methods[f"(iii-p) concept decoder, {step_dtype} steps"] = decode(predicted, consensus)
     if consensus is not None:
         methods["(iii-b) concept decoder, beam 8 + consensus"] = decode(predicted, consensus, candidates=8)
     methods["(iv) oracle: decoder on COCO instances"] = decode(oracle, consensus)
@@ -222,6 +269,9 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
                "captions add <= 20 % to album time (examples/album)": timing["ratio"] <= 1.2,
                "captions add <= 20 % to album time (12 MP camera album)": timing["camera album"]["ratio"] <= 1.2,
                "captions add <= 20 % to album time (coco-mini, 640 px)": timing["coco-mini"]["ratio"] <= 1.2}
+    if timing["command"] is not None:
+        command_target = "captions add <= 20 % to the whole tag-album command (examples/album)"
+        targets[command_target] = timing["command"]["ratio"] <= 1.2
     seconds = time.perf_counter() - started
     lines = ["| method | photos | BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---|---|---|---|---|"]
     for method, splits in table.items():
@@ -244,6 +294,10 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
                                 (f"examples/album, {timing['other precision']['step_dtype']} steps",
                                  timing["other precision"])))
             + f" (steps in {precision}: `AttentionDecoder.step_dtype`)"
+            + ("" if timing["command"] is None else
+               "\n\nThe whole command, `python -m helpers tag-album --model pretrained --album-dir examples/album "
+               "--no-update --no-cache` without and with `--captions` (medians of 2): "
+               + "{tags_s:.2f} s vs {captions_s:.2f} s: x{ratio:.3f}".format(**timing["command"]))
             + "\n\n| photo | caption |\n|---|---|\n"
             + "\n".join(f"| {name} | {caption} |" for name, caption in zip(album, album_captions))
             + "\n" + "\n".join(examples) + f"\n\n(run {bundle.path}, beam width {beam_width}, "
