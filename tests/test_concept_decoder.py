@@ -163,6 +163,17 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     assert other.fingerprint_for(True) != predictor.fingerprint_for(True) != predictor.tagger.fingerprint
     assert other.fingerprint != fingerprint and other.loaded_languages == ()
     assert predictor.fingerprint_for(True, "fra") == predictor.fingerprint_for(True)   # English captions
+    # captions of a photo tagged before come from its cached prediction: the tagger does not run
+    from helpers.predict import photo_cache
+
+    with photo_cache.PredictionCache(tmp_path / "cache.sqlite") as cache:
+        photo_cache.predict(predictor, [photo], cache, progress=False)                 # keywords only
+        tagging = predictor.tagger.predict
+        tagged = []
+        monkeypatch.setattr(predictor.tagger, "predict", lambda *a, **k: tagged.append(a) or tagging(*a, **k))
+        cached, counts = photo_cache.predict(predictor, [photo], cache, beam_width=2, captions=True, progress=False)
+        assert (counts["predicted"], counts["captioned"]) == (0, 1) and not tagged
+        assert cached[photo].captions == prediction.captions
     assert prediction.ok and prediction.caption and prediction.captions[0][1] < 0
     assert any(c.synset == "person.n.01" and c.count >= 2 for c in predictor.concepts(prediction))
     assert prediction.tags                                      # the tagger's keywords are kept

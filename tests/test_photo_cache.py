@@ -123,9 +123,17 @@ class PartsPredictor(HashPredictor):
     def __init__(self):
         super().__init__("tagger")
         self.decoders = {"eng": "eng-decoder-1", "fra": "fra-decoder-1"}
+        self.captioned = []
 
     def fingerprint_for(self, captions, lang="eng"):
         return f"tagger+{self.decoders.get(lang, self.decoders['eng'])}" if captions else "tagger"
+
+    def add_captions(self, predictions, beam_width=3, top_n=1, lang="eng"):
+        self.captioned.append([p.path for p in predictions])
+        for prediction in predictions:
+            if prediction.ok:
+                prediction.captions = [(f"{lang} {beam_width}", -0.5)]
+        return predictions
 
 
 def test_runs_are_keyed_by_the_parts_of_the_model_they_use(tmp_path, photos):
@@ -138,13 +146,20 @@ def test_runs_are_keyed_by_the_parts_of_the_model_they_use(tmp_path, photos):
         keywords, counts = photo_cache.predict(predictor, photos, cache, progress=False)
         assert counts["predicted"] == 0 and predictor.predicted == 6
         assert keywords[photos[0]].synset_probabilities == french[photos[0]].synset_probabilities
-        # the English decoder retrained: French captions and keywords stay, English ones are predicted
+        # the English decoder retrained: French captions and keywords stay, English captions are
+        # written from the cached tags, the tagger not asked again
         predictor.decoders["eng"] = "eng-decoder-2"
         for lang, captions in (("fra", True), ("eng", False)):
             assert photo_cache.predict(predictor, photos, cache, captions=captions, caption_lang=lang,
                                        progress=False)[1]["predicted"] == 0
+        english, counts = photo_cache.predict(predictor, photos, cache, captions=True, caption_lang="eng",
+                                              progress=False)
+        assert (counts["predicted"], counts["captioned"], counts["cached"]) == (0, 6, 0)
+        assert predictor.predicted == 6 and len(predictor.captioned[-1]) == 6
+        assert english[photos[0]].captions == [("eng 3", -0.5)] and english[photos[-1]].error == "empty file"
+        assert english[photos[0]].synset_probabilities == french[photos[0]].synset_probabilities
         assert photo_cache.predict(predictor, photos, cache, captions=True, caption_lang="eng",
-                                   progress=False)[1]["predicted"] == 6
+                                   progress=False)[1]["cached"] == 6
         assert photo_cache.model_fingerprint(HashPredictor("m"), True, "fra") == "m"   # one fingerprint
 
 

@@ -203,7 +203,8 @@ def apply_plan(result: AlbumResult, session: xmp.ExifTool | None = None) -> Albu
 @dataclasses.dataclass
 class TaggingSummary:
     """Result of `tag_album` / `untag_album` over one album or a tree of albums; `predicted`
-    photos went through the predictor, `cached` ones came from the prediction cache."""
+    photos went through the predictor, `captioned` ones were tagged before and only captioned
+    (`helpers.predict.photo_cache.predict`), `cached` ones came from the prediction cache."""
 
     albums: list[AlbumResult]
     seconds: float
@@ -211,6 +212,7 @@ class TaggingSummary:
     predicted: int = 0
     cached: int = 0
     untag: bool = False
+    captioned: int = 0
 
     @property
     def pictures_tagged(self) -> int:
@@ -262,8 +264,9 @@ class TaggingSummary:
         sidecars = sum(a.sidecars_written if self.update else len(a.sidecars) for a in self.albums)
         backups = f"; backup {', '.join(str(p) for p in self.backups)}" if self.backups else ""
         what = "untagged" if self.untag else (
-            f"tagged {self.pictures_tagged} pictures ({self.predicted} predicted, {self.cached} "
-            "from the cache)")
+            f"tagged {self.pictures_tagged} pictures ({self.predicted} predicted, "
+            + (f"{self.captioned} captioned from their cached tags, " if self.captioned else "")
+            + f"{self.cached} from the cache)")
         return (f"{what} in {len(self.albums)} album(s), skipped {len(self.skipped)}, "
                 f"{len(self.errors)} album error(s); {verb} {where}"
                 f"{f' and {sidecars} XMP sidecar(s)' if sidecars else ''}{backups} "
@@ -394,7 +397,7 @@ def tag_album(
 
         results = _run_albums(scans, root, update, echo, session, plan)
     return TaggingSummary(results, time.perf_counter() - start, update, counts["predicted"],
-                          counts["cached"])
+                          counts["cached"], captioned=counts["captioned"])
 
 
 def untag_album(album_dir: str | os.PathLike | None = None,

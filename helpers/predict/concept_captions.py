@@ -303,12 +303,39 @@ class ConceptCaptioner:
                 loading.result()
         if not captions:
             return predictions
-        readable = [p for p in predictions if p.ok]
         # the keywords are the concepts' own when they were chosen by the same rule
         same_rule = nb_keywords == CONCEPT_KEYWORDS and min_proba is None and self.keyword_language(lang) == "eng"
+        return self.add_captions(predictions, beam_width, top_n, lang, keywords_chosen=same_rule)
+
+    def add_captions(self, predictions: list[Prediction], beam_width: int = 3, top_n: int = 1, lang: str = "eng",
+                     keywords_chosen: bool = False) -> list[Prediction]:
+        """Captions for photos already tagged, from their concepts alone: no photo is read, so
+        predictions read back from the prediction cache (`helpers.predict.photo_cache`) are
+        captioned in another language, or for the first time, without tagging them again.
+
+        Each readable prediction gets `hypotheses` and `captions` in `lang` (replacing any it
+        had); unreadable ones are left as they are. The concept sets go to the decoder
+        `CAPTION_BATCH` at a time.
+
+        Args:
+            predictions: the tagger's (`PretrainedTagger.predict`), changed in place.
+            beam_width, top_n, lang: as `predict`.
+            keywords_chosen: their `tags` were chosen by the concepts' own rule
+                (`CONCEPT_KEYWORDS` English keywords at the default threshold): reused.
+
+        Returns:
+            `predictions`.
+
+        Raises:
+            ValueError: bad `beam_width` or `top_n`.
+        """
+        check_lengths(self.max_length, beam_width)
+        if not 1 <= top_n <= beam_width:
+            raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
+        readable = [p for p in predictions if p.ok]
         for start in range(0, len(readable), CAPTION_BATCH):
             batch = readable[start:start + CAPTION_BATCH]
-            concept_sets = [self.concepts(p, p.tags if same_rule else None) for p in batch]
+            concept_sets = [self.concepts(p, p.tags if keywords_chosen else None) for p in batch]
             beams = self.caption_concepts(concept_sets, beam_width, top_n, lang)
             for prediction, hypotheses, captions in zip(batch, beams, self.caption_texts(concept_sets, beams, lang)):
                 prediction.hypotheses, prediction.captions = hypotheses, captions

@@ -245,7 +245,10 @@ def predict(
 
     Args:
         predictor: has `predict(paths, beam_width=, top_n=, nb_keywords=, min_proba=, lang=,
-            batch_size=, progress=, captions=)` and `fingerprint` (see `helpers.predict.prediction`).
+            batch_size=, progress=, captions=)` and `fingerprint` (see `helpers.predict.prediction`);
+            may have `fingerprint_for` (`model_fingerprint`) and `add_captions(predictions,
+            beam_width=, top_n=, lang=)`, which captions tagged photos from their predictions
+            (`ConceptCaptioner.add_captions`).
         paths: photo files (absolute paths are keys).
         cache: where predictions are kept; a predictor with an empty fingerprint (a model never
             saved) cannot be recognised later: give it a temporary cache.
@@ -258,7 +261,8 @@ def predict(
 
     Returns:
         `(predictions, counts)`: a `CachedPredictions` keyed by path, and
-        `{"predicted": n, "cached": m, "seconds": s}`.
+        `{"predicted": n, "captioned": c, "cached": m, "seconds": s}`: n photos went through the
+        predictor, c were tagged before and only captioned now (`add_captions`), m were cached.
     """
     start = time.perf_counter()
     model = model_fingerprint(predictor, captions, caption_lang)
@@ -277,25 +281,37 @@ def predict(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(missing), desc="predicting", unit="photo")
+    # captions of photos already tagged (a keywords run, captions in another language) need only
+    # the decoder: a predictor that can caption tagged photos (`add_captions`) is not asked to
+    # tag them again
+    add_captions = getattr(predictor, "add_captions", None) if keywords_model != model else None
+    captioned = 0
     for first in range(0, len(missing), chunk_photos):
         chunk = missing[first:first + chunk_photos]
-        predictions = predictor.predict(
-            [path for path, _ in chunk], beam_width=beam_width, top_n=top_n, nb_keywords=0,
-            min_proba=0.0, lang=caption_lang if captions else "eng", batch_size=batch_size,
-            progress=progress and bar is None, captions=captions)
+        tagged = {} if add_captions is None else {
+            path: found for path, _ in chunk if (found := cache.lookup(keywords_model, path)) is not None}
+        untagged = [path for path, _ in chunk if path not in tagged]
+        fresh = iter(predictor.predict(
+            untagged, beam_width=beam_width, top_n=top_n, nb_keywords=0, min_proba=0.0,
+            lang=caption_lang if captions else "eng", batch_size=batch_size,
+            progress=progress and bar is None, captions=captions) if untagged else [])
+        if tagged:
+            add_captions(list(tagged.values()), beam_width=beam_width, top_n=top_n, lang=caption_lang)
+            captioned += len(tagged)
+        predictions = [tagged[path] if path in tagged else next(fresh) for path, _ in chunk]
         for (path, stat), prediction in zip(chunk, predictions):
             # an unreadable photo's reason is kept too (a re-run does not decode it again),
             # unless it may be a permission problem the user will fix
             if stat is not None and (prediction.error is None or os.access(path, os.R_OK)):
                 cache.store(model, path, stat, prediction, settings)
-                if keywords_model != model:
+                if keywords_model != model and path not in tagged:
                     cache.store(keywords_model, path, stat, prediction, None)
         cache.commit()
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    counts = {"predicted": len(missing), "cached": len(paths) - len(missing),
+    counts = {"predicted": len(missing) - captioned, "captioned": captioned, "cached": len(paths) - len(missing),
               "seconds": time.perf_counter() - start}
     return CachedPredictions(cache, model, {path: path for path in paths}, settings), counts
 
