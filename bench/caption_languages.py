@@ -7,7 +7,7 @@ description per photo and language, line-parallel): the concepts of each photo a
 English sentence (`helpers.wordnet.concepts.image_concepts`, no noise), and
 
 * each language's concept decoder writes a caption from them as `--model pretrained` does (a beam
-  of `CONSENSUS_CANDIDATES`, 6, re-ranked by consensus when the run has `consensus.json`; also
+  of `CONSENSUS_CANDIDATES`, 6, re-ranked by consensus when the run has `consensus.npz`; also
   shown: beam width 3 alone), scored against that language's description (BLEU-4, CIDEr; French and German tokenised by
   `helpers.text.languages`, English by the toolkit's PTB tokenizer: `evaluate_captions(language=)`);
 * (a) **retrieval** in that language: the Multi30K training description whose concepts (from its

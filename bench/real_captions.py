@@ -18,7 +18,7 @@ ROUGE-L, CIDEr, equal to the coco-caption toolkit):
 * (iii-a) **the concept decoder, beam search only** on the predicted concepts (`--model
   pretrained`: detector + ImageNet hierarchy, `ConceptCaptioner.concepts`), beam width 3;
 * (iii) **the concept decoder as `--model pretrained` uses it**: beam width 6 and consensus
-  re-ranking of its 6 captions (`ConsensusIndex`, when the run has `consensus.json`;
+  re-ranking of its 6 captions (`ConsensusIndex`, when the run has `consensus.npz`;
   `CONSENSUS_CANDIDATES`, chosen on train2017);
 * (iii-p) (iii) with the decoder's other step precision (`AttentionDecoder.step_dtype`: the
   default is bfloat16 products where the CPU has them natively, float32 elsewhere);

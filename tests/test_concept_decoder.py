@@ -157,7 +157,8 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     # keywords are the tagger's whatever the decoder; captions change with the decoder's files
     import shutil
     changed = shutil.copytree(result.bundle_dir, tmp_path / "changed")
-    (changed / "consensus.json").write_text((changed / "consensus.json").read_text() + " ")
+    with open(changed / "vocabulary.json", "a") as file:         # any file of the bundle
+        file.write(" ")
     other = ConceptCaptioner(predictor.tagger, changed)
     assert other.fingerprint_for(False) == predictor.fingerprint_for(False) == predictor.tagger.fingerprint
     assert other.fingerprint_for(True) != predictor.fingerprint_for(True) != predictor.tagger.fingerprint
@@ -186,7 +187,7 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
 
     index = predictor.consensus("eng")
     assert isinstance(index, ConsensusIndex) and index.vocabulary_size == len(bundle.vocabulary)
-    assert len(index.concept_sets) == 400 and (result.bundle_dir / "consensus.json").is_file()
+    assert len(index.concept_sets) == 400 and (result.bundle_dir / "consensus.npz").is_file()
     [hypotheses] = predictor.caption_concepts([predictor.concepts(prediction)], beam_width=CONSENSUS_CANDIDATES,
                                               top_n=CONSENSUS_CANDIDATES)
     assert list(prediction.hypotheses[0].tokens) == list(hypotheses[0].tokens)     # beam 2 is widened to 8
@@ -196,7 +197,7 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     assert_wider_search_where_every_candidate_repeats(bundle, index, monkeypatch, [
         [Concept(synset, 1.0, count)] for synset in ("person.n.01", "dog.n.01", "pizza.n.01") for count in (1, 3)])
     ConsensusIndex([[(2, 1)]], [[[5]]], vocabulary_size=len(bundle.vocabulary) + 1).save(
-        result.bundle_dir / "consensus.json")
+        result.bundle_dir / "consensus.npz")
     with pytest.raises(ValueError, match="retrain the run"):
         load_consensus(load_bundle(result.bundle_dir))
 

@@ -98,19 +98,39 @@ def test_similarity_is_the_mean_ngram_f_measure_and_unk_matches_nothing():
     np.testing.assert_allclose(unknown.scores([(2, 1)], [[5, UNK_ID, 7]]), [(4 / 6) / 4])
 
 
-def test_the_index_round_trips_through_json_and_rejects_other_files(coco, tmp_path):
+def test_the_index_round_trips_through_its_file_reads_the_json_of_earlier_versions_and_rejects_others(
+        coco, tmp_path):
+    from helpers.data.versioned_json import write_versioned_json
+
     records, _, vocabulary, index = coco
-    path = index.save(tmp_path / "consensus.json")
-    again = ConsensusIndex.load(path)
+    path = index.save(tmp_path / "consensus.npz")
+    # version 2 wrote JSON: the same index, read by the same `load`
+    legacy = write_versioned_json(tmp_path / "consensus.json", ConsensusIndex.FORMAT_NAME, 2, {
+        "vocabulary_size": index.vocabulary_size, "neighbours": index.neighbours,
+        "concept_sets": index.concept_sets, "captions": index.captions, "aligned": {}})
     candidates = [vocabulary.encode(c)[1:-1] for c in records[5].captions]
-    for image in (5, 42):
-        np.testing.assert_array_equal(again.nearest_images(index.concept_sets[image]),
-                                      index.nearest_images(index.concept_sets[image]))
-        np.testing.assert_array_equal(again.scores(index.concept_sets[image], candidates),
-                                      index.scores(index.concept_sets[image], candidates))
+    for again in (ConsensusIndex.load(path), ConsensusIndex.load(legacy)):
+        assert again.captions == index.captions and again.concept_sets == index.concept_sets
+        for n in (1, 4):
+            np.testing.assert_array_equal(again.ngram_counts(n)[1], index.ngram_counts(n)[1])
+        for image in (5, 42):
+            np.testing.assert_array_equal(again.nearest_images(index.concept_sets[image]),
+                                          index.nearest_images(index.concept_sets[image]))
+            np.testing.assert_array_equal(again.scores(index.concept_sets[image], candidates),
+                                          index.scores(index.concept_sets[image], candidates))
     vocabulary.save(tmp_path / "vocabulary.json")
     with pytest.raises(ValueError):
         ConsensusIndex.load(tmp_path / "vocabulary.json")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="retrain the run"):
+        ConsensusIndex.load(truncated)
+    # an object array (a pickle) is never read: no file we read can run code
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, format=np.array(ConsensusIndex.FORMAT_NAME), format_version=np.array(3),
+             tokens=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="retrain the run"):
+        ConsensusIndex.load(pickled)
     with pytest.raises(ValueError, match="concept sets"):
         ConsensusIndex([[(2, 1)]], [], vocabulary_size=20)
 

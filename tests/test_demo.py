@@ -39,7 +39,7 @@ def test_without_multi30k_the_demo_keeps_english_captions_and_says_what_to_downl
 
 
 def test_notebook_2_saves_a_concept_decoder_with_its_training_captions(tmp_path):
-    """Notebook 2 on caption text (the demo's path, as a plumbing check) writes `consensus.json`
+    """Notebook 2 on caption text (the demo's path, as a plumbing check) writes `consensus.npz`
     into the bundle, as `python -m helpers train` does: without it `--model pretrained` captions
     with plain beam search, and French and German get no check against invented objects."""
     import shutil
@@ -63,5 +63,6 @@ def test_notebook_2_saves_a_concept_decoder_with_its_training_captions(tmp_path)
         index = load_consensus(bundle)
         assert index is not None and index.vocabulary_size == len(bundle.vocabulary)
         assert len(index.captions) == 64                    # the plumbing check's training images
+        assert (demo.RUNS_DIR / run_name / "bundle" / "consensus.npz").is_file()
     finally:
         shutil.rmtree(demo.RUNS_DIR / run_name, ignore_errors=True)

@@ -96,7 +96,7 @@ def write_versioned_json(path: str | os.PathLike, format_name: str, version: int
     path = Path(path)
     text = json.dumps(versioned_dict(format_name, version, payload), ensure_ascii=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace_atomically(Path(os.path.realpath(path)), text.encode("utf-8"))
+    replace_atomically(Path(os.path.realpath(path)), text.encode("utf-8"))
     return path
 
 
@@ -129,7 +129,7 @@ def read_versioned_json(path: str | os.PathLike, format_name: str, version: int,
         raise ValueError(f"{path}: {error}") from None
 
 
-def _replace_atomically(path: Path, data: bytes) -> None:
+def replace_atomically(path: Path, data: bytes) -> None:
     """Write `data` to a new file beside `path`, fsync it, then rename it onto `path`."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)

@@ -32,7 +32,7 @@ from helpers.data.caption_text import (
     load_caption_text,
     load_parallel_caption_text,
 )
-from helpers.predict.concept_captions import CONSENSUS_FILE, ConsensusIndex
+from helpers.predict.concept_captions import CONSENSUS_FILE, LEGACY_CONSENSUS_FILE, ConsensusIndex
 from helpers.text.alignment import aligned_words
 from helpers.text.languages import language_code
 from helpers.text.vocab import Vocabulary
@@ -199,6 +199,7 @@ def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True)
             ((concept_text[r.image_id], r.captions) for r in train_records), language).items()}
     ConsensusIndex.from_training([concept_sets[r.image_id] for r in train_records], [r.captions for r in train_records],
                                  concept_vocabulary, vocabulary, aligned).save(run_dir / CONSENSUS_FILE)
+    (run_dir / LEGACY_CONSENSUS_FILE).unlink(missing_ok=True)      # an earlier version's, now replaced
 
     def cache(records, copies, vary_by_epoch):
         return ConceptCache(np.array([r.image_id for r in records], np.int64),

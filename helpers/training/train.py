@@ -44,7 +44,7 @@ from helpers import bundle, model
 from helpers.config import Config
 from helpers.data import vgenome
 from helpers.data.coco import load_coco
-from helpers.predict.concept_captions import CONSENSUS_FILE
+from helpers.predict.concept_captions import CONSENSUS_FILE, LEGACY_CONSENSUS_FILE
 from helpers.pretrained import encoders
 from helpers.text.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
 from helpers.training import concept_data, pipelines
@@ -545,7 +545,7 @@ class TrainResult:
 
 def save_run_bundle(run_dir: str | Path, config: Config, prepared, heads) -> Path:
     """Save a trained run's bundle, `run_dir/bundle` (`helpers.bundle.save_bundle`), with a
-    concept decoder's `consensus.json` (its training captions, for re-ranking and for the
+    concept decoder's `consensus.npz` (its training captions, for re-ranking and for the
     `ConceptLexicon` of French and German) copied beside it. `train_run` and notebook 2 both
     save through it: a bundle without that file captions with plain beam search.
 
@@ -559,6 +559,7 @@ def save_run_bundle(run_dir: str | Path, config: Config, prepared, heads) -> Pat
         temporary = bundle_dir / f".{CONSENSUS_FILE}.tmp"
         shutil.copyfile(run_dir / CONSENSUS_FILE, temporary)
         os.replace(temporary, bundle_dir / CONSENSUS_FILE)
+        (bundle_dir / LEGACY_CONSENSUS_FILE).unlink(missing_ok=True)     # an earlier version's, now replaced
     return bundle_dir
 
 
