@@ -99,6 +99,19 @@ def test_decoding_steps_in_each_precision_match_teacher_forcing(step_dtype):
     np.testing.assert_allclose(logits.numpy(), forced[images, 0], atol=1e-5 if step_dtype == "float32" else 2e-2)
 
 
+def test_one_compiled_search_serves_every_number_of_photos_and_of_concepts():
+    from helpers.predict.beam import compiled_search
+
+    decoder = _heads(cells=6).decoder
+    pooled = np.zeros((2, 1), np.float32)
+    first = decoding.beam_search(decoder, pooled, _sets(SETS, 6), beam_width=3, max_length=6)
+    for rows, cells in ((SETS[:1], 3), (SETS * 3, 9), (SETS, 6)):
+        beams = decoding.beam_search(decoder, np.zeros((len(rows), 1), np.float32), _sets(rows, cells),
+                                     beam_width=3, max_length=6)
+        assert [h.tokens.tolist() for h in beams[0]] == [h.tokens.tolist() for h in first[0]]    # padding
+    assert compiled_search(decoder, 3).experimental_get_tracing_count() == 1       # traced once
+
+
 def test_step_dtype_is_checked_and_each_dtype_has_its_compiled_search():
     from helpers.predict.beam import compiled_search
 

@@ -187,6 +187,12 @@ def test_batched_beam_search_agrees_with_one_image_at_a_time(decoder):
         assert [h.tokens.tolist() for h in alone] == [h.tokens.tolist() for h in batched[index]]
         assert [h.log_probability for h in alone] == pytest.approx(
             [h.log_probability for h in batched[index]], abs=1e-4)
+    # one graph for every batch size: traced once (`beam.call_for_any_size`)
+    decoding.beam_search(decoder, pooled[:2], grid[:2], beam_width=3, max_length=10)
+    decoding.greedy_decode(decoder, pooled[:2], grid[:2], max_length=10)
+    decoding.greedy_decode(decoder, pooled, grid, max_length=10)
+    assert beam.compiled_search(decoder, 3).experimental_get_tracing_count() == 1
+    assert decoding._compiled_greedy(decoder).experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize("kind", ["lstm", "attention"])

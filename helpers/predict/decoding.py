@@ -195,7 +195,7 @@ def _teacher_forced(decoder, pooled, grid, captions, with_attention: bool) -> tu
     tokens[:, 0] = START_ID
     for r, caption in enumerate(captions):
         tokens[r, 1:len(caption) + 1] = caption
-    outputs = _compiled_endings(decoder, with_attention)(pooled, grid, tf.constant(tokens))
+    outputs = beam.call_for_any_size(_compiled_endings(decoder, with_attention), pooled, grid, tf.constant(tokens))
     return tuple(value.numpy() for value in outputs)
 
 
@@ -248,8 +248,8 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
     pooled, grid = _check_features(pooled, grid)
     if pooled.shape[0] == 0:
         return []
-    words, log_probs, attention = (array.numpy() for array in _compiled_greedy(decoder)(
-        pooled, grid, tf.constant(int(max_length))))                            # (T, B), (T, B), (T, B, L)
+    words, log_probs, attention = (array.numpy() for array in beam.call_for_any_size(
+        _compiled_greedy(decoder), pooled, grid, tf.constant(int(max_length))))    # (T, B), (T, B), (T, B, L)
     has_attention = attention.shape[-1] > 0
     hypotheses = []
     for b in range(words.shape[1]):
@@ -297,7 +297,8 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
     pooled, grid = _check_features(pooled, grid)
     if pooled.shape[0] == 0:
         return []
-    history, alive = beam.compiled_search(decoder, int(beam_width), int(block_ngram))(
+    history, alive = beam.call_for_any_size(
+        beam.compiled_search(decoder, int(beam_width), int(block_ngram)),
         pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization)))
     parents, words, ends, values, attention = (array.numpy() for array in history)  # (T, B, K), (T, B, K, L)
     alive = alive.numpy()                                                        # (B, K)
