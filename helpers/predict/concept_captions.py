@@ -147,6 +147,7 @@ class ConceptCaptioner:
         self._consensus: dict[str, ConsensusIndex | None] = {}
         self._said: set[str] = set()
         self._file_digests: dict[str, str] = {}      # language -> sha256 of its bundle's files
+        self._warm: set[tuple[str, int]] = set()      # (language, beam width) of `warm_up`s done
         self.max_length = int(max_length or configs[0].max_caption_length - 1)
         self.length_normalization = float(length_normalization)
         self.default_min_proba = tagger.default_min_proba
@@ -317,8 +318,10 @@ class ConceptCaptioner:
         album) and what re-ranking needs is built. `predict` does it in a thread while the photos
         are tagged: on examples/album the whole `tag-album --captions` took 10.72 s before
         (tags alone 9.10 s), the decoder's cold start (its load, 1.2 s, then 0.6 s at the first
-        caption) mostly after the tagging."""
-        self.caption_concepts([[Concept("person.n.01", 1.0, 1)]], beam_width, 1, lang)
+        caption) mostly after the tagging. Once per language and beam width: then it does nothing."""
+        if (lang, beam_width) not in self._warm:
+            self.caption_concepts([[Concept("person.n.01", 1.0, 1)]], beam_width, 1, lang)
+            self._warm.add((lang, beam_width))
 
     def add_captions(self, predictions: list[Prediction], beam_width: int = 3, top_n: int = 1, lang: str = "eng",
                      keywords_chosen: bool = False) -> list[Prediction]:
