@@ -308,7 +308,8 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
         print(f"{photo.name} --> {prediction.caption + ' | ' if prediction.caption else ''}{words}")
         label = f"{prediction.caption}\n{words}" if prediction.caption else words
         items.append((images.load_thumbnail(photo, 320), photo.name, label))
-    figure = plots.album_keywords_grid(items, columns=4, title=f"keywords in {lang}, no training ({source})")
+    shown = "captions and keywords" if any(p.caption for p in predictions) else "keywords"
+    figure = plots.album_keywords_grid(items, columns=4, title=f"{shown} in {lang}, no training ({source})")
     path = out_dir / "real_album_keywords.png"
     figure.savefig(path, dpi=80)
     print(f"tagged {len(photos)} real photos in {seconds:.1f} s (model loading included); "

@@ -54,7 +54,9 @@ def album_keywords_grid(pictures, columns: int = 4, axes=None, title: str | None
         ax.text(0.5, -0.03, wrapped, transform=ax.transAxes, ha="center", va="top", fontsize=8)
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / figure.get_figheight()))   # the title's own 0.4 inch
+    else:
+        figure.tight_layout()
     return figure
 
 

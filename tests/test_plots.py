@@ -92,3 +92,16 @@ def test_a_colour_per_category_is_stable_and_bad_pixels_are_refused():
     assert len(plots.detection_colour("person")) == 4
     with pytest.raises(ValueError, match="load_image"):
         plots.plot_detections(np.zeros((10, 10), np.uint8), [], min_score=DETECTION_MIN_SCORE)
+
+
+def test_the_album_grid_title_sits_above_every_thumbnail_title():
+    from helpers.data import images
+
+    pictures = [(images.load_thumbnail(ALBUM / name, 160), name, "Un chat\nchat")
+                for name in ("cat.jpg", "cameraman.jpg", "astronaut.jpg", "coffee.jpg", "nuthatch.jpg")]
+    figure = plots.album_keywords_grid(pictures, columns=4, title="captions and keywords in fra")
+    renderer = figure.canvas.get_renderer()
+    suptitle = figure._suptitle.get_window_extent(renderer)
+    tops = [ax.title.get_window_extent(renderer).y1 for ax in figure.axes if ax.get_title()]
+    assert len(tops) == 5 and suptitle.y0 >= max(tops)      # no overlap (the cameraman's did)
+    assert suptitle.y1 <= figure.bbox.y1                    # and inside the figure
