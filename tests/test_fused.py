@@ -118,11 +118,14 @@ def test_animals_the_classifier_does_not_see_in_their_box_are_dropped(tagger):
     # YOLOX-Nano finds sheep in dandelion seed heads (0.62) and a horse by a didgeridoo player (0.58)
     names = ("dandelions.jpg", "didgeridoo_player.jpg", "dogs_at_door.jpg", "nuthatch.jpg")
     checked = tagger.predict([ALBUM / name for name in names], progress=False)
+    fingerprint = tagger.fingerprint
     tagger.verify_below = 0.0
     try:
         unchecked = tagger.predict([ALBUM / name for name in names], progress=False)
+        assert tagger.fingerprint != fingerprint           # the re-run cache tells them apart
     finally:
         tagger.verify_below = VERIFY_BELOW
+    assert tagger.fingerprint == fingerprint
     before = {name: p.counts() for name, p in zip(names, unchecked)}
     after = {name: p.counts() for name, p in zip(names, checked)}
     assert "sheep" in before["dandelions.jpg"] and "sheep" not in after["dandelions.jpg"]

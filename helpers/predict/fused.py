@@ -223,10 +223,16 @@ class PretrainedTagger(ImageNetTagger):
         super().__init__(weights=weights, workers=workers)
 
     @functools.cached_property
+    def _models_fingerprint(self) -> str:
+        """The classifier's fingerprint and the detector file's sha256 (files read once)."""
+        return f"{self.detector.sha256}\0{super().fingerprint}"
+
+    @property
     def fingerprint(self) -> str:
-        """sha256 (hex) of the classifier's fingerprint, the detector file and the fusion rule's version."""
-        return hashlib.sha256(f"pretrained-fused-{FUSION_VERSION}-{self.verify_below}\0{self.detector.sha256}\0"
-                              f"{super().fingerprint}".encode()).hexdigest()
+        """sha256 (hex) of the classifier's fingerprint, the detector file, the fusion rule's
+        version and `verify_below` (read at each call: setting it later changes the key too)."""
+        return hashlib.sha256(f"pretrained-fused-{FUSION_VERSION}-{self.verify_below}\0"
+                              f"{self._models_fingerprint}".encode()).hexdigest()
 
     def _detect(self, photos: list[np.ndarray], scales: list[float]) -> list[list[Detection]]:
         """`Detection`s of each photo, best first, boxes in full-size photo pixels (those found on
