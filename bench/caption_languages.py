@@ -8,8 +8,10 @@ English sentence (`helpers.wordnet.concepts.image_concepts`, no noise), and
 
 * each language's concept decoder writes a caption from them as `--model pretrained` does (a beam
   of `CONSENSUS_CANDIDATES`, 6, re-ranked by consensus when the run has `consensus.npz`; also
-  shown: beam width 3 alone), scored against that language's description (BLEU-4, CIDEr; French and German tokenised by
-  `helpers.text.languages`, English by the toolkit's PTB tokenizer: `evaluate_captions(language=)`);
+  shown: beam width 3 alone, and the decoder allowed to write words that state a sex, which it
+  never does by default: `caption_concept_sets(gendered=True)`), scored against that language's description
+  (BLEU-4, CIDEr; French and German tokenised by `helpers.text.languages`, English by the
+  toolkit's PTB tokenizer: `evaluate_captions(language=)`);
 * (a) **retrieval** in that language: the Multi30K training description whose concepts (from its
   English sentence) best match (Jaccard; ties: fewer concepts, then the first line);
 * (b) the **English decoder** (`runs/concepts`, trained on COCO and Flickr8k text) on the same
@@ -96,15 +98,18 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
     for name, bundle in bundles.items():
         language = bundle.vocabulary.language
 
-        def decode(consensus=None, bundle=bundle):
-            beams = caption_concept_sets(bundle, concepts, beam_width=beam_width, consensus=consensus)
+        def decode(consensus=None, bundle=bundle, gendered=False):
+            beams = caption_concept_sets(bundle, concepts, beam_width=beam_width, consensus=consensus,
+                                         gendered=gendered)
             return [captions[0][0] for captions in
                     caption_texts(bundle.vocabulary, concepts, beams, concept_lexicon(bundle, consensus))]
 
         captions[name] = decode(load_consensus(bundle))
         references = [item.sentences[language] for item in test]
         table[name] = {"decoder": _score(references, captions[name], language),
-                       "decoder, beam search only": _score(references, decode(), language)}
+                       "decoder, beam search only": _score(references, decode(), language),
+                       "decoder, sex words allowed": _score(references, decode(load_consensus(bundle), gendered=True),
+                                                          language)}
         if name in LANGUAGES:
             retrieved = [train[i].sentences[language] for i in nearest]
             table[name]["retrieval"] = _score(references, retrieved, language)

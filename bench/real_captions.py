@@ -20,6 +20,8 @@ ROUGE-L, CIDEr, equal to the coco-caption toolkit):
 * (iii) **the concept decoder as `--model pretrained` uses it**: beam width 6 and consensus
   re-ranking of its 6 captions (`ConsensusIndex`, when the run has `consensus.npz`;
   `CONSENSUS_CANDIDATES`, chosen on train2017);
+* (iii-g) (iii) with words that state a sex allowed (`caption_concept_sets(gendered=True)`:
+  "man", "woman"; by default the search never writes one, since no concept says a sex);
 * (iii-p) (iii) with the decoder's other step precision (`AttentionDecoder.step_dtype`: the
   default is bfloat16 products where the CPU has them natively, float32 elsewhere);
 * (iii-b) the same with 8 candidates (the previous default);
@@ -229,9 +231,9 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     bundle = load_bundle(resolve_bundle_dir(run))
     consensus = load_consensus(bundle)
 
-    def decode(concept_sets, index=None, candidates=CONSENSUS_CANDIDATES):
+    def decode(concept_sets, index=None, candidates=CONSENSUS_CANDIDATES, gendered=False):
         beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index,
-                                     candidates=candidates)
+                                     candidates=candidates, gendered=gendered)
         return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concept_sets, beams)]
 
     methods = {"(i) template": [template_caption(c) for c in predicted],
@@ -240,6 +242,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
         methods["(ii-b) consensus retrieval"] = consensus_retrieval(bundle, consensus, predicted)
     methods["(iii-a) concept decoder, beam search only"] = decode(predicted)
     methods["(iii) concept decoder"] = decode(predicted, consensus)
+    methods["(iii-g) concept decoder, sex words allowed"] = decode(predicted, consensus, gendered=True)
     precision = bundle.decoder.resolved_step_dtype()
     with other_step_precision(bundle.decoder) as step_dtype:
         methods[f"(iii-p) concept decoder, {step_dtype} steps"] = decode(predicted, consensus)

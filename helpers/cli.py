@@ -124,6 +124,9 @@ def add_prediction_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-proba", type=float, default=None,
                         help="minimum keyword probability, 0..1 (default: the model's own, 0 for a trained "
                              f"run, {hierarchy.MIN_PROBA} for --model pretrained)")
+    parser.add_argument("--gendered-captions", action="store_true",
+                        help="let English captions of --model pretrained say 'man' or 'woman' as the decoder "
+                             "guesses them (the concepts never say a sex); default: 'a person'")
     add_decoding_options(parser)
 
 
@@ -159,7 +162,8 @@ def load_predictor(args: argparse.Namespace):
     """The predictor that `--run` / `--model` name (see `helpers.predict.predictors.load_predictor`)."""
     from helpers.predict import predictors as inference  # imported here: TensorFlow
 
-    return inference.load_predictor(run=args.run, model=args.model)
+    return inference.load_predictor(run=args.run, model=args.model,
+                                    gendered=getattr(args, "gendered_captions", False))
 
 
 def say_if_no_captions(predictor, wanted: bool) -> None:

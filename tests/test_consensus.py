@@ -371,3 +371,28 @@ def test_several_of_a_concept_without_a_plural_are_written_as_one(lexicon):
     assert found.name(Concept("person.n.01", 0.9, 5)) == ({"fra": "personnes", "deu": "Personen"}[language], True)
     five = {"fra": "Cinq personnes", "deu": "Fünf Personen"}[language]
     assert found.template([Concept("person.n.01", 0.9, 5)]) == five
+
+
+def test_neutral_hypotheses_rewrite_the_words_and_keep_each_attention_row_with_its_word(coco):
+    from helpers.predict.concept_captions import neutral_hypotheses
+    from helpers.predict.decoding import Hypothesis
+    from helpers.text.vocab import Vocabulary
+
+    _, _, vocabulary, _ = coco                  # the vocabulary of real COCO captions
+    texts = ["a man and a woman riding their bikes", "a woman holding her umbrella", "a dog on a beach"]
+    beams = []
+    for text in texts:
+        tokens = np.array(vocabulary.encode(text)[1:-1], np.int32)
+        attention = np.arange(len(tokens) + 1, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+        beams.append([Hypothesis(tokens, -5.0, -5.0, True, attention)])
+    rewritten = neutral_hypotheses(vocabulary, beams, order=np.array([1, 0, 2, 1]))
+    assert [vocabulary.decode(hypotheses[0].tokens) for hypotheses in rewritten] == [
+        "a person holding their umbrella", "two people riding their bikes", "a dog on a beach",
+        "a person holding their umbrella"]
+    pair = rewritten[1][0]                      # "a man and a woman" -> "two people": rows of "a", "man"
+    assert pair.attention[:, 0].tolist() == [0, 1, 5, 6, 7, 8] and pair.log_probability == -5.0
+    assert rewritten[2][0] is beams[2][0]       # nothing to rewrite: the same hypothesis
+    french = Vocabulary.build(["un homme sur une plage"], min_count=1, language="fra")
+    tokens = np.array(french.encode("un homme sur une plage")[1:-1], np.int32)
+    [[same]] = neutral_hypotheses(french, [[Hypothesis(tokens, -3.0, -3.0, True)]])
+    assert french.decode(same.tokens) == "Un homme sur une plage"      # French keeps its words

@@ -362,9 +362,11 @@ def step_precision(decoder) -> str | None:
     return None if resolve is None else resolve()
 
 
-def compiled_search(decoder, width: int, block_ngram: int = 0):
+def compiled_search(decoder, width: int, block_ngram: int = 0, banned: tuple[int, ...] = ()):
     """The compiled beam search of `decoder` for beam width `width` (built once, cached), with
-    n-gram blocking when `block_ngram` >= 2 (`blocked_words`).
+    n-gram blocking when `block_ngram` >= 2 (`blocked_words`), never generating the word ids of
+    `banned` besides `NEVER_GENERATED` (their logits are -inf: the other words' probabilities are
+    renormalised without them).
 
     `search(pooled float32 [B, P], grid float32 [B, L, D], max_length, top_n, alpha)` (scalar
     tensors: int32, int32, float32) runs the whole search in one `tf.while_loop` over a
@@ -372,9 +374,15 @@ def compiled_search(decoder, width: int, block_ngram: int = 0):
     and the final float32 `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
     """
     cached = _COMPILED.setdefault(decoder, {})
-    key = (width, block_ngram, step_precision(decoder))
+    banned = tuple(sorted({int(word) for word in banned}))
+    key = (width, block_ngram, step_precision(decoder), banned)
     if key in cached:
         return cached[key]
+    banned_bias = None
+    if banned:
+        bias = np.zeros(decoder.output_layer.units, np.float32)
+        bias[list(banned)] = -np.inf
+        banned_bias = tf.constant(bias)                                           # (V,)
 
     # autograph=False: the loop is an explicit tf.while_loop and nothing branches on a tensor in
     # Python; without autograph's conversion the first call traces in 0.43 s instead of 1.68 s
@@ -389,6 +397,8 @@ def compiled_search(decoder, width: int, block_ngram: int = 0):
 
         def step(state):
             rows, logits, row_state, row_attention = _expand(decoder, context, width, state)
+            if banned_bias is not None:
+                logits = tf.cast(logits, tf.float32) + banned_bias
             blocked = blocked_words(state.sequences, rows, state.step, block_ngram) if block_ngram else None
             log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width, blocked)
             ends, live, open_slots, finished_scores = _finish(state, log_probs, words, alpha, width)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import functools
 import hashlib
 import json
@@ -62,6 +63,7 @@ from helpers.model import ConceptDecoder, resolve_step_dtype
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_stuck, score_captions
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.inflection import REPAIR_ORDER, REPAIRED_LANGUAGES, InflectionRepair, lemma_ids, packed_ngrams
+from helpers.text.languages import gendered_words, neutral_rewrites, neutral_words
 from helpers.text.vocab import PAD_ID, UNK_ID
 from helpers.wordnet.concepts import PAD_CONCEPT_ID, Concept, caption_concepts, predicted_concepts, unsupported_concepts
 from helpers.wordnet.keywords import available_languages
@@ -102,14 +104,15 @@ LEXICON_MIN_CERTAINTY = 0.8
 # "backpack" from "sac à dos"), and French Multi30K CIDEr fell 0.451 -> 0.443 with them.
 LEXICON_ALIGNED_MIN_PRIOR = 0.5
 LEXICON_ALIGNED_MIN_CERTAINTY = 0.5
-CAPTION_RULE_VERSION = 10  # bump when re-ranking, the fallback or the concepts change: cached
+CAPTION_RULE_VERSION = 11  # bump when re-ranking, the fallback or the concepts change: cached
                            # captions are not reused (2: captions that invent a person come last,
                            # then the template; 3: any of the 80 COCO categories; 4: French and
                            # German checked too; 5: French and German template articles by gender,
                            # German nouns only; 6: words aligned with the English side name
                            # concepts; 7: repeated words, captions cut at the maximum length;
                            # 8: keyword concepts descend to `specific_synset`; 9: `WIDER_BEAM`;
-                           # 10: agreement repaired, `InflectionRepair`; repeated words by form)
+                           # 10: agreement repaired, `InflectionRepair`; repeated words by form;
+                           # 11: English captions say "person", `neutral_hypotheses`)
 
 
 class ConceptCaptioner:
@@ -127,6 +130,8 @@ class ConceptCaptioner:
             `max_caption_length - 1`).
         length_normalization: alpha of the GNMT length penalty used to rank captions.
         languages: `{language code: Bundle or bundle folder}`, decoders of other languages.
+        gendered: keep the words that state a person's sex as the decoder writes them ("a man");
+            by default English captions say "a person" (`caption_concept_sets(gendered=)`).
 
     Raises:
         ValueError: a bundle is not a concept decoder's.
@@ -134,7 +139,7 @@ class ConceptCaptioner:
     """
 
     def __init__(self, tagger, bundle, max_length: int | None = None, length_normalization: float = 0.0,
-                 languages: dict | None = None):
+                 languages: dict | None = None, gendered: bool = False):
         configs = [_config_of(each) for each in (bundle, *(languages or {}).values())]
         for each, config in zip((bundle, *(languages or {}).values()), configs):
             if config.decoder != "concepts":
@@ -150,6 +155,7 @@ class ConceptCaptioner:
         self._warm: set[tuple[str, int]] = set()      # (language, beam width) of `warm_up`s done
         self.max_length = int(max_length or configs[0].max_caption_length - 1)
         self.length_normalization = float(length_normalization)
+        self.gendered = bool(gendered)
         self.default_min_proba = tagger.default_min_proba
         self.synset_names = tagger.synset_names
 
@@ -230,7 +236,7 @@ class ConceptCaptioner:
                      else resolve_step_dtype(ConceptDecoder.DEFAULT_STEP_DTYPE))
         return hashlib.sha256(
             f"{self._file_digests[language]};concepts;max_length={self.max_length};alpha={self.length_normalization};"
-            f"rule={CAPTION_RULE_VERSION};steps={precision}".encode()).hexdigest()
+            f"rule={CAPTION_RULE_VERSION};steps={precision};gendered={self.gendered}".encode()).hexdigest()
 
     def select_keywords(self, synset_probabilities, nb_keywords: int | None = 5, min_proba: float | None = None,
                         lang: str = "eng") -> list[Keyword]:
@@ -275,7 +281,8 @@ class ConceptCaptioner:
         captioner's settings and `decoder_for(lang)`); decode them with that bundle's vocabulary."""
         bundle = self.decoder_for(lang)
         return caption_concept_sets(bundle, concept_sets, beam_width, top_n, self.max_length,
-                                    self.length_normalization, self.consensus(bundle.vocabulary.language))
+                                    self.length_normalization, self.consensus(bundle.vocabulary.language),
+                                    gendered=self.gendered)
 
     def caption_texts(self, concept_sets: list[list[Concept]], beams: list[list[Hypothesis]],
                       lang: str = "eng") -> list[list[tuple[str, float]]]:
@@ -439,7 +446,7 @@ def template_caption(concepts: list[Concept]) -> str:
 def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: int = 3, top_n: int = 1,
                          max_length: int | None = None, length_normalization: float = 0.0,
                          consensus: "ConsensusIndex | None" = None, candidates: int = CONSENSUS_CANDIDATES,
-                         block_ngram: int = BLOCK_NGRAM) -> list[list[Hypothesis]]:
+                         block_ngram: int = BLOCK_NGRAM, gendered: bool = False) -> list[list[Hypothesis]]:
     """Captions of concept sets by a concept decoder's bundle, all distinct sets in one beam search.
 
     Args:
@@ -460,6 +467,13 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
             rescored by the decoder; a repaired caption already in its beam is dropped.
         candidates: hypotheses re-ranked by consensus (`CONSENSUS_CANDIDATES`).
         block_ngram: n-gram blocking of the beam search (`BLOCK_NGRAM`; 0: none).
+        gendered: keep the words that state a person's sex as the decoder writes them. By
+            default English captions are rewritten without them (`neutral_hypotheses`: "a man"
+            -> "a person", "his" -> "their"; the rare ones with no rewrite, "bride", are left out
+            of the search: `gendered_word_ids`): the concepts say "person", never a sex, so each
+            such word was a guess from the training text ("a man" for 33 of the 35 coco-mini
+            photos given a sex; "a man in a red shirt" for a woman astronaut). French and German
+            captions keep them (`helpers.text.languages`, section "words that state a sex").
 
     Returns:
         Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`).
@@ -479,6 +493,7 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     grid = grid[:, :max(1, int((grid[..., 0] != PAD_CONCEPT_ID).sum(axis=1).max()))]
     width = beam_width if consensus is None else max(beam_width, candidates)
     max_length = max_length or config.max_caption_length - 1
+    banned = () if gendered else gendered_word_ids(bundle.vocabulary)
     pairs = [encoded[:, [0, 2]] for encoded in grid]
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the neighbours need only the concepts: found while the beam searches (NumPy and
@@ -486,10 +501,11 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         neighbours = None if consensus is None else pool.submit(consensus.nearest_images_batch, pairs)
         beams = beam_search(bundle.decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=width,
                             max_length=max_length, length_normalization=length_normalization,
-                            top_n=top_n if consensus is None else width, block_ngram=block_ngram)
+                            top_n=top_n if consensus is None else width, block_ngram=block_ngram,
+                            banned_words=banned)
     beams = _end_stuck(bundle.decoder, grid, beams, length_normalization)
     if consensus is None:
-        return [list(beams[i]) for i in inverse]
+        return [list(beams[i]) for i in inverse] if gendered else neutral_hypotheses(bundle.vocabulary, beams, inverse)
     repair = inflection_repair(bundle, consensus)
     beams = _repair_inflections(bundle.decoder, grid, beams, repair, length_normalization)
     content_words = content_word_ids(bundle.vocabulary)
@@ -502,7 +518,7 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     if repeating and WIDER_BEAM > width:
         wider = beam_search(bundle.decoder, np.zeros((len(repeating), 1), np.float32), grid[repeating],
                             beam_width=WIDER_BEAM, max_length=max_length, length_normalization=length_normalization,
-                            top_n=WIDER_BEAM, block_ngram=block_ngram)
+                            top_n=WIDER_BEAM, block_ngram=block_ngram, banned_words=banned)
         wider = _repair_inflections(bundle.decoder, grid[repeating],
                                     _end_stuck(bundle.decoder, grid[repeating], wider, length_normalization),
                                     repair, length_normalization)
@@ -520,7 +536,47 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         order = sorted(range(len(hypotheses)),
                        key=lambda i: (invents[i], not hypotheses[i].finished, repeats[i], -scores[i], i))
         reranked.append([hypotheses[i] for i in order[:top_n]])
-    return [list(reranked[i]) for i in inverse]
+    if gendered:
+        return [list(reranked[i]) for i in inverse]
+    return neutral_hypotheses(bundle.vocabulary, reranked, inverse)
+
+
+def neutral_hypotheses(vocabulary, beams: list[list[Hypothesis]], order=None) -> list[list[Hypothesis]]:
+    """The hypotheses with their words that state a sex rewritten (`helpers.text.languages.
+    neutral_words`: "a man riding his bike" -> "a person riding their bike"; English only, others
+    are returned as they are), each attention row following its word. Their log-probability and
+    score stay the decoder's for the words it wrote.
+
+    Args:
+        vocabulary: the decoder's word `Vocabulary`.
+        beams: per concept set, its hypotheses.
+        order: int array: the result is `[beams[i] for i in order]` (default: all, in order).
+    """
+    rewrites = _neutral_rewrites(vocabulary.language, tuple(vocabulary.id_to_word))
+    order = range(len(beams)) if order is None else order
+    if not rewrites:
+        return [list(beams[i]) for i in order]
+    word_to_id = {word: index for index, word in enumerate(vocabulary.id_to_word)}
+
+    def rewritten(hypothesis: Hypothesis) -> Hypothesis:
+        words = [vocabulary.id_to_word[int(token)] for token in hypothesis.tokens]
+        if not any(word in rewrites for word in words):
+            return hypothesis
+        new, source = neutral_words(words, rewrites)
+        attention = hypothesis.attention
+        if attention is not None:        # [steps, L]: a row per token, then <end>'s when finished
+            rows = source + list(range(len(words), len(attention)))
+            attention = attention[rows]
+        return dataclasses.replace(hypothesis, tokens=np.asarray([word_to_id[w] for w in new], np.int32),
+                                   attention=attention)
+
+    done = [[rewritten(h) for h in hypotheses] for hypotheses in beams]
+    return [list(done[i]) for i in order]
+
+
+@functools.lru_cache(maxsize=8)
+def _neutral_rewrites(language: str, words: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    return neutral_rewrites(words, language)
 
 
 def _repair_inflections(decoder, grid, beams, repair: InflectionRepair | None, length_normalization):
@@ -627,6 +683,18 @@ def _content_word_ids(language: str, words: tuple[str, ...]) -> np.ndarray:
     ids = np.where(content, lemma_ids(language, words), -1).astype(np.int32)
     ids.flags.writeable = False
     return ids
+
+
+def gendered_word_ids(vocabulary) -> tuple[int, ...]:
+    """The ids of `vocabulary`'s words that state a person's sex and have no neutral rewrite in
+    it (`helpers.text.languages.gendered_words`: English "bride", "mother"), which the concept
+    decoder's beam search does not generate by default. Computed once per language and word list."""
+    return _gendered_word_ids(vocabulary.language, tuple(vocabulary.id_to_word))
+
+
+@functools.lru_cache(maxsize=8)
+def _gendered_word_ids(language: str, words: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(gendered_words(words, language))
 
 
 def repeats_a_word(tokens, content_words: np.ndarray) -> bool:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -264,7 +265,7 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
 
 def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
                 length_normalization: float = 0.0, top_n: int | None = None,
-                block_ngram: int = 0) -> list[list[Hypothesis]]:
+                block_ngram: int = 0, banned_words: Sequence[int] = ()) -> list[list[Hypothesis]]:
     """Beam search of Show and Tell (Vinyals et al. 2015, section 3.1), batched over images and
     beams together in one compiled loop (`helpers.predict.beam`; see the module docstring).
 
@@ -280,6 +281,8 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
             `beam_width`, the search stops early where the `top_n` best are already certain.
         block_ngram: n >= 2: a hypothesis never repeats one of its n-grams (n-gram blocking,
             `helpers.predict.beam.blocked_words`); 0: no blocking.
+        banned_words: word ids never generated, besides <pad>, <start> and <unk> (the concept
+            decoder's words that state a sex: `helpers.text.languages.gendered_words`).
 
     Returns:
         For each image, its hypotheses sorted by `score`, best first (`top_n` of them; fewer only
@@ -298,7 +301,7 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
     if pooled.shape[0] == 0:
         return []
     history, alive = beam.call_for_any_size(
-        beam.compiled_search(decoder, int(beam_width), int(block_ngram)),
+        beam.compiled_search(decoder, int(beam_width), int(block_ngram), tuple(banned_words)),
         pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization)))
     parents, words, ends, values, attention = (array.numpy() for array in history)  # (T, B, K), (T, B, K, L)
     alive = alive.numpy()                                                        # (B, K)

@@ -258,7 +258,8 @@ def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) 
     (`ConceptCaptioner`): `concepts` names its run, by default `runs/concepts` (trained by
     `python -m helpers train --run concepts --data-dir caption-text` or `make demo`); a `run`
     that is a concept decoder means the same. Decoders in other languages are the runs beside it
-    named `<run>-fra`, `<run>-deu` (`CAPTION_LANGUAGES`).
+    named `<run>-fra`, `<run>-deu` (`CAPTION_LANGUAGES`). `gendered=True` lets its English
+    captions say "man" or "woman" (`ConceptCaptioner`; by default "person").
 
     Raises:
         ValueError: neither `run` nor `model`, or an unknown `model`.
@@ -271,6 +272,7 @@ def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) 
         raise ValueError("give a trained run (run=NAME) or model='pretrained' (no training)")
     if run is not None and concept_decoder_bundle(run) is not None:
         run, concepts, model = None, run, PRETRAINED_MODELS[0]
+    gendered = bool(kwargs.pop("gendered", False))      # the concept decoder's; a photo run's words are its own
     captioner = Captioner.from_bundle(run, **kwargs) if run is not None else None
     if model is None:
         return captioner
@@ -288,4 +290,4 @@ def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) 
     languages = {language: other for language in CAPTION_LANGUAGES
                  if (other := concept_decoder_bundle(f"{name}-{language}")) is not None}
     return ConceptCaptioner(tagger, folder, kwargs.get("max_length"), kwargs.get("length_normalization", 0.0),
-                            languages)
+                            languages, gendered=gendered)
