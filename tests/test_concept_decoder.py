@@ -72,6 +72,25 @@ def test_attention_never_goes_to_padding_and_decoding_matches_teacher_forcing():
         assert [list(h.tokens) for h in fast] == [list(h.tokens) for h in slow[:3]]
 
 
+def test_a_prefix_begins_every_caption_of_its_photo_and_leaves_the_others_alone():
+    heads = _heads(cells=6)
+    grid = _sets(SETS, 6)
+    pooled = np.zeros((2, 1), np.float32)
+    free = decoding.beam_search(heads.decoder, pooled, grid, beam_width=3, max_length=6)
+    forced = decoding.beam_search(heads.decoder, pooled, grid, beam_width=3, max_length=6, prefixes=[[9, 5], []])
+    assert forced[0] and all(list(h.tokens[:2]) == [9, 5] for h in forced[0])
+    assert [list(h.tokens) for h in forced[1]] == [list(h.tokens) for h in free[1]]     # no prefix: the same
+    # the prefix's words count as certain: each caption's log-probability is that of the words after them
+    [rescored] = decoding.score_captions(heads.decoder, pooled[:1], grid[:1], [list(forced[0][0].tokens)],
+                                         [forced[0][0].finished], True)
+    logits = heads.decoder((pooled[:1], grid[:1], np.array([[START_ID, 9, 5]], np.int32))).numpy()[0]
+    prefix = sum(float(tf.nn.log_softmax(logits[i])[word]) for i, word in enumerate((9, 5)))
+    assert abs(prefix) > 1 and rescored.log_probability == pytest.approx(forced[0][0].log_probability + prefix,
+                                                                         abs=0.01)   # bfloat16 steps
+    with pytest.raises(ValueError, match="1 prefixes for 2 images"):
+        decoding.beam_search(heads.decoder, pooled, grid, beam_width=3, max_length=6, prefixes=[[9]])
+
+
 @pytest.mark.parametrize("step_dtype", ["float32", "bfloat16"])
 def test_decoding_steps_in_each_precision_match_teacher_forcing(step_dtype):
     decoder = _heads(cells=6).decoder
@@ -323,6 +342,39 @@ def test_the_german_decoders_mariachis_get_a_wider_search_and_a_caption_that_say
 
 
 MULTI30K = SHARED / "data" / "multi30k-task1"
+
+
+@pytest.mark.parametrize(("language", "subject", "guess"), [("fra", "Une personne", "Un homme"),
+                                                          ("deu", "Eine Person", "Ein Mann")])
+def test_the_french_and_german_decoders_write_a_person_then_agree_with_it(language, subject, guess):
+    """The real French and German decoders begin the astronaut's caption (a woman) with "Un homme"
+    / "Ein Mann" when allowed to guess; by default they write it again from "Une personne" /
+    "Eine Person", no caption states a sex, and German possessives agree ("ihrem", not "seinem")."""
+    if not (PROJECT / "runs" / f"concepts-{language}" / "bundle").is_dir():
+        pytest.skip(f"needs the decoder: python -m helpers train --run concepts-{language} "
+                    f"--data-dir caption-text --language {language}")
+    from helpers.bundle import load_bundle
+    from helpers.predict.concept_captions import caption_concept_sets, load_consensus
+    from helpers.text.languages import is_gendered_word, tokenize
+    from helpers.wordnet.concepts import Concept
+
+    bundle = load_bundle(PROJECT / "runs" / f"concepts-{language}" / "bundle")
+    index = load_consensus(bundle)
+    astronaut = [Concept("person.n.01", 0.92, 1), Concept("vehicle.n.01", 0.27, 1)]
+    cyclist = [Concept("person.n.01", 0.9, 1), Concept("bicycle.n.01", 0.8, 1)]
+    two = [Concept("person.n.01", 0.9, 2)]
+    decode = bundle.vocabulary.decode
+    guessed = caption_concept_sets(bundle, [astronaut], consensus=index, gendered=True)
+    assert decode(guessed[0][0].tokens).startswith(guess + " ")
+    neutral = caption_concept_sets(bundle, [astronaut, cyclist, two], consensus=index, top_n=3)
+    assert decode(neutral[0][0].tokens).startswith(subject + " ")
+    for hypotheses in neutral:
+        assert hypotheses
+        for h in hypotheses:
+            words = tokenize(decode(h.tokens), language)
+            assert not any(is_gendered_word(word, language) for word in words), words
+            assert not {"sein", "seine", "seinem", "seinen", "seiner"} & set(words), words
+            assert len(h.attention) == len(h.tokens) + h.finished and h.log_probability < 0
 
 
 @pytest.mark.skipif(not MULTI30K.is_dir(), reason="needs ../shared Multi30K")

@@ -192,9 +192,57 @@ def test_rewrites_need_their_words_in_the_vocabulary_and_french_and_german_keep_
     assert languages.neutral_rewrites(["policeman", "police", "officer"])["policeman"] == ("police", "officer")
     assert "policeman" not in languages.neutral_rewrites(["policeman", "police"])
     assert [ENGLISH_WORDS[i] for i in languages.gendered_words(ENGLISH_WORDS, "en")] == ["bride"]
-    for lang, words in (("fra", ["un", "homme", "femme", "il"]), ("deu", ["ein", "Mann", "Frau", "Mädchen"])):
-        assert languages.neutral_rewrites(words, lang) == {} and languages.gendered_words(words, lang) == []
-        assert not any(languages.is_gendered_word(word, lang) for word in words)
+    # French and German are not rewritten word for word: all their words that state a sex are
+    # left out of the search that writes a caption again after its `neutral_subject`
+    for lang, words in (("fra", ["un", "homme", "femme", "il", "personne", "joueur", "joueuse"]),
+                        ("deu", ["ein", "Mann", "Frau", "Mädchen", "junge", "Junge", "Sänger", "Sängerin",
+                                 "Kameramann", "Schneemann", "Person"])):
+        assert languages.neutral_rewrites(words, lang) == {}
+        assert [words[i] for i in languages.gendered_words(words, lang)] == {
+            "fra": ["homme", "femme", "il", "joueuse"],
+            "deu": ["Mann", "Frau", "Mädchen", "Junge", "Sängerin", "Kameramann"]}[lang]
+
+
+@pytest.mark.parametrize(("lang", "caption", "subject"), [
+    ("fra", "Un jeune homme est assis sur un banc", "une personne"),
+    ("fra", "L'homme est assis", "la personne"),
+    ("fra", "Deux hommes jouent au football", "deux personnes"),
+    ("fra", "Des femmes dansent", "des personnes"),
+    ("fra", "Un groupe d'hommes sont assis", "un groupe de personnes"),
+    ("fra", "Un homme et une femme sont assis", "deux personnes"),
+    ("fra", "Une petite fille joue", "un enfant"),
+    ("fra", "Un chien court vers un homme", "un chien court vers une personne"),
+    ("fra", "Une chanteuse chante", None),                  # a profession: the decoder's words stay
+    ("fra", "Un chien court", None),
+    ("deu", "Ein junger Mann steht auf der Straße", "eine Person"),
+    ("deu", "Der Mann steht", "die Person"),
+    ("deu", "Ein Hund springt auf einen Mann", "ein Hund springt auf eine Person"),
+    ("deu", "Ein Hund spielt mit einem Mann", "ein Hund spielt mit einer Person"),
+    ("deu", "Zwei Männer spielen", "zwei Personen"),
+    ("deu", "Die Männer stehen", "die Personen"),
+    ("deu", "Eine Gruppe von Männern steht", "eine Gruppe von Personen"),
+    ("deu", "Ein Mann und eine Frau sitzen", "zwei Personen"),
+    ("deu", "Ein kleines Mädchen spielt", "ein Kind"),
+    ("deu", "Ein Kind spielt mit einem Jungen", "ein Kind spielt mit einem Kind"),
+    ("deu", "Ein Hund spielt mit zwei Jungen", "ein Hund spielt mit zwei Kindern"),
+    ("deu", "Eine Sängerin singt", None),
+    ("eng", "A man is sitting", None),                      # English: word for word instead
+])
+def test_neutral_subject_of_french_and_german_captions(lang, caption, subject):
+    found = languages.neutral_subject(tokenize(caption, lang), lang)
+    assert found == (None if subject is None else tokenize(subject, lang))
+    if found is not None:
+        assert not any(languages.is_gendered_word(word, lang) for word in found)
+
+
+def test_german_possessives_agree_with_the_neutral_subject():
+    words = tokenize("eine Person fährt mit seinem Fahrrad und seiner Tasche", "deu")
+    assert languages.neutral_possessives(words, 2, "deu") == tokenize(
+        "eine Person fährt mit ihrem Fahrrad und ihrer Tasche", "deu")
+    child = tokenize("ein Kind fährt mit seinem Fahrrad", "deu")
+    assert languages.neutral_possessives(child, 2, "deu") == child            # "Kind" is neuter: "sein-"
+    french = tokenize("une personne avec son chien", "fra")
+    assert languages.neutral_possessives(french, 2, "fra") == french          # agrees with the thing owned
 
 
 def test_neutral_words_on_real_coco_captions(shared_data):

@@ -103,6 +103,21 @@ def top_words(logits, count: int, blocked=None):
     return values, tf.gather(words, order, batch_dims=1)
 
 
+def forced_words(logits, prefix, images, step):
+    """`logits` float `[R, V]` with every word but the prefix's at this step -inf, in the rows of
+    images whose prefix `prefix` (int32 `[B, F]`, -1 after its words) has a word at `step`.
+
+    Args:
+        images: int32 `[R]` each row's image; step: int32 scalar, words generated so far.
+    """
+    logits = tf.cast(logits, tf.float32)
+    columns = tf.shape(prefix)[1]
+    word = tf.gather(tf.gather(prefix, images), tf.minimum(step, columns - 1), axis=1)      # (R,)
+    word = tf.where(step < columns, word, -1)
+    keep = (word[:, None] < 0) | tf.equal(tf.range(tf.shape(logits)[1])[None, :], word[:, None])
+    return tf.where(keep, logits, _minus_infinity())
+
+
 def same_shapes(new, old):
     """`new` loop variables with the static shapes of `old` (what tf.while_loop requires; scatters
     and gathers with a dynamic batch size lose them). Any nest: tuple, list, namedtuple."""
@@ -362,7 +377,7 @@ def step_precision(decoder) -> str | None:
     return None if resolve is None else resolve()
 
 
-def compiled_search(decoder, width: int, block_ngram: int = 0, banned: tuple[int, ...] = ()):
+def compiled_search(decoder, width: int, block_ngram: int = 0, banned: tuple[int, ...] = (), forced: bool = False):
     """The compiled beam search of `decoder` for beam width `width` (built once, cached), with
     n-gram blocking when `block_ngram` >= 2 (`blocked_words`), never generating the word ids of
     `banned` besides `NEVER_GENERATED` (their logits are -inf: the other words' probabilities are
@@ -372,10 +387,13 @@ def compiled_search(decoder, width: int, block_ngram: int = 0, banned: tuple[int
     tensors: int32, int32, float32) runs the whole search in one `tf.while_loop` over a
     `BeamState` and returns `(history, alive)`: the `BeamHistory` stacked over the T steps taken
     and the final float32 `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
+    With `forced`, `search(..., alpha, prefix)` takes int32 `[B, F]` words each image's captions
+    begin with (-1 after an image's own): at step t < F a row can only add `prefix[b, t]`, whose
+    log-probability counts as 0 (rescore the captions for theirs).
     """
     cached = _COMPILED.setdefault(decoder, {})
     banned = tuple(sorted({int(word) for word in banned}))
-    key = (width, block_ngram, step_precision(decoder), banned)
+    key = (width, block_ngram, step_precision(decoder), banned, forced)
     if key in cached:
         return cached[key]
     banned_bias = None
@@ -387,7 +405,7 @@ def compiled_search(decoder, width: int, block_ngram: int = 0, banned: tuple[int
     # autograph=False: the loop is an explicit tf.while_loop and nothing branches on a tensor in
     # Python; without autograph's conversion the first call traces in 0.43 s instead of 1.68 s
     @tf.function(reduce_retracing=True, autograph=False)
-    def search(pooled, grid, max_length, top_n, alpha):
+    def search(pooled, grid, max_length, top_n, alpha, prefix=None):
         context = decoder.prepare(pooled, grid)                                   # per image
         # Largest length penalty a hypothesis can still get: bounds the score of its extensions.
         max_penalty = tf.maximum(_length_penalty(max_length, alpha), _length_penalty(1, alpha))
@@ -399,6 +417,8 @@ def compiled_search(decoder, width: int, block_ngram: int = 0, banned: tuple[int
             rows, logits, row_state, row_attention = _expand(decoder, context, width, state)
             if banned_bias is not None:
                 logits = tf.cast(logits, tf.float32) + banned_bias
+            if prefix is not None:
+                logits = forced_words(logits, prefix, rows // width, state.step)
             blocked = blocked_words(state.sequences, rows, state.step, block_ngram) if block_ngram else None
             log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width, blocked)
             ends, live, open_slots, finished_scores = _finish(state, log_probs, words, alpha, width)

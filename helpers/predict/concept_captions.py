@@ -63,7 +63,14 @@ from helpers.model import ConceptDecoder, resolve_step_dtype
 from helpers.predict.decoding import Hypothesis, beam_search, check_lengths, end_stuck, score_captions
 from helpers.predict.prediction import DETECTION_MIN_SCORE, Keyword, Prediction
 from helpers.text.inflection import REPAIR_ORDER, REPAIRED_LANGUAGES, InflectionRepair, lemma_ids, packed_ngrams
-from helpers.text.languages import gendered_words, neutral_rewrites, neutral_words
+from helpers.text.languages import (
+    NEUTRAL_LANGUAGES,
+    gendered_words,
+    neutral_possessives,
+    neutral_rewrites,
+    neutral_subject,
+    neutral_words,
+)
 from helpers.text.vocab import PAD_ID, UNK_ID
 from helpers.wordnet.concepts import PAD_CONCEPT_ID, Concept, caption_concepts, predicted_concepts, unsupported_concepts
 from helpers.wordnet.keywords import available_languages
@@ -493,21 +500,68 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     grid = grid[:, :max(1, int((grid[..., 0] != PAD_CONCEPT_ID).sum(axis=1).max()))]
     width = beam_width if consensus is None else max(beam_width, candidates)
     max_length = max_length or config.max_caption_length - 1
-    banned = () if gendered else gendered_word_ids(bundle.vocabulary)
+    language = bundle.vocabulary.language
+    rewritten = not gendered and language in NEUTRAL_LANGUAGES       # English: word for word
+    subject_rewritten = not gendered and not rewritten               # French, German: the subject
     pairs = [encoded[:, [0, 2]] for encoded in grid]
+    search = functools.partial(_searched_and_ranked, bundle, consensus=consensus, width=width,
+                               top_n=width if subject_rewritten else top_n, max_length=max_length,
+                               length_normalization=length_normalization, block_ngram=block_ngram)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the neighbours need only the concepts: found while the beam searches (NumPy and
         # TensorFlow release the GIL; the search leaves a core idle in its smaller steps)
         neighbours = None if consensus is None else pool.submit(consensus.nearest_images_batch, pairs)
-        beams = beam_search(bundle.decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=width,
-                            max_length=max_length, length_normalization=length_normalization,
-                            top_n=top_n if consensus is None else width, block_ngram=block_ngram,
-                            banned_words=banned)
-    beams = _end_stuck(bundle.decoder, grid, beams, length_normalization)
+        ranked = search(grid, pairs, neighbours, banned=gendered_word_ids(bundle.vocabulary) if rewritten else ())
+    if gendered:
+        return [list(ranked[i]) for i in inverse]
+    if rewritten:
+        return neutral_hypotheses(bundle.vocabulary, ranked, inverse)
+    # French and German: a caption whose subject states a sex is written again from a neutral one
+    words = bundle.vocabulary.id_to_word
+    banned = gendered_word_ids(bundle.vocabulary)
+    subjects = {row: subject for row, hypotheses in enumerate(ranked)
+                if hypotheses and (subject := neutral_subject([words[t] for t in hypotheses[0].tokens], language))}
+    if subjects:
+        rows = sorted(subjects)
+        word_to_id = {word: index for index, word in enumerate(words)}
+        prefixes = [[word_to_id[word] for word in subjects[row]] for row in rows]
+        again = search(grid[rows], [pairs[row] for row in rows],
+                       None if neighbours is None else [neighbours.result()[row] for row in rows],
+                       banned=banned, prefixes=prefixes)
+        for row, hypotheses in zip(rows, again):
+            if hypotheses:
+                ranked[row] = hypotheses
+    # the other captions of a set whose first says no sex: those that do are dropped (a set whose
+    # first caption states a sex with no rewrite, "Une chanteuse", keeps its captions)
+    banned_set = set(banned)
+    ranked = [([h for h in hypotheses if not banned_set.intersection(int(t) for t in h.tokens)] or hypotheses)[:top_n]
+              for hypotheses in ranked]
+    return [list(ranked[i]) for i in inverse]
+
+
+def _searched_and_ranked(bundle, grid, pairs, neighbours, *, consensus, width, top_n, max_length,
+                         length_normalization, block_ngram, banned=(), prefixes=None) -> list[list[Hypothesis]]:
+    """The beam search of `caption_concept_sets` over `grid`'s distinct sets and, with a
+    consensus index, its re-ranking: per set, its `top_n` hypotheses best first. `neighbours`:
+    the index's `nearest_images_batch(pairs)`, a list or a future of one. With `prefixes`, each
+    set's captions begin with its words (`beam_search(prefixes=)`) and are rescored by the
+    decoder, prefix included."""
+    decoder = bundle.decoder
+
+    def searched(grid, beam_width, top_n, prefixes):
+        beams = beam_search(decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=beam_width,
+                            max_length=max_length, length_normalization=length_normalization, top_n=top_n,
+                            block_ngram=block_ngram, banned_words=banned, prefixes=prefixes)
+        if prefixes is not None:                     # the prefix's words counted as certain
+            beams = _rescored(decoder, grid, _agreeing_possessives(bundle.vocabulary, beams, prefixes),
+                              length_normalization)
+        return _end_stuck(decoder, grid, beams, length_normalization)
+
+    beams = searched(grid, width, top_n if consensus is None else width, prefixes)
     if consensus is None:
-        return [list(beams[i]) for i in inverse] if gendered else neutral_hypotheses(bundle.vocabulary, beams, inverse)
+        return beams
     repair = inflection_repair(bundle, consensus)
-    beams = _repair_inflections(bundle.decoder, grid, beams, repair, length_normalization)
+    beams = _repair_inflections(decoder, grid, beams, repair, length_normalization)
     content_words = content_word_ids(bundle.vocabulary)
 
     def repeat_flags(hypotheses) -> list[bool]:
@@ -516,17 +570,14 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     repeats_of = [repeat_flags(hypotheses) for hypotheses in beams]
     repeating = [row for row, flags in enumerate(repeats_of) if all(flags)]
     if repeating and WIDER_BEAM > width:
-        wider = beam_search(bundle.decoder, np.zeros((len(repeating), 1), np.float32), grid[repeating],
-                            beam_width=WIDER_BEAM, max_length=max_length, length_normalization=length_normalization,
-                            top_n=WIDER_BEAM, block_ngram=block_ngram, banned_words=banned)
-        wider = _repair_inflections(bundle.decoder, grid[repeating],
-                                    _end_stuck(bundle.decoder, grid[repeating], wider, length_normalization),
-                                    repair, length_normalization)
+        wider = searched(grid[repeating], WIDER_BEAM, WIDER_BEAM,
+                         None if prefixes is None else [prefixes[row] for row in repeating])
+        wider = _repair_inflections(decoder, grid[repeating], wider, repair, length_normalization)
         for row, hypotheses in zip(repeating, wider):
             beams[row], repeats_of[row] = hypotheses, repeat_flags(hypotheses)
     reranked = []
     all_scores = consensus.scores_batch(pairs, [[h.tokens for h in hypotheses] for hypotheses in beams],
-                                        neighbours=neighbours.result())
+                                        neighbours=neighbours if isinstance(neighbours, list) else neighbours.result())
     check = invention_check(bundle.vocabulary, concept_lexicon(bundle, consensus))
     for row, (hypotheses, scores, repeats) in enumerate(zip(beams, all_scores, repeats_of)):
         concepts = bundle.synset_vocabulary.decode(grid[row])
@@ -536,9 +587,40 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         order = sorted(range(len(hypotheses)),
                        key=lambda i: (invents[i], not hypotheses[i].finished, repeats[i], -scores[i], i))
         reranked.append([hypotheses[i] for i in order[:top_n]])
-    if gendered:
-        return [list(reranked[i]) for i in inverse]
-    return neutral_hypotheses(bundle.vocabulary, reranked, inverse)
+    return reranked
+
+
+def _agreeing_possessives(vocabulary, beams, prefixes) -> list[list[Hypothesis]]:
+    """German captions written after a neutral subject (`neutral_subject`) whose possessives
+    agree with it: "Eine Person fährt mit seinem Fahrrad" -> "ihrem" (`neutral_possessives`);
+    other languages' beams as they are."""
+    words = vocabulary.id_to_word
+    word_to_id = {word: index for index, word in enumerate(words)}
+    result = []
+    for hypotheses, prefix in zip(beams, prefixes):
+        fixed = []
+        for h in hypotheses:
+            tokens = [words[t] for t in h.tokens]
+            new = neutral_possessives(tokens, len(prefix), vocabulary.language)
+            fixed.append(h if new == tokens or any(w not in word_to_id for w in new) else
+                         dataclasses.replace(h, tokens=np.asarray([word_to_id[w] for w in new], np.int32)))
+        result.append(fixed)
+    return result
+
+
+def _rescored(decoder, grid, beams, length_normalization) -> list[list[Hypothesis]]:
+    """`beams` with each hypothesis' log-probability, score and attention those of the decoder
+    for its words (`score_captions`, one pass), in the decoder's order of score."""
+    flat = [(row, h) for row, hypotheses in enumerate(beams) for h in hypotheses]
+    if not flat:
+        return beams
+    scored = score_captions(decoder, np.zeros((len(flat), 1), np.float32), grid[[row for row, _ in flat]],
+                            [[int(t) for t in h.tokens] for _, h in flat], [h.finished for _, h in flat],
+                            flat[0][1].attention is not None, length_normalization)
+    result: list[list[Hypothesis]] = [[] for _ in beams]
+    for (row, _), hypothesis in zip(flat, scored):
+        result[row].append(hypothesis)
+    return [sorted(hypotheses, key=lambda h: (not h.finished, -h.score)) for hypotheses in result]
 
 
 def neutral_hypotheses(vocabulary, beams: list[list[Hypothesis]], order=None) -> list[list[Hypothesis]]:

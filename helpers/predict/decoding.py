@@ -265,7 +265,8 @@ def greedy_decode(decoder, pooled, grid, max_length: int = 20,
 
 def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20,
                 length_normalization: float = 0.0, top_n: int | None = None,
-                block_ngram: int = 0, banned_words: Sequence[int] = ()) -> list[list[Hypothesis]]:
+                block_ngram: int = 0, banned_words: Sequence[int] = (),
+                prefixes: Sequence[Sequence[int]] | None = None) -> list[list[Hypothesis]]:
     """Beam search of Show and Tell (Vinyals et al. 2015, section 3.1), batched over images and
     beams together in one compiled loop (`helpers.predict.beam`; see the module docstring).
 
@@ -283,6 +284,9 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
             `helpers.predict.beam.blocked_words`); 0: no blocking.
         banned_words: word ids never generated, besides <pad>, <start> and <unk> (the concept
             decoder's words that state a sex: `helpers.text.languages.gendered_words`).
+        prefixes: per image, word ids its captions begin with (may be empty), or None. The
+            prefix's words count as certain: their log-probability is 0 in the hypotheses' (the
+            concept decoder rescores them: `helpers.predict.concept_captions`).
 
     Returns:
         For each image, its hypotheses sorted by `score`, best first (`top_n` of them; fewer only
@@ -300,9 +304,18 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
     pooled, grid = _check_features(pooled, grid)
     if pooled.shape[0] == 0:
         return []
+    arguments = [pooled, grid, tf.constant(int(max_length)), tf.constant(top_n),
+                 tf.constant(float(length_normalization))]
+    if prefixes is not None:
+        if len(prefixes) != pooled.shape[0]:
+            raise ValueError(f"{len(prefixes)} prefixes for {pooled.shape[0]} images")
+        forced = np.full((len(prefixes), max(1, max(map(len, prefixes)))), -1, np.int32)
+        for row, words in enumerate(prefixes):
+            forced[row, :len(words)] = words
+        arguments.append(forced)
     history, alive = beam.call_for_any_size(
-        beam.compiled_search(decoder, int(beam_width), int(block_ngram), tuple(banned_words)),
-        pooled, grid, tf.constant(int(max_length)), tf.constant(top_n), tf.constant(float(length_normalization)))
+        beam.compiled_search(decoder, int(beam_width), int(block_ngram), tuple(banned_words), prefixes is not None),
+        *arguments)
     parents, words, ends, values, attention = (array.numpy() for array in history)  # (T, B, K), (T, B, K, L)
     alive = alive.numpy()                                                        # (B, K)
     steps, batch = words.shape[0], words.shape[1]

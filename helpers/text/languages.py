@@ -232,14 +232,23 @@ def detokenize(tokens: Sequence[str], lang: str = ENGLISH) -> str:
 # "gender-neutral captions" that write "a person" for "a man").
 #
 # Forbidding these words in the beam search does not work: the decoder's next guess was another
-# attribute it cannot see ("a young child in a red shirt" for the astronaut, on Multi30K English
-# CIDEr 0.482 -> 0.421). So English captions are rewritten after the search, word for word, which
-# English grammar allows: `NEUTRAL_ENGLISH` ("man" -> "person", "his" -> "their"), "a man and a
-# woman" -> "two people", and a verb after "they" in the plural. A word that states a sex and has
-# no such rewrite ("bride", "mother") is rare and is left out of the search instead
-# (`gendered_words` minus the rewritable ones). French and German agree articles, adjectives and
-# participles with the noun's grammatical gender ("un homme assis", "une personne assise"), so a
-# word-for-word rewrite would break the sentence: their captions keep the decoder's words.
+# attribute it cannot see ("a young child in a red shirt" for the astronaut, "Un jeune enfant",
+# "Ein kleines Kind"; on Multi30K English CIDEr 0.482 -> 0.421, French 0.506 -> 0.469, German
+# 0.429 -> 0.361). So:
+#
+# - English captions are rewritten after the search, word for word, which English grammar allows:
+#   `NEUTRAL_ENGLISH` ("man" -> "person", "his" -> "their"), "a man and a woman" -> "two people",
+#   a verb after "they" in the plural. A word that states a sex with no rewrite ("bride",
+#   "mother") is rare and is left out of the search instead (`gendered_words`).
+# - French and German agree articles, adjectives, participles and possessives with the noun's
+#   grammatical gender ("un homme assis", "une personne assise"; "ein Mann ... seinem", "eine
+#   Person ... ihrem"), so the words after the noun cannot be swapped one by one. There the
+#   caption's subject is rewritten (`neutral_subject`: "Un jeune homme" -> "Une personne", "Zwei
+#   Männer" -> "Zwei Personen", "Ein kleines Mädchen" -> "Ein Kind", case and number kept from the
+#   determiner) and the decoder writes the rest again from that beginning with every such word
+#   left out, agreeing as its training text taught it (Multi30K has "Une personne" 672 times,
+#   "Eine Person" 488 times). A caption whose first such word has no rewrite here (a relative,
+#   "Sängerin") keeps the decoder's words.
 _ENGLISH_GENDERED = frozenset("""
     man men woman women boy boys girl girls guy guys lady ladies gentleman gentlemen he she his her
     hers him himself herself male female males females mother mothers father fathers mom mommy dad
@@ -279,14 +288,47 @@ _AFTER_THEY = {"is": "are", "was": "were", "has": "have", "does": "do"}
 NEUTRAL_LANGUAGES = frozenset({ENGLISH})     # languages whose captions are rewritten
 
 
+_FRENCH_GENDERED = frozenset("""
+    homme hommes femme femmes garçon garçons fille filles fillette fillettes dame dames monsieur
+    messieurs madame mademoiselle gars mec mecs il ils elle elles lui lui-même elle-même mère mères
+    père pères maman papa fils frère frères sœur sœurs soeur mari époux épouse mariée mariées marié
+    mariés grand-mère grand-père oncle tante roi reine prince princesse joueuse joueuses chanteuse
+    chanteuses musicienne musiciennes danseuse danseuses serveuse serveuses policière policières
+    ouvrière ouvrières infirmière infirmières vendeuse vendeuses coiffeuse coiffeuses skieuse
+    skieuses surfeuse surfeuses nageuse nageuses coureuse coureuses travailleuse travailleuses
+    cuisinière cuisinières""".split())
+_GERMAN_GENDERED = frozenset("""
+    Mann Männer Männern Mannes Frau Frauen Junge Jungen Jungs Mädchen Mädchens Dame Damen Herr
+    Herren Herrn Vater Väter Mutter Mütter Sohn Söhne Tochter Töchter Bruder Brüder Schwester
+    Schwestern Braut Bräute Bräutigam Kerl Kerle Typ Typen Ehemann Ehefrau Oma Opa Mama Papa Onkel
+    Tante König Königin Prinz Prinzessin er ihm ihn männlich männliche männlicher männlichen
+    männliches männlichem weiblich weibliche weiblicher weiblichen weibliches weiblichem""".split())
+# German compounds: a profession or role in -mann/-männer/-frau/-frauen and the feminine forms in
+# -in/-innen ("Geschäftsmann", "Sängerin", "Tänzerinnen"; the masculine, "Sänger", is German's
+# generic form); figures that are no person of the photo stay ("Weihnachtsmann", "Schneemann").
+_GERMAN_GENDERED_COMPOUND = re.compile(r"^[A-ZÄÖÜ]\w*(?:mann|männer|männern|frau|frauen|erin|erinnen)$")
+_GERMAN_NOT_GENDERED = frozenset({"Weihnachtsmann", "Schneemann", "Schneemänner", "Schlagmann"})
+
+
 def is_gendered_word(word: str, lang: str = ENGLISH) -> bool:
-    """Whether an English vocabulary word states a person's sex ("man", "her", "bride"); always
-    False in French and German, whose captions are not rewritten (see the section's comment).
+    """Whether a vocabulary word states a person's sex: "man", "her", "bride"; "femme", "joueuse",
+    "il"; "Mann", "Mädchen", "Sängerin" (see the section's comment).
+
+    Args:
+        word: one token as the language's `tokenize` writes it (English and French lowercase;
+            German keeps its case: "Junge", the boy, states a sex; "junge", young, does not).
+        lang: "eng", "fra" or "deu" (or its ISO 639-1 alias).
 
     Raises:
         ValueError: unknown language.
     """
-    return language_code(lang) == ENGLISH and word in _ENGLISH_GENDERED
+    code = language_code(lang)
+    if code == ENGLISH:
+        return word in _ENGLISH_GENDERED
+    if code == FRENCH:
+        return word in _FRENCH_GENDERED
+    return word in _GERMAN_GENDERED or (
+        word not in _GERMAN_NOT_GENDERED and bool(_GERMAN_GENDERED_COMPOUND.match(word)))
 
 
 def neutral_rewrites(vocabulary_words: Sequence[str], lang: str = ENGLISH) -> dict[str, tuple[str, ...]]:
@@ -300,8 +342,10 @@ def neutral_rewrites(vocabulary_words: Sequence[str], lang: str = ENGLISH) -> di
 
 
 def gendered_words(vocabulary_words: Sequence[str], lang: str = ENGLISH) -> list[int]:
-    """The indices of a vocabulary's words (its `id_to_word`) that state a sex and have no neutral
-    rewrite in it (`neutral_rewrites`), ascending: the beam search leaves them out."""
+    """The indices of a vocabulary's words (its `id_to_word`) that state a sex and have no
+    word-for-word rewrite in it (`neutral_rewrites`), ascending: in English the few the beam search
+    leaves out; in French and German all of them, left out where the decoder writes a caption
+    again after its `neutral_subject`."""
     rewrites = neutral_rewrites(vocabulary_words, lang)
     return [index for index, word in enumerate(vocabulary_words)
             if is_gendered_word(word, lang) and word not in rewrites]
@@ -343,3 +387,169 @@ def neutral_words(words: Sequence[str], rewrites: dict[str, tuple[str, ...]]) ->
         source += [index] * len(new)
         index += 1
     return out, source
+
+
+# The subject rewrite of French and German (`neutral_subject`). Each noun that states a sex: its
+# kind (a person, "personne" / "Person", feminine in both; or a child, "enfant" / "Kind") and
+# number (1 one, 2 several, 0 either: German "Mädchen", "Jungen" take it from the determiner).
+_FRENCH_SUBJECTS = {**dict.fromkeys("homme femme dame monsieur mec madame".split(), ("person", 1)),
+                    **dict.fromkeys("hommes femmes dames messieurs mecs".split(), ("person", 2)),
+                    "gars": ("person", 0),
+                    **dict.fromkeys("garçon fille fillette".split(), ("child", 1)),
+                    **dict.fromkeys("garçons filles fillettes".split(), ("child", 2))}
+_GERMAN_SUBJECTS = {**dict.fromkeys("Mann Mannes Frau Dame Herr Herrn Kerl Typ".split(), ("person", 1)),
+                    **dict.fromkeys("Männer Männern Frauen Damen Herren Kerle Typen".split(), ("person", 2)),
+                    "Junge": ("child", 1), "Mädchens": ("child", 1), "Jungs": ("child", 2),
+                    "Mädchen": ("child", 0), "Jungen": ("child", 0)}
+# Words between a determiner and its noun that are left out with the noun: age and size, guesses
+# like the sex ("Un jeune homme" -> "Une personne", "Ein kleiner Junge" -> "Ein Kind").
+_FRENCH_NOUN_ADJECTIVES = frozenset("jeune jeunes petit petite petits petites vieil vieux vieille vieilles "
+                                    "grand grande grands grandes autre autres".split())
+_GERMAN_NOUN_ADJECTIVE = re.compile(r"^(?:jung|alt|älter|klein|groß|ander)(?:e|er|en|em|es)?$")
+_FRENCH_PLURAL_DETERMINERS = frozenset("des les ces deux trois quatre cinq six sept huit neuf dix plusieurs "
+                                       "quelques nombreux nombreuses mes tes ses nos vos leurs".split())
+_GERMAN_NUMERALS = frozenset("zwei drei vier fünf sechs sieben acht neun zehn mehrere viele einige "
+                             "zahlreiche beide wenige".split())
+_GERMAN_DATIVE_PREPOSITIONS = frozenset("mit von bei zu zum zur aus nach seit gegenüber".split())
+# German determiner -> case of the noun after it ("nom", "acc", "dat", "gen", "pl"), by the
+# grammatical gender of the noun that states a sex (m: Mann, Junge; f: Frau; n: Mädchen).
+_GERMAN_CASES = {
+    "m": {"ein": "nom", "einen": "acc", "einem": "dat", "eines": "gen", "der": "nom", "den": "acc",
+          "dem": "dat", "des": "gen", "dieser": "nom", "diesen": "acc", "diesem": "dat", "kein": "nom"},
+    "f": {"eine": "nom", "einer": "dat", "die": "nom", "der": "dat", "diese": "nom", "dieser": "dat",
+          "keine": "nom"},
+    "n": {"ein": "nom", "einem": "dat", "eines": "gen", "das": "nom", "dem": "dat", "des": "gen",
+          "dieses": "nom", "diesem": "dat", "kein": "nom"},
+}
+_GERMAN_GENDER = {**dict.fromkeys("Mann Mannes Herr Herrn Kerl Typ Junge Jungen".split(), "m"),
+                  **dict.fromkeys("Frau Dame".split(), "f"), **dict.fromkeys("Mädchen Mädchens".split(), "n")}
+_GERMAN_NEUTRAL = {   # (kind, case, definite) -> the neutral noun phrase
+    ("person", "nom", False): "eine Person", ("person", "nom", True): "die Person",
+    ("person", "acc", False): "eine Person", ("person", "acc", True): "die Person",
+    ("person", "dat", False): "einer Person", ("person", "dat", True): "der Person",
+    ("person", "gen", False): "einer Person", ("person", "gen", True): "der Person",
+    ("child", "nom", False): "ein Kind", ("child", "nom", True): "das Kind",
+    ("child", "acc", False): "ein Kind", ("child", "acc", True): "das Kind",
+    ("child", "dat", False): "einem Kind", ("child", "dat", True): "dem Kind",
+    ("child", "gen", False): "eines Kindes", ("child", "gen", True): "des Kindes",
+}
+_FRENCH_PAIRS = {("un", "homme", "et", "une", "femme"), ("une", "femme", "et", "un", "homme"),
+                 ("un", "garçon", "et", "une", "fille"), ("une", "fille", "et", "un", "garçon")}
+_GERMAN_PAIRS = {("ein", "Mann", "und", "eine", "Frau"), ("eine", "Frau", "und", "ein", "Mann"),
+                 ("ein", "Junge", "und", "ein", "Mädchen"), ("ein", "Mädchen", "und", "ein", "Junge")}
+
+
+def neutral_subject(words: Sequence[str], lang: str) -> list[str] | None:
+    """The beginning of a French or German caption up to its first noun that states a sex, with
+    that noun phrase rewritten without it; the decoder then writes the rest (see the section's
+    comment). None when the caption has no such word, or when its first one is not a noun
+    rewritten here (a relative, a profession: "mère", "Sängerin"; a pronoun).
+
+    Args:
+        words: the caption's tokens as `tokenize` writes them (German: a caption's first word is
+            lowercased when it is a determiner, "ein", "zwei").
+        lang: "fra" or "deu" (or "fr", "de"); English is rewritten word for word instead
+            (`neutral_words`), so it gives None.
+
+    Returns:
+        The tokens of the new beginning: ["un", "jeune", "homme", "est"] -> ["une", "personne"];
+        ["deux", "hommes"] -> ["deux", "personnes"]; ["un", "groupe", "d'", "hommes"] ->
+        ["un", "groupe", "de", "personnes"]; ["un", "homme", "et", "une", "femme"] -> ["deux",
+        "personnes"]; ["ein", "kleiner", "Junge"] -> ["ein", "Kind"]; ["mit", "einem", "Mann"] ->
+        ["mit", "einer", "Person"]; ["zwei", "Männer"] -> ["zwei", "Personen"].
+
+    Raises:
+        ValueError: unknown language.
+    """
+    code = language_code(lang)
+    if code == ENGLISH:
+        return None
+    first = next((i for i, word in enumerate(words) if is_gendered_word(word, code)), None)
+    subjects = _FRENCH_SUBJECTS if code == FRENCH else _GERMAN_SUBJECTS
+    if first is None or words[first] not in subjects:
+        return None
+    kind, number = subjects[words[first]]
+    start = first                                   # the noun phrase: determiner, adjectives, noun
+    adjective = (_FRENCH_NOUN_ADJECTIVES.__contains__ if code == FRENCH
+                 else lambda word: bool(_GERMAN_NOUN_ADJECTIVE.match(word)))
+    while start > 0 and adjective(words[start - 1]):
+        start -= 1
+    determiner = words[start - 1] if start > 0 else None
+    pairs = _FRENCH_PAIRS if code == FRENCH else _GERMAN_PAIRS
+    for pair_start in (start - 1, start):
+        if pair_start >= 0 and tuple(words[pair_start:pair_start + 5]) in pairs:
+            both = ("deux" if code == FRENCH else "zwei",
+                    {("person", FRENCH): "personnes", ("child", FRENCH): "enfants",
+                     ("person", GERMAN): "Personen", ("child", GERMAN): "Kinder"}[kind, code])
+            return [*words[:pair_start], *both]
+    if code == FRENCH:
+        return _french_subject(words, start, determiner, kind, number)
+    return _german_subject(words, first, start, determiner, kind, number)
+
+
+def _french_subject(words, start, determiner, kind, number):
+    noun = {("person", 1): "personne", ("person", 2): "personnes", ("child", 1): "enfant",
+            ("child", 2): "enfants"}
+    if determiner in ("un", "une"):
+        return [*words[:start - 1], *(["une", "personne"] if kind == "person" else ["un", "enfant"])]
+    if determiner in ("le", "la", "l'"):
+        return [*words[:start - 1], *(["la", "personne"] if kind == "person" else ["l'", "enfant"])]
+    if determiner in ("ce", "cet", "cette"):
+        return [*words[:start - 1], *(["cette", "personne"] if kind == "person" else ["cet", "enfant"])]
+    if determiner in ("d'", "de"):                  # "un groupe d'hommes": a plural
+        return [*words[:start - 1], *(["de", "personnes"] if kind == "person" else ["d'", "enfants"])]
+    if determiner in _FRENCH_PLURAL_DETERMINERS:
+        return [*words[:start], noun[kind, 2]]
+    if determiner is None or number == 2:       # no determiner: "hommes et femmes" keeps the number
+        return [*words[:start], noun[kind, number or 2]]
+    return None
+
+
+_GERMAN_DETERMINERS = frozenset(word for cases in _GERMAN_CASES.values() for word in cases) | _GERMAN_NUMERALS | {
+    "die", "den", "diese", "keine"}
+
+
+def _german_subject(words, first, start, determiner, kind, number):
+    if determiner is not None and determiner.lower() not in _GERMAN_DETERMINERS:
+        determiner = None                           # "von Männern": a preposition, no determiner
+    base = words[:start - 1] if determiner is not None else list(words[:start])
+    lowered = None if determiner is None else determiner.lower()
+    plural_noun = {"person": "Personen", "child": "Kinder"}[kind]
+    before = words[start - 2].lower() if determiner is not None and start >= 2 else None
+    if lowered in _GERMAN_NUMERALS or (lowered in ("die", "den", "diese", "keine") and number != 1
+                                        and _GERMAN_GENDER.get(words[first]) != "f"):
+        dative = lowered == "den" or before in _GERMAN_DATIVE_PREPOSITIONS
+        noun = "Kindern" if kind == "child" and dative else plural_noun
+        return [*words[:start], noun]
+    if determiner is None:
+        if number == 1:
+            return None
+        dative = start > 0 and words[start - 1].lower() in _GERMAN_DATIVE_PREPOSITIONS
+        return [*words[:start], "Kindern" if kind == "child" and dative else plural_noun]
+    gender = _GERMAN_GENDER.get(words[first])
+    case = _GERMAN_CASES.get(gender, {}).get(lowered)
+    if case is None or number == 2:
+        return None
+    definite = not lowered.startswith(("ein", "kein"))
+    return [*base, *_GERMAN_NEUTRAL[kind, case, definite].split()]
+
+
+_GERMAN_POSSESSIVES = {"sein": "ihr", "seine": "ihre", "seinem": "ihrem", "seinen": "ihren", "seiner": "ihrer",
+                       "seines": "ihres"}
+
+
+def neutral_possessives(words: Sequence[str], subject_end: int, lang: str) -> list[str]:
+    """A German caption written after a neutral subject (`neutral_subject`, its last word at
+    `subject_end - 1`) with the possessives after it agreeing with that subject: "Person",
+    "Personen" and "Kinder" own with "ihr-" ("Eine Person fährt mit seinem Fahrrad" -> "ihrem";
+    the decoder learnt "seinem" after "Ein Mann"); "Kind" keeps "sein-". Other languages (a
+    French possessive agrees with the thing owned) and other subjects: `words` unchanged.
+
+    Args:
+        words: the caption's tokens; subject_end: the length of its neutral beginning.
+        lang: the caption's language.
+    """
+    if language_code(lang) != GERMAN or subject_end < 1 or words[subject_end - 1] not in (
+            "Person", "Personen", "Kinder", "Kindern"):
+        return list(words)
+    return [*words[:subject_end], *(_GERMAN_POSSESSIVES.get(word, word) for word in words[subject_end:])]
