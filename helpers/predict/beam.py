@@ -104,18 +104,26 @@ def top_words(logits, count: int, blocked=None):
 
 
 def forced_words(logits, prefix, images, step):
-    """`logits` float `[R, V]` with every word but the prefix's at this step -inf, in the rows of
-    images whose prefix `prefix` (int32 `[B, F]`, -1 after its words) has a word at `step`.
+    """The rows of images whose prefix has a word at `step` can only add that word.
 
     Args:
+        logits: float `[R, V]`; prefix: int32 `[B, F]` (-1 after an image's words);
         images: int32 `[R]` each row's image; step: int32 scalar, words generated so far.
+
+    Returns:
+        `(logits float32 [R, V], offset float32 [R])`: in a forced row every other word's logit is
+        -inf, and `offset` is the forced word's log-probability under the unmasked logits (0 in the
+        other rows), which `_select_top_k` adds, since its log-softmax of the masked row gives 0.
     """
     logits = tf.cast(logits, tf.float32)
     columns = tf.shape(prefix)[1]
     word = tf.gather(tf.gather(prefix, images), tf.minimum(step, columns - 1), axis=1)      # (R,)
     word = tf.where(step < columns, word, -1)
-    keep = (word[:, None] < 0) | tf.equal(tf.range(tf.shape(logits)[1])[None, :], word[:, None])
-    return tf.where(keep, logits, _minus_infinity())
+    forced = word >= 0
+    offset = tf.where(forced, tf.gather(logits, tf.maximum(word, 0), batch_dims=1)
+                      - tf.reduce_logsumexp(logits, axis=-1), 0.0)
+    keep = ~forced[:, None] | tf.equal(tf.range(tf.shape(logits)[1])[None, :], word[:, None])
+    return tf.where(keep, logits, _minus_infinity()), offset
 
 
 def same_shapes(new, old):
@@ -261,7 +269,7 @@ def _expand(decoder, context, width: int, state: BeamState):
     return rows, logits, row_state, attention_or_empty(attention, rows)
 
 
-def _select_top_k(log_probs, rows, logits, width: int, blocked=None):
+def _select_top_k(log_probs, rows, logits, width: int, blocked=None, offset=None):
     """The K best extensions of each image over its K hypotheses x the vocabulary, exactly.
 
     The K best extensions of an image are among the K best words of each of its rows, so
@@ -270,6 +278,7 @@ def _select_top_k(log_probs, rows, logits, width: int, blocked=None):
     Args:
         log_probs: float32 `[B, K]` of the hypotheses; rows, logits: as `_expand` returns.
         blocked: `blocked_words` of the rows, or None.
+        offset: float32 `[R]` added to each row's log-probabilities (`forced_words`), or None.
 
     Returns:
         `(log_probs float32 [B, K], parents int32 [B, K], words int32 [B, K])` of the extensions,
@@ -279,6 +288,8 @@ def _select_top_k(log_probs, rows, logits, width: int, blocked=None):
     word_log_probs, words = top_words(logits, width, blocked)                  # (R, C)
     candidates = tf.shape(words)[1]
     total = tf.gather(tf.reshape(log_probs, [-1]), rows)[:, None] + word_log_probs  # (R, C)
+    if offset is not None:
+        total += offset[:, None]
     scattered = tf.tensor_scatter_nd_update(
         tf.fill([batch * width, candidates], _minus_infinity()), rows[:, None], total)
     scattered_words = tf.scatter_nd(rows[:, None], words, [batch * width, candidates])
@@ -388,8 +399,8 @@ def compiled_search(decoder, width: int, block_ngram: int = 0, banned: tuple[int
     `BeamState` and returns `(history, alive)`: the `BeamHistory` stacked over the T steps taken
     and the final float32 `[B, K]` log-probabilities of the hypotheses still alive (-inf for none).
     With `forced`, `search(..., alpha, prefix)` takes int32 `[B, F]` words each image's captions
-    begin with (-1 after an image's own): at step t < F a row can only add `prefix[b, t]`, whose
-    log-probability counts as 0 (rescore the captions for theirs).
+    begin with (-1 after an image's own): at step t < F a row can only add `prefix[b, t]`, with
+    its log-probability under the decoder (`forced_words`).
     """
     cached = _COMPILED.setdefault(decoder, {})
     banned = tuple(sorted({int(word) for word in banned}))
@@ -417,10 +428,11 @@ def compiled_search(decoder, width: int, block_ngram: int = 0, banned: tuple[int
             rows, logits, row_state, row_attention = _expand(decoder, context, width, state)
             if banned_bias is not None:
                 logits = tf.cast(logits, tf.float32) + banned_bias
+            offset = None
             if prefix is not None:
-                logits = forced_words(logits, prefix, rows // width, state.step)
+                logits, offset = forced_words(logits, prefix, rows // width, state.step)
             blocked = blocked_words(state.sequences, rows, state.step, block_ngram) if block_ngram else None
-            log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width, blocked)
+            log_probs, parents, words = _select_top_k(state.log_probs, rows, logits, width, blocked, offset)
             ends, live, open_slots, finished_scores = _finish(state, log_probs, words, alpha, width)
             decoder_state, attention, parent_slots = _follow_parents(rows, row_state, row_attention, parents, width)
             sequences = state.sequences

@@ -544,17 +544,15 @@ def _searched_and_ranked(bundle, grid, pairs, neighbours, *, consensus, width, t
     """The beam search of `caption_concept_sets` over `grid`'s distinct sets and, with a
     consensus index, its re-ranking: per set, its `top_n` hypotheses best first. `neighbours`:
     the index's `nearest_images_batch(pairs)`, a list or a future of one. With `prefixes`, each
-    set's captions begin with its words (`beam_search(prefixes=)`) and are rescored by the
-    decoder, prefix included."""
+    set's captions begin with its words (`beam_search(prefixes=)`, their log-probability included)."""
     decoder = bundle.decoder
 
     def searched(grid, beam_width, top_n, prefixes):
         beams = beam_search(decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=beam_width,
                             max_length=max_length, length_normalization=length_normalization, top_n=top_n,
                             block_ngram=block_ngram, banned_words=banned, prefixes=prefixes)
-        if prefixes is not None:                     # the prefix's words counted as certain
-            beams = _rescored(decoder, grid, _agreeing_possessives(bundle.vocabulary, beams, prefixes),
-                              length_normalization)
+        if prefixes is not None:
+            beams = _agreeing_possessives(decoder, grid, bundle.vocabulary, beams, prefixes, length_normalization)
         return _end_stuck(decoder, grid, beams, length_normalization)
 
     beams = searched(grid, width, top_n if consensus is None else width, prefixes)
@@ -590,37 +588,29 @@ def _searched_and_ranked(bundle, grid, pairs, neighbours, *, consensus, width, t
     return reranked
 
 
-def _agreeing_possessives(vocabulary, beams, prefixes) -> list[list[Hypothesis]]:
-    """German captions written after a neutral subject (`neutral_subject`) whose possessives
-    agree with it: "Eine Person fährt mit seinem Fahrrad" -> "ihrem" (`neutral_possessives`);
-    other languages' beams as they are."""
+def _agreeing_possessives(decoder, grid, vocabulary, beams, prefixes, length_normalization) -> list[list[Hypothesis]]:
+    """German captions written after a neutral subject (`neutral_subject`) with possessives that
+    agree with it: "Eine Person fährt mit seinem Fahrrad" -> "ihrem" (`neutral_possessives`), each
+    changed one rescored by the decoder (`score_captions`, one pass); other languages' unchanged."""
     words = vocabulary.id_to_word
     word_to_id = {word: index for index, word in enumerate(words)}
-    result = []
-    for hypotheses, prefix in zip(beams, prefixes):
-        fixed = []
-        for h in hypotheses:
+    changed = []
+    for row, (hypotheses, prefix) in enumerate(zip(beams, prefixes)):
+        for i, h in enumerate(hypotheses):
             tokens = [words[t] for t in h.tokens]
             new = neutral_possessives(tokens, len(prefix), vocabulary.language)
-            fixed.append(h if new == tokens or any(w not in word_to_id for w in new) else
-                         dataclasses.replace(h, tokens=np.asarray([word_to_id[w] for w in new], np.int32)))
-        result.append(fixed)
-    return result
-
-
-def _rescored(decoder, grid, beams, length_normalization) -> list[list[Hypothesis]]:
-    """`beams` with each hypothesis' log-probability, score and attention those of the decoder
-    for its words (`score_captions`, one pass), in the decoder's order of score."""
-    flat = [(row, h) for row, hypotheses in enumerate(beams) for h in hypotheses]
-    if not flat:
+            if new != tokens and all(word in word_to_id for word in new):
+                changed.append((row, i, [word_to_id[word] for word in new]))
+    if not changed:
         return beams
-    scored = score_captions(decoder, np.zeros((len(flat), 1), np.float32), grid[[row for row, _ in flat]],
-                            [[int(t) for t in h.tokens] for _, h in flat], [h.finished for _, h in flat],
-                            flat[0][1].attention is not None, length_normalization)
-    result: list[list[Hypothesis]] = [[] for _ in beams]
-    for (row, _), hypothesis in zip(flat, scored):
-        result[row].append(hypothesis)
-    return [sorted(hypotheses, key=lambda h: (not h.finished, -h.score)) for hypotheses in result]
+    rows = [row for row, _, _ in changed]
+    scored = score_captions(decoder, np.zeros((len(rows), 1), np.float32), grid[rows], [t for _, _, t in changed],
+                            [beams[row][i].finished for row, i, _ in changed],
+                            beams[rows[0]][changed[0][1]].attention is not None, length_normalization)
+    result = [list(hypotheses) for hypotheses in beams]
+    for (row, i, _), hypothesis in zip(changed, scored):
+        result[row][i] = hypothesis
+    return result
 
 
 def neutral_hypotheses(vocabulary, beams: list[list[Hypothesis]], order=None) -> list[list[Hypothesis]]:
