@@ -44,19 +44,25 @@ def album_keywords_grid(pictures, columns: int = 4, axes=None, title: str | None
     else:
         figure = np.asarray(axes).flat[0].figure
     axes = np.asarray(axes).ravel()
-    for ax in axes:
+    for ax in axes[len(pictures):]:
         ax.axis("off")
     for ax, (pixels, name, text) in zip(axes, pictures):
         ax.imshow(pixels)
         wrapped = "\n".join(textwrap.fill(textwrap.shorten(line, 66, placeholder=" …"), 34)
                             for line in str(text).splitlines()[:3])  # at most 2 lines each
         ax.set_title(name, fontsize=9, fontweight="bold")
-        ax.text(0.5, -0.03, wrapped, transform=ax.transAxes, ha="center", va="top", fontsize=8)
+        # the text as the x label of an axes without ticks or frame: `tight_layout` makes room for
+        # it (a free text under the axes overlapped the next row's title with 3 lines)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_xlabel(wrapped, fontsize=8)
     if title:
         figure.suptitle(title)
-        figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / figure.get_figheight()))   # the title's own 0.4 inch
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / figure.get_figheight()), h_pad=1.5)   # the title: 0.4 inch
     else:
-        figure.tight_layout()
+        figure.tight_layout(h_pad=1.5)
     return figure
 
 

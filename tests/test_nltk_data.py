@@ -64,3 +64,30 @@ def test_offline_and_missing_says_how_to_fix(tmp_path, monkeypatch, fresh_cache)
     assert "python -m nltk.downloader -d data/nltk_data wordnet punkt_tab" in message
     assert "NLTK_DATA" in message
     assert isinstance(error.value, RuntimeError)
+
+
+def test_wordnet_reads_from_two_threads_are_the_synsets_read_alone(shared_data):
+    """Two threads reading synsets of one WordNet reader at once got each other's lines
+    (nltk/nltk#2335; it broke `tag-album --captions` once, the decoder warming up in a thread);
+    `serialise_wordnet_reads`, done on import, makes each read whole."""
+    import concurrent.futures
+
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    ensure_nltk_data(["wordnet"])
+    assert getattr(WordNetCorpusReader, "_serialised_by_helpers", False)
+    root = nltk.data.find("corpora/wordnet")
+
+    def offsets(reader):
+        return sorted({offset for lemma in reader._lemma_pos_offset_map.values() for offset in lemma.get("n", ())})
+
+    reference = WordNetCorpusReader(root, None)
+    wanted = offsets(reference)[:6000]
+    alone = [reference.synset_from_pos_and_offset("n", offset).name() for offset in wanted]
+    reader = WordNetCorpusReader(root, None)               # nothing read yet: every synset from the file
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        halves = list(pool.map(lambda part: [reader.synset_from_pos_and_offset("n", offset).name() for offset in part],
+                               (wanted[0::2], wanted[1::2])))
+    together = [None] * len(wanted)
+    together[0::2], together[1::2] = halves
+    assert together == alone

@@ -105,3 +105,21 @@ def test_the_album_grid_title_sits_above_every_thumbnail_title():
     tops = [ax.title.get_window_extent(renderer).y1 for ax in figure.axes if ax.get_title()]
     assert len(tops) == 5 and suptitle.y0 >= max(tops)      # no overlap (the cameraman's did)
     assert suptitle.y1 <= figure.bbox.y1                    # and inside the figure
+
+
+def test_a_long_caption_stays_above_the_next_rows_titles():
+    """Three lines of caption and keywords under a tall portrait thumbnail ran into the title of
+    the photo below it (docs/real_album.jpg: the cameraman's keywords over "didgeridoo_player.jpg")."""
+    from helpers.data import images
+
+    text = "Une personne avec un t-shirt rouge et un jean est assise sur un trottoir\ntripode, personne"
+    names = ("astronaut.jpg", "autumn_mountains.jpg", "cameraman.jpg", "cat.jpg", "didgeridoo_player.jpg",
+             "dogs_at_door.jpg")
+    pictures = [(images.load_thumbnail(ALBUM / name, 320), name, text) for name in names]
+    figure = plots.album_keywords_grid(pictures, columns=4, title="captions and keywords in fra")
+    renderer = figure.canvas.get_renderer()
+    first_row, second_row = figure.axes[:4], figure.axes[4:6]
+    lowest_text = min(ax.xaxis.label.get_window_extent(renderer).y0 for ax in first_row)
+    highest_title = max(ax.title.get_window_extent(renderer).y1 for ax in second_row)
+    assert lowest_text > highest_title
+    assert all(ax.xaxis.label.get_text().startswith("Une personne") for ax in figure.axes[:6])

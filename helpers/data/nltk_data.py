@@ -13,8 +13,10 @@ network, point `NLTK_DATA` at a copy (tests and CI use `../shared/nltk_data`) or
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
+import threading
 from collections.abc import Iterable
 
 import nltk
@@ -51,6 +53,48 @@ DEFAULT_PACKAGES = tuple(RESOURCES)
 OMW_ALIASES = {"omw": OMW_PACKAGE, "omw-1.4": OMW_PACKAGE, "omw-2.0": OMW_PACKAGE}
 
 _found: set[str] = set()   # packages already located in this process
+
+
+_WORDNET_LOCK = threading.RLock()
+
+
+def serialise_wordnet_reads() -> None:
+    """Make NLTK's WordNet reader safe to use from several threads (idempotent; done on import).
+
+    `WordNetCorpusReader.synset_from_pos_and_offset` seeks in a data file shared by all its
+    callers, then reads a line: two threads interleaved read each other's lines ("WordNetError:
+    line '04176528 06 n 01 set ... | a member of a learned society'", nltk/nltk#2335). The concept
+    decoder is loaded and warmed up in a thread while the photos are tagged
+    (`ConceptCaptioner.predict`), and both read WordNet. Each read, and each first load of an Open
+    Multilingual Wordnet language (`_load_lang_data`), now holds one lock; cached synsets are
+    returned without it.
+    """
+    from nltk.corpus.reader import wordnet as reader
+
+    cls = reader.WordNetCorpusReader
+    if getattr(cls, "_serialised_by_helpers", False):
+        return
+    read, load_language = cls.synset_from_pos_and_offset, cls._load_lang_data
+
+    @functools.wraps(read)
+    def synset_from_pos_and_offset(self, pos, offset):
+        cached = self._synset_offset_cache[pos].get(offset)
+        if cached is not None:
+            return cached
+        with _WORDNET_LOCK:
+            return read(self, pos, offset)
+
+    @functools.wraps(load_language)
+    def _load_lang_data(self, lang):
+        with _WORDNET_LOCK:
+            return load_language(self, lang)
+
+    cls.synset_from_pos_and_offset = cls._synset_from_pos_and_offset = synset_from_pos_and_offset
+    cls._load_lang_data = _load_lang_data
+    cls._serialised_by_helpers = True
+
+
+serialise_wordnet_reads()
 
 
 class NltkDataMissing(RuntimeError):
