@@ -196,6 +196,15 @@ def test_caption_text_run_trains_saves_loads_and_captions_a_real_photo(tmp_path,
     assert other.fingerprint_for(True) != predictor.fingerprint_for(True) != predictor.tagger.fingerprint
     assert other.fingerprint != fingerprint and other.loaded_languages == ()
     assert predictor.fingerprint_for(True, "fra") == predictor.fingerprint_for(True)   # English captions
+    # --gendered-captions reaches the captioner, and its captions are cached apart
+    from helpers import cli
+
+    args = cli.build_parser().parse_args(["caption", "--run", str(tmp_path / "concepts"), "--gendered-captions",
+                                          str(photo)])
+    guessing = cli.load_predictor(args)
+    assert guessing.gendered and not predictor.gendered
+    assert guessing.fingerprint_for(True) != predictor.fingerprint_for(True)
+    assert guessing.fingerprint_for(False) == predictor.fingerprint_for(False)      # keywords: the same
     # captions of a photo tagged before come from its cached prediction: the tagger does not run
     from helpers.predict import photo_cache
 
