@@ -479,8 +479,13 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
             -> "a person", "his" -> "their"; the rare ones with no rewrite, "bride", are left out
             of the search: `gendered_word_ids`): the concepts say "person", never a sex, so each
             such word was a guess from the training text ("a man" for 33 of the 35 coco-mini
-            photos given a sex; "a man in a red shirt" for a woman astronaut). French and German
-            captions keep them (`helpers.text.languages`, section "words that state a sex").
+            photos given a sex; "a man in a red shirt" for a woman astronaut). In French and
+            German a set whose first caption's subject states one is searched again from a
+            neutral subject (`helpers.text.languages.neutral_subject`: "Un homme" -> "Une
+            personne"; `beam_search(prefixes=)`, all such words left out), its German
+            possessives made to agree; the other captions of a set that state one are dropped,
+            so a set may get fewer than `top_n` (see `helpers.text.languages`, section "words
+            that state a sex").
 
     Returns:
         Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`).
