@@ -66,6 +66,7 @@ def test_offline_and_missing_says_how_to_fix(tmp_path, monkeypatch, fresh_cache)
     assert isinstance(error.value, RuntimeError)
 
 
+@pytest.mark.filterwarnings("ignore:The multilingual functions are not available")   # no OMW reader here
 def test_wordnet_reads_from_two_threads_are_the_synsets_read_alone(shared_data):
     """Two threads reading synsets of one WordNet reader at once got each other's lines
     (nltk/nltk#2335; it broke `tag-album --captions` once, the decoder warming up in a thread);
