@@ -523,12 +523,14 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         return neutral_hypotheses(bundle.vocabulary, ranked, inverse)
     # French and German: a caption whose subject states a sex is written again from a neutral one
     words = bundle.vocabulary.id_to_word
+    word_to_id = {word: index for index, word in enumerate(words)}
     banned = gendered_word_ids(bundle.vocabulary)
+    # (a decoder whose vocabulary lacks the neutral words, "personne", keeps its captions)
     subjects = {row: subject for row, hypotheses in enumerate(ranked)
-                if hypotheses and (subject := neutral_subject([words[t] for t in hypotheses[0].tokens], language))}
+                if hypotheses and (subject := neutral_subject([words[t] for t in hypotheses[0].tokens], language))
+                and all(word in word_to_id for word in subject)}
     if subjects:
         rows = sorted(subjects)
-        word_to_id = {word: index for index, word in enumerate(words)}
         prefixes = [[word_to_id[word] for word in subjects[row]] for row in rows]
         again = search(grid[rows], [pairs[row] for row in rows],
                        None if neighbours is None else [neighbours.result()[row] for row in rows],
