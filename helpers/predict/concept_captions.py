@@ -483,9 +483,9 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
             German a set whose first caption's subject states one is searched again from a
             neutral subject (`helpers.text.languages.neutral_subject`: "Un homme" -> "Une
             personne"; `beam_search(prefixes=)`, all such words left out), its German
-            possessives made to agree; the other captions of a set that state one are dropped,
-            so a set may get fewer than `top_n` (see `helpers.text.languages`, section "words
-            that state a sex").
+            possessives made to agree; then the captions that still state one are dropped unless
+            all of the set's do, so a set may get fewer than `top_n` (see
+            `helpers.text.languages`, section "words that state a sex").
 
     Returns:
         Per set, its `top_n` hypotheses best first (`Hypothesis.tokens` decode with `bundle.vocabulary`).
@@ -538,8 +538,8 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
         for row, hypotheses in zip(rows, again):
             if hypotheses:
                 ranked[row] = hypotheses
-    # the other captions of a set whose first says no sex: those that do are dropped (a set whose
-    # first caption states a sex with no rewrite, "Une chanteuse", keeps its captions)
+    # captions that still state a sex are dropped, unless all of a set's do (a first caption whose
+    # sex word has no rewrite here, "Une chanteuse", gives way to the next that states none)
     banned_set = set(banned)
     ranked = [([h for h in hypotheses if not banned_set.intersection(int(t) for t in h.tokens)] or hypotheses)[:top_n]
               for hypotheses in ranked]
