@@ -248,7 +248,7 @@ def detokenize(tokens: Sequence[str], lang: str = ENGLISH) -> str:
 #   determiner) and the decoder writes the rest again from that beginning with every such word
 #   left out, agreeing as its training text taught it (Multi30K has "Une personne" 672 times,
 #   "Eine Person" 488 times). A caption whose first such word has no rewrite here (a relative,
-#   "Sängerin") keeps the decoder's words.
+#   "Sängerin") gives way to the set's next caption that states none, if there is one.
 _ENGLISH_GENDERED = frozenset("""
     man men woman women boy boys girl girls guy guys lady ladies gentleman gentlemen he she his her
     hers him himself herself male female males females mother mothers father fathers mom mommy dad
