@@ -4,9 +4,11 @@
 executes `0_Dataset_Exploration` ... `4_Album_Tagging` with papermill into `outputs/<dataset>/`
 (executed notebooks plus every figure they drew, as PNG), and ends with a short summary: seconds
 per notebook, the evaluation table, and where everything went. Then it tags the project's album
-of real photos (`examples/album/`, a copy in `outputs/real_album/`) with no training at all: the
-pretrained ImageNet classifier and the WordNet hierarchy, keywords in French, printed as
-`picture --> keywords` and saved as thumbnails with their keywords (`real_album_keywords.png`).
+of real photos (`examples/album/`, a copy in `outputs/<dataset>/real_album/`) with no training on
+photos: the COCO detector, the pretrained ImageNet classifier and the WordNet hierarchy, keywords
+and captions in French written into the copy's album.ini as `tag-album --captions --lang fra`
+does, printed as `picture --> caption | keywords` and saved as thumbnails
+(`real_album_keywords.png`).
 
 Captions for those real photos come from the *concept decoder*, trained on caption text alone
 (no photos): when caption text is reachable (`PHOTO_CAPTIONS_TEXT`, which the Makefile points at
@@ -276,20 +278,22 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     there (`concept_run`, default `runs/concepts`: `ConceptCaptioner`); without a detector file,
     says where to put one and uses the classifier alone (`helpers.predict.imagenet.ImageNetTagger`).
 
-    The photos are copied to `out_dir/real_album/` first (the project's files are never written);
-    prints `picture --> keywords` and a one-line summary.
+    The photos are copied to `out_dir/real_album/` first (the project's files are never written),
+    and tagged there as `tag-album --captions --lang <lang>` does (`helpers.album.tagging.tag_album`):
+    the copy gets an album.ini with the keywords in `tags` and each caption as `description`.
+    Prints `picture --> caption | keywords` and a one-line summary.
 
     Returns:
-        The figure of thumbnails with their keywords, `out_dir/real_album_keywords.png`.
+        The figure of thumbnails with their captions and keywords, `out_dir/real_album_keywords.png`.
     """
-    from helpers.predict.imagenet import ImageNetTagger  # imported here: TensorFlow
+    from helpers.album.tagging import tag_album  # imported here: TensorFlow
+    from helpers.predict.imagenet import ImageNetTagger
     from helpers.predict.predictors import concept_decoder_bundle, load_predictor
     from helpers.pretrained.detector import DetectorUnavailableError
 
     copy = out_dir / "real_album"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(album, copy)
-    photos = sorted(path for path in copy.iterdir() if images.is_image_file(path))
     started = time.perf_counter()
     try:
         concepts = concept_run if concept_run and concept_decoder_bundle(concept_run) else None
@@ -300,19 +304,24 @@ def tag_real_album(out_dir: Path, lang: str = "fra", album: Path = EXAMPLE_ALBUM
     except DetectorUnavailableError as error:
         print(f"{error}\nGoing on without the detector: no people, ImageNet classes only.")
         tagger, source = ImageNetTagger(), "ImageNet classes + WordNet hierarchy"
-    predictions = tagger.predict(photos, lang=lang, progress=False)
+    captions = hasattr(tagger, "concepts")
+    summary = tag_album(tagger, album_dir=copy, lang=lang, captions=captions, progress=False, echo=None)
     seconds = time.perf_counter() - started
+    [result] = summary.albums
     items = []
-    for photo, prediction in zip(photos, predictions):
-        words = ", ".join(word for _, word, _ in prediction.tags) or f"({prediction.error or 'none'})"
-        print(f"{photo.name} --> {prediction.caption + ' | ' if prediction.caption else ''}{words}")
-        label = f"{prediction.caption}\n{words}" if prediction.caption else words
-        items.append((images.load_thumbnail(photo, 320), photo.name, label))
-    shown = "captions and keywords" if any(p.caption for p in predictions) else "keywords"
+    for name, keywords in result.keywords.items():
+        words = ", ".join(keywords) or "(no keyword above the threshold)"
+        caption = result.descriptions.get(name)
+        print(f"{name} --> {caption + ' | ' if caption else ''}{words}")
+        items.append((images.load_thumbnail(copy / name, 320), name, f"{caption}\n{words}" if caption else words))
+    for skipped in result.skipped:
+        print(f"{skipped.name} --> skipped: {skipped.reason}")
+    shown = "captions and keywords" if result.descriptions else "keywords"
     figure = plots.album_keywords_grid(items, columns=4, title=f"{shown} in {lang}, no training ({source})")
     path = out_dir / "real_album_keywords.png"
     figure.savefig(path, dpi=80)
-    print(f"tagged {len(photos)} real photos in {seconds:.1f} s (model loading included); "
+    written = f"written into {_shown(result.ini_path)}" if result.written else f"album.ini not written: {result.error}"
+    print(f"tagged {len(result.keywords)} real photos in {seconds:.1f} s (model loading included), {written}; "
           f"thumbnails with keywords: {_shown(path)}")
     return path
 

@@ -26,6 +26,19 @@ def test_tag_real_album_in_french(tmp_path, capsys):
     assert figure == tmp_path / "real_album_keywords.png" and figure.stat().st_size > 10_000
     assert str(figure) in lines[-1]                 # printed in full: it is not in the project
     assert _digests(demo.EXAMPLE_ALBUM) == before   # the project's photos are never written
+    # the copy is tagged as tag-album does it: album.ini with the keywords in tags, the captions
+    # (when a decoder was there) as description
+    import configparser
+
+    ini = tmp_path / "real_album" / "album.ini"
+    assert f"written into {ini}" in lines[-1]
+    written = configparser.ConfigParser(interpolation=None)
+    written.read(ini, encoding="utf-8")
+    assert set(before) <= set(written.sections())
+    assert all(written[name]["tags"] == tagged[name] for name in before)
+    captioned = [line for line in lines if " --> " in line and " | " in line]
+    assert all(written[line.split(" --> ")[0]]["description"] == line.split(" --> ")[1].rsplit(" | ", 1)[0]
+               for line in captioned)
 
 
 def test_without_multi30k_the_demo_keeps_english_captions_and_says_what_to_download(tmp_path, monkeypatch, capsys):
