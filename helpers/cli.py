@@ -125,8 +125,8 @@ def add_prediction_options(parser: argparse.ArgumentParser) -> None:
                         help="minimum keyword probability, 0..1 (default: the model's own, 0 for a trained "
                              f"run, {hierarchy.MIN_PROBA} for --model pretrained)")
     parser.add_argument("--gendered-captions", action="store_true",
-                        help="let English captions of --model pretrained say 'man' or 'woman' as the decoder "
-                             "guesses them (the concepts never say a sex); default: 'a person'")
+                        help="let captions of --model pretrained say 'man', 'femme', 'Mann' as the decoder "
+                             "guesses them (the concepts never say a sex); default: 'a person', in every language")
     add_decoding_options(parser)
 
 

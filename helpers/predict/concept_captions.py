@@ -119,7 +119,7 @@ CAPTION_RULE_VERSION = 11  # bump when re-ranking, the fallback or the concepts 
                            # concepts; 7: repeated words, captions cut at the maximum length;
                            # 8: keyword concepts descend to `specific_synset`; 9: `WIDER_BEAM`;
                            # 10: agreement repaired, `InflectionRepair`; repeated words by form;
-                           # 11: English captions say "person", `neutral_hypotheses`)
+                           # 11: no caption states a sex, `neutral_hypotheses`, `neutral_subject`)
 
 
 class ConceptCaptioner:
@@ -138,7 +138,7 @@ class ConceptCaptioner:
         length_normalization: alpha of the GNMT length penalty used to rank captions.
         languages: `{language code: Bundle or bundle folder}`, decoders of other languages.
         gendered: keep the words that state a person's sex as the decoder writes them ("a man");
-            by default English captions say "a person" (`caption_concept_sets(gendered=)`).
+            by default no caption states one, in any language (`caption_concept_sets(gendered=)`).
 
     Raises:
         ValueError: a bundle is not a concept decoder's.
@@ -522,8 +522,7 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     if rewritten:
         return neutral_hypotheses(bundle.vocabulary, ranked, inverse)
     # French and German: a caption whose subject states a sex is written again from a neutral one
-    words = bundle.vocabulary.id_to_word
-    word_to_id = {word: index for index, word in enumerate(words)}
+    words, word_to_id = bundle.vocabulary.id_to_word, bundle.vocabulary.word_to_id
     banned = gendered_word_ids(bundle.vocabulary)
     # (a decoder whose vocabulary lacks the neutral words, "personne", keeps its captions)
     subjects = {row: subject for row, hypotheses in enumerate(ranked)
@@ -553,20 +552,27 @@ def _searched_and_ranked(bundle, grid, pairs, neighbours, *, consensus, width, t
     the index's `nearest_images_batch(pairs)`, a list or a future of one. With `prefixes`, each
     set's captions begin with its words (`beam_search(prefixes=)`, their log-probability included)."""
     decoder = bundle.decoder
+    repair = None if consensus is None else inflection_repair(bundle, consensus)
 
     def searched(grid, beam_width, top_n, prefixes):
         beams = beam_search(decoder, np.zeros((len(grid), 1), np.float32), grid, beam_width=beam_width,
                             max_length=max_length, length_normalization=length_normalization, top_n=top_n,
                             block_ngram=block_ngram, banned_words=banned, prefixes=prefixes)
-        if prefixes is not None:
-            beams = _agreeing_possessives(decoder, grid, bundle.vocabulary, beams, prefixes, length_normalization)
-        return _end_stuck(decoder, grid, beams, length_normalization)
+        beams = _end_stuck(decoder, grid, beams, length_normalization)
+
+        def rewrite(row, tokens) -> list[int]:    # German possessives after the prefix, then agreement
+            tokens = [int(t) for t in tokens]
+            if prefixes is not None:
+                tokens = _agreeing_possessives(bundle.vocabulary, tokens, len(prefixes[row]))
+            return tokens if repair is None else repair.repaired(tokens)
+
+        if prefixes is None and repair is None:
+            return beams
+        return _rewritten(decoder, grid, beams, rewrite, length_normalization)
 
     beams = searched(grid, width, top_n if consensus is None else width, prefixes)
     if consensus is None:
         return beams
-    repair = inflection_repair(bundle, consensus)
-    beams = _repair_inflections(decoder, grid, beams, repair, length_normalization)
     content_words = content_word_ids(bundle.vocabulary)
 
     def repeat_flags(hypotheses) -> list[bool]:
@@ -577,7 +583,6 @@ def _searched_and_ranked(bundle, grid, pairs, neighbours, *, consensus, width, t
     if repeating and WIDER_BEAM > width:
         wider = searched(grid[repeating], WIDER_BEAM, WIDER_BEAM,
                          None if prefixes is None else [prefixes[row] for row in repeating])
-        wider = _repair_inflections(decoder, grid[repeating], wider, repair, length_normalization)
         for row, hypotheses in zip(repeating, wider):
             beams[row], repeats_of[row] = hypotheses, repeat_flags(hypotheses)
     reranked = []
@@ -595,29 +600,15 @@ def _searched_and_ranked(bundle, grid, pairs, neighbours, *, consensus, width, t
     return reranked
 
 
-def _agreeing_possessives(decoder, grid, vocabulary, beams, prefixes, length_normalization) -> list[list[Hypothesis]]:
-    """German captions written after a neutral subject (`neutral_subject`) with possessives that
-    agree with it: "Eine Person fährt mit seinem Fahrrad" -> "ihrem" (`neutral_possessives`), each
-    changed one rescored by the decoder (`score_captions`, one pass); other languages' unchanged."""
-    words = vocabulary.id_to_word
-    word_to_id = {word: index for index, word in enumerate(words)}
-    changed = []
-    for row, (hypotheses, prefix) in enumerate(zip(beams, prefixes)):
-        for i, h in enumerate(hypotheses):
-            tokens = [words[t] for t in h.tokens]
-            new = neutral_possessives(tokens, len(prefix), vocabulary.language)
-            if new != tokens and all(word in word_to_id for word in new):
-                changed.append((row, i, [word_to_id[word] for word in new]))
-    if not changed:
-        return beams
-    rows = [row for row, _, _ in changed]
-    scored = score_captions(decoder, np.zeros((len(rows), 1), np.float32), grid[rows], [t for _, _, t in changed],
-                            [beams[row][i].finished for row, i, _ in changed],
-                            beams[rows[0]][changed[0][1]].attention is not None, length_normalization)
-    result = [list(hypotheses) for hypotheses in beams]
-    for (row, i, _), hypothesis in zip(changed, scored):
-        result[row][i] = hypothesis
-    return result
+def _agreeing_possessives(vocabulary, tokens: list[int], prefix_length: int) -> list[int]:
+    """A caption's word ids, written after a neutral subject of `prefix_length` words
+    (`neutral_subject`), with German possessives that agree with it: "Eine Person fährt mit
+    seinem Fahrrad" -> "ihrem" (`neutral_possessives`); other languages' unchanged."""
+    words = [vocabulary.id_to_word[t] for t in tokens]
+    new = neutral_possessives(words, prefix_length, vocabulary.language)
+    if new == words or any(word not in vocabulary.word_to_id for word in new):
+        return tokens
+    return [vocabulary.word_to_id[word] for word in new]
 
 
 def neutral_hypotheses(vocabulary, beams: list[list[Hypothesis]], order=None) -> list[list[Hypothesis]]:
@@ -635,7 +626,7 @@ def neutral_hypotheses(vocabulary, beams: list[list[Hypothesis]], order=None) ->
     order = range(len(beams)) if order is None else order
     if not rewrites:
         return [list(beams[i]) for i in order]
-    word_to_id = {word: index for index, word in enumerate(vocabulary.id_to_word)}
+    word_to_id = vocabulary.word_to_id
 
     def rewritten(hypothesis: Hypothesis) -> Hypothesis:
         words = [vocabulary.id_to_word[int(token)] for token in hypothesis.tokens]
@@ -660,14 +651,20 @@ def _neutral_rewrites(language: str, words: tuple[str, ...]) -> dict[str, tuple[
 
 def _repair_inflections(decoder, grid, beams, repair: InflectionRepair | None, length_normalization):
     """Every hypothesis with its inflections repaired (`InflectionRepair.repaired`: "un groupe
-    de personnes sont assis" -> "assises"), in its place, with its log-probability and attention
-    under the decoder (`helpers.predict.decoding.score_captions`, one pass for all the changed
-    ones); one that becomes a caption already earlier in its beam is dropped. `beams` unchanged
-    without a repair."""
+    de personnes sont assis" -> "assises"), by `_rewritten`. `beams` unchanged without a repair."""
     if repair is None:
         return beams
+    return _rewritten(decoder, grid, beams, lambda row, tokens: repair.repaired(tokens), length_normalization)
+
+
+def _rewritten(decoder, grid, beams, rewrite, length_normalization):
+    """Every hypothesis whose word ids `rewrite(row, tokens) -> list[int]` changes (an agreement
+    repaired, a German possessive after a neutral subject), in its place, with its log-probability
+    and attention under the decoder (`helpers.predict.decoding.score_captions`, one pass for all
+    the changed ones); one that becomes a caption already earlier in its beam is dropped. `beams`
+    itself when nothing changes."""
     changed = [(row, i, tokens) for row, hypotheses in enumerate(beams) for i, h in enumerate(hypotheses)
-               if (tokens := repair.repaired(h.tokens)) != [int(t) for t in h.tokens]]
+               if (tokens := rewrite(row, h.tokens)) != [int(t) for t in h.tokens]]
     if not changed:
         return beams
     rows = [row for row, _, _ in changed]

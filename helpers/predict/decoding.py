@@ -284,9 +284,9 @@ def beam_search(decoder, pooled, grid, beam_width: int = 3, max_length: int = 20
             `helpers.predict.beam.blocked_words`); 0: no blocking.
         banned_words: word ids never generated, besides <pad>, <start> and <unk> (the concept
             decoder's words that state a sex: `helpers.text.languages.gendered_words`).
-        prefixes: per image, word ids its captions begin with (may be empty), or None. The
-            prefix's words count as certain: their log-probability is 0 in the hypotheses' (the
-            concept decoder rescores them: `helpers.predict.concept_captions`).
+        prefixes: per image, word ids its captions begin with (may be empty), or None: at each
+            of the prefix's steps only its word is allowed, and its log-probability under the
+            decoder counts in the hypothesis' (`helpers.predict.beam.forced_words`).
 
     Returns:
         For each image, its hypotheses sorted by `score`, best first (`top_n` of them; fewer only

@@ -258,8 +258,8 @@ def load_predictor(run=None, model: str | None = None, concepts=None, **kwargs) 
     (`ConceptCaptioner`): `concepts` names its run, by default `runs/concepts` (trained by
     `python -m helpers train --run concepts --data-dir caption-text` or `make demo`); a `run`
     that is a concept decoder means the same. Decoders in other languages are the runs beside it
-    named `<run>-fra`, `<run>-deu` (`CAPTION_LANGUAGES`). `gendered=True` lets its English
-    captions say "man" or "woman" (`ConceptCaptioner`; by default "person").
+    named `<run>-fra`, `<run>-deu` (`CAPTION_LANGUAGES`). `gendered=True` lets its
+    captions say "man" or "woman" (`ConceptCaptioner`; by default "person", in every language).
 
     Raises:
         ValueError: neither `run` nor `model`, or an unknown `model`.
