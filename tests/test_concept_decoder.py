@@ -318,6 +318,8 @@ def assert_wider_search_where_every_candidate_repeats(bundle, index, monkeypatch
         return beam_search(decoder, pooled, grid, **settings)
 
     monkeypatch.setattr(concept_captions, "beam_search", recorded_beam_search)
+    # no main subject (`_naming_the_subject`, whose rows would join the first search)
+    monkeypatch.setattr(concept_captions, "SUBJECT_MIN_CONFIDENCE", 1.01)
     chosen = caption_concept_sets(bundle, sets, consensus=index, gendered=True)     # the words of the search
     monkeypatch.setattr(concept_captions, "beam_search", beam_search)
     assert searches == [(len(sets), CONSENSUS_CANDIDATES)] + ([(len(repeating), WIDER_BEAM)] if repeating else [])
@@ -509,3 +511,68 @@ def test_tag_album_in_german_writes_german_descriptions_and_english_keywords(tmp
                                           "--lang", "deu", "--no-cache"])
     assert cli.tag_album_command(args, lambda _: captioner) == 2      # keywords alone in German: refused
     assert "keyword language 'deu' is not installed" in capsys.readouterr().out
+
+
+def test_a_caption_names_a_concept_by_itself_or_a_kind_of_it_and_the_subject_is_the_most_confident():
+    from helpers.predict.concept_captions import SUBJECT_MIN_CONFIDENCE, names_concept, subject_concept
+    from helpers.wordnet.concepts import Concept
+
+    assert names_concept("a man riding a bike down a street", "person.n.01")
+    assert names_concept("a puppy laying on the grass", "dog.n.01")
+    assert names_concept("a traffic light on a street", "traffic_light.n.01")
+    assert not names_concept("a person riding a bike on a street", "traffic_light.n.01")
+    # a word above the concept is not its name ("food" for the coffee), nor a compound with its word
+    assert not names_concept("a close up of a plate of food on a table", "coffee.n.01")
+    assert not names_concept("a coffee table in a living room", "coffee.n.01")
+    light, bike = Concept("traffic_light.n.01", 0.82, 1), Concept("bicycle.n.01", 0.76, 1)
+    assert subject_concept([bike, light]) == light
+    assert subject_concept([Concept("weapon.n.01", SUBJECT_MIN_CONFIDENCE - 0.01, 1)]) is None
+    assert subject_concept([]) is None
+
+
+def test_the_caption_that_names_the_subject_comes_first_unless_the_decoder_finds_it_much_less_likely():
+    """`_naming_the_subject` on hypotheses of real captions of coco-mini photos (their words, the
+    per-token log-probabilities the English decoder gave them)."""
+    from helpers.predict.concept_captions import SUBJECT_MAX_LOSS, _naming_the_subject, _subject_prefix
+    from helpers.text.vocab import Vocabulary
+    from helpers.wordnet.concepts import Concept
+
+    texts = ["a person riding a bike on a street", "a traffic light on a street", "a traffic light next to a dog",
+             "a pizza sitting on top of a table", "a wine glass of pizza on a table", "a bike parked on a street"]
+    vocabulary = Vocabulary(sorted({word for text in texts for word in text.split()}))
+
+    def hypothesis(text, per_token):
+        tokens = vocabulary.encode(text)[1:-1]              # without <start> and <end>
+        return decoding.Hypothesis(np.asarray(tokens, np.int32), per_token * (len(tokens) + 1), 0.0, True, None)
+
+    light = [Concept("traffic_light.n.01", 0.82, 1), Concept("bicycle.n.01", 0.76, 1)]
+    pizza = [Concept("wineglass.n.01", 0.89, 1), Concept("dining_table.n.01", 0.79, 1), Concept("pizza.n.01", 0.71, 1)]
+    assert [vocabulary.id_to_word[t] for t in _subject_prefix(vocabulary, light)] == ["a", "traffic", "light"]
+    assert _subject_prefix(vocabulary, [Concept("umbrella.n.01", 0.9, 1)]) is None     # no such word: not searched
+    free = hypothesis(texts[0], -1.157)
+    near, far, inventing = (hypothesis(texts[1], -1.157 - SUBJECT_MAX_LOSS + 0.03),
+                            hypothesis(texts[1], -1.157 - SUBJECT_MAX_LOSS - 0.03), hypothesis(texts[2], -1.2))
+    second = hypothesis("a traffic light next to a bike", -1.5)      # names it: moved first, not searched
+    ranked = _naming_the_subject(vocabulary, [light] * 4 + [pizza], [[free], [free], [free], [free, second],
+                                                                     [hypothesis(texts[3], -0.9)]],
+                                 {0: [near], 1: [far], 2: [inventing], 4: [hypothesis(texts[4], -2.2)]})
+    assert [[vocabulary.decode(h.tokens) for h in hypotheses] for hypotheses in ranked] == [
+        [texts[1], texts[0]], [texts[0]], [texts[0]], ["a traffic light next to a bike", texts[0]],
+        [texts[3]]]     # the pizza's subject, the wine glass, is 1.3 less likely per token: not written
+
+
+@pytest.mark.skipif(not (PROJECT / "runs" / "concepts" / "bundle").is_dir(),
+                    reason="needs the English decoder: python -m helpers train --run concepts --data-dir caption-text")
+def test_the_english_decoder_names_the_person_it_would_leave_out():
+    """coco-mini val2017 000000229358 (a person at a bathroom sink): the English decoder's
+    candidates all say "a bathroom with a sink and a mirror"; the caption searched from "a person"
+    is 0.44 less likely per token, and comes first."""
+    from helpers.bundle import load_bundle
+    from helpers.predict.concept_captions import caption_concept_sets, load_consensus, names_concept
+    from helpers.wordnet.concepts import Concept
+
+    bundle = load_bundle(PROJECT / "runs" / "concepts" / "bundle")
+    bathroom = [Concept("person.n.01", 0.8, 1), Concept("sink.n.01", 0.64, 1), Concept("medicine_chest.n.01", 0.53, 1)]
+    [[first]] = caption_concept_sets(bundle, [bathroom], consensus=load_consensus(bundle))
+    caption = bundle.vocabulary.decode(first.tokens)
+    assert names_concept(caption, "person.n.01") and "sink" in caption, caption
