@@ -20,6 +20,8 @@ ROUGE-L, CIDEr, equal to the coco-caption toolkit):
 * (iii) **the concept decoder as `--model pretrained` uses it**: beam width 6 and consensus
   re-ranking of its 6 captions (`ConsensusIndex`, when the run has `consensus.npz`;
   `CONSENSUS_CANDIDATES`, chosen on train2017);
+* (iii-s) (iii) without the main-subject rule (`_naming_the_subject`: English captions name the
+  most confident concept when the decoder writes it at most `SUBJECT_MAX_LOSS` less likely);
 * (iii-g) (iii) with words that state a sex allowed (`caption_concept_sets(gendered=True)`:
   "man", "woman"; by default the search never writes one, since no concept says a sex);
 * (iii-p) (iii) with the decoder's other step precision (`AttentionDecoder.step_dtype`: the
@@ -27,6 +29,10 @@ ROUGE-L, CIDEr, equal to the coco-caption toolkit):
 * (iii-b) the same with 8 candidates (the previous default);
 * (iv) **oracle**: (iii) fed each photo's ground-truth COCO instances (categories with
   their counts, instances of at least 1 % of the photo, confidence 1): the decoder's own ceiling.
+
+Beside the metrics, "main subject named": of the photos whose most confident predicted concept
+(mapped into the decoder's concept vocabulary) has a confidence of at least 0.5
+(`subject_concept`), those whose caption names it (`names_concept`: itself or a kind of it).
 
 Retrieval searches the decoder's own training text (`$PHOTO_CAPTIONS_TEXT`, the benchmark photos
 excluded). train2017 photos were used to measure the tagger noise the decoder is trained with
@@ -123,6 +129,17 @@ def album_time(predictor, photos, rounds: int = 3) -> tuple[list, dict]:
                          "ratio": round(with_captions / tags, 3)}
 
 
+@contextlib.contextmanager
+def _setting(module, name: str, value):
+    """`module.name` set to `value` inside the block, restored after."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
 def other_precision(step_dtype: str) -> str:
     """The step matmul dtype that is not the default here (`AttentionDecoder.step_dtype`)."""
     return "float32" if step_dtype == "bfloat16" else "bfloat16"
@@ -206,11 +223,14 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     from helpers.config import resolve_bundle_dir
     from helpers.data.caption_text import load_coco_captions
     from helpers.metrics import evaluate_captions
+    from helpers.predict import concept_captions
     from helpers.predict.concept_captions import (
         CONSENSUS_CANDIDATES,
         caption_concept_sets,
         caption_texts,
         load_consensus,
+        names_concept,
+        subject_concept,
         template_caption,
     )
     from helpers.predict.concept_captions import concept_name as _name
@@ -231,9 +251,12 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     bundle = load_bundle(resolve_bundle_dir(run))
     consensus = load_consensus(bundle)
 
-    def decode(concept_sets, index=None, candidates=CONSENSUS_CANDIDATES, gendered=False):
-        beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index,
-                                     candidates=candidates, gendered=gendered)
+    def decode(concept_sets, index=None, candidates=CONSENSUS_CANDIDATES, gendered=False, subject=True):
+        with contextlib.ExitStack() as stack:
+            if not subject:          # no main subject: the captions as before `_naming_the_subject`
+                stack.enter_context(_setting(concept_captions, "SUBJECT_MIN_CONFIDENCE", 2.0))
+            beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index,
+                                         candidates=candidates, gendered=gendered)
         return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concept_sets, beams)]
 
     methods = {"(i) template": [template_caption(c) for c in predicted],
@@ -242,6 +265,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
         methods["(ii-b) consensus retrieval"] = consensus_retrieval(bundle, consensus, predicted)
     methods["(iii-a) concept decoder, beam search only"] = decode(predicted)
     methods["(iii) concept decoder"] = decode(predicted, consensus)
+    methods["(iii-s) concept decoder, main subject not required"] = decode(predicted, consensus, subject=False)
     methods["(iii-g) concept decoder, sex words allowed"] = decode(predicted, consensus, gendered=True)
     precision = bundle.decoder.resolved_step_dtype()
     with other_step_precision(bundle.decoder) as step_dtype:
@@ -249,6 +273,10 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     if consensus is not None:
         methods["(iii-b) concept decoder, beam 8 + consensus"] = decode(predicted, consensus, candidates=8)
     methods["(iv) oracle: decoder on COCO instances"] = decode(oracle, consensus)
+    # each photo's main subject: its most confident concept mapped into the decoder's vocabulary
+    # (what the decoder is given; `subject_concept`), named by the caption or not (`names_concept`)
+    subjects = [subject_concept(bundle.synset_vocabulary.decode(bundle.synset_vocabulary.encode(
+        concepts, bundle.config.max_concepts))) for concepts in predicted]
     table: dict[str, dict[str, dict]] = {}
     for method, captions in methods.items():
         table[method] = {}
@@ -264,7 +292,10 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
                                                 "caption": caption} for n, caption in enumerate(record.captions)]
                 results.append({"image_id": key, "caption": captions[index]})
             scores = evaluate_captions(annotations, results, spice=False).scores
-            table[method][split] = {"photos": len(results), **{m: scores[m] for m in METRICS}}
+            named = [names_concept(captions[i], subject.synset) for i, record in enumerate(records)
+                     if split in ("all", record.split) and (subject := subjects[i]) is not None]
+            table[method][split] = {"photos": len(results), **{m: scores[m] for m in METRICS},
+                                    "subject named": f"{sum(named)}/{len(named)}"}
     album, album_captions, timing = album_captions_and_time(run)
     decoder = table["(iii) concept decoder"]["all"]["CIDEr"]
     retrieval = table["(ii) retrieval (Jaccard)"]["all"]["CIDEr"]
@@ -276,12 +307,13 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
         command_target = "captions add <= 20 % to the whole tag-album command (examples/album)"
         targets[command_target] = timing["command"]["ratio"] <= 1.2
     seconds = time.perf_counter() - started
-    lines = ["| method | photos | BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---|---|---|---|---|"]
+    lines = ["| method | photos | BLEU-4 | METEOR | ROUGE-L | CIDEr | main subject named |",
+             "|---|---|---|---|---|---|---|"]
     for method, splits in table.items():
         for split in ("all", *SPLITS):
             r = splits[split]
             lines.append(f"| {method}{'' if split == 'all' else f' ({split})'} | {r['photos']} | "
-                         + " | ".join(f"{r[m]:.3f}" for m in METRICS) + " |")
+                         + " | ".join(f"{r[m]:.3f}" for m in METRICS) + f" | {r['subject named']} |")
     examples = ["", "| photo | concepts (predicted) | (iii) caption | first reference |", "|---|---|---|---|"]
     for index in range(0, len(records), max(1, len(records) // 12)):
         concepts = ", ".join(f"{_name(c.synset)}{f' x{c.count}' if c.count > 1 else ''} {c.confidence:.2f}"

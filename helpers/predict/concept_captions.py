@@ -523,25 +523,26 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     subject_rewritten = not gendered and not rewritten               # French, German: the subject
     pairs = [encoded[:, [0, 2]] for encoded in grid]
     # English: each caption names its set's main subject (`_naming_the_subject`); the captions
-    # that begin with its name are searched with the others, as more rows of the same search
+    # that begin with its name are searched with the others, as more rows of the same search (the
+    # search with prefixes even when there are none: one compiled search, the one `warm_up` traced)
     concept_sets = [bundle.synset_vocabulary.decode(cells) for cells in grid]
     covering = consensus is not None and language == "eng"
-    subjects = {row: prefix for row, concepts in enumerate(concept_sets)
-                if covering and (prefix := _subject_prefix(bundle.vocabulary, concepts))}
-    named = sorted(subjects)
+    subject_prefixes = {row: prefix for row, concepts in enumerate(concept_sets)
+                        if covering and (prefix := _subject_prefix(bundle.vocabulary, concepts))}
+    named = sorted(subject_prefixes)
     search = functools.partial(_searched_and_ranked, bundle, consensus=consensus, width=width,
-                               top_n=width if subject_rewritten or subjects else top_n, max_length=max_length,
+                               top_n=width if subject_rewritten or covering else top_n, max_length=max_length,
                                length_normalization=length_normalization, block_ngram=block_ngram)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the neighbours need only the concepts: found while the beam searches (NumPy and
         # TensorFlow release the GIL; the search leaves a core idle in its smaller steps)
         neighbours = None if consensus is None else pool.submit(consensus.nearest_images_batch, pairs)
-        if subjects:
+        if covering:
             rows = [*range(len(grid)), *named]
             ranked = search(grid[rows], [pairs[row] for row in rows],
                             pool.submit(lambda: [neighbours.result()[row] for row in rows]),
                             banned=gendered_word_ids(bundle.vocabulary) if rewritten else (),
-                            prefixes=[[]] * len(grid) + [subjects[row] for row in named])
+                            prefixes=[[]] * len(grid) + [subject_prefixes[row] for row in named])
             ranked = _naming_the_subject(bundle.vocabulary, concept_sets, ranked[:len(grid)],
                                          dict(zip(named, ranked[len(grid):])))
             ranked = [hypotheses[:top_n] for hypotheses in ranked]
