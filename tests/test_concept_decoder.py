@@ -533,7 +533,7 @@ def test_a_caption_names_a_concept_by_itself_or_a_kind_of_it_and_the_subject_is_
 def test_the_caption_that_names_the_subject_comes_first_unless_the_decoder_finds_it_much_less_likely():
     """`_naming_the_subject` on hypotheses of real captions of coco-mini photos (their words, the
     per-token log-probabilities the English decoder gave them)."""
-    from helpers.predict.concept_captions import SUBJECT_MAX_LOSS, _naming_the_subject, _subject_prefix
+    from helpers.predict.concept_captions import SUBJECT_MAX_LOSS, _subject_prefix, subjects_first, subjects_searched
     from helpers.text.vocab import Vocabulary
     from helpers.wordnet.concepts import Concept
 
@@ -545,20 +545,25 @@ def test_the_caption_that_names_the_subject_comes_first_unless_the_decoder_finds
         tokens = vocabulary.encode(text)[1:-1]              # without <start> and <end>
         return decoding.Hypothesis(np.asarray(tokens, np.int32), per_token * (len(tokens) + 1), 0.0, True, None)
 
+    def texts_of(ranked):
+        return [[vocabulary.decode(h.tokens) for h in hypotheses] for hypotheses in ranked]
+
     light = [Concept("traffic_light.n.01", 0.82, 1), Concept("bicycle.n.01", 0.76, 1)]
     pizza = [Concept("wineglass.n.01", 0.89, 1), Concept("dining_table.n.01", 0.79, 1), Concept("pizza.n.01", 0.71, 1)]
     assert [vocabulary.id_to_word[t] for t in _subject_prefix(vocabulary, light)] == ["a", "traffic", "light"]
     assert _subject_prefix(vocabulary, [Concept("umbrella.n.01", 0.9, 1)]) is None     # no such word: not searched
-    free = hypothesis(texts[0], -1.157)
+    free, second = hypothesis(texts[0], -1.157), hypothesis("a traffic light next to a bike", -1.5)
+    low = [Concept("traffic_light.n.01", 0.4, 1)]                       # no main subject
+    ranked, prefixes = subjects_first(vocabulary, [light, light, low, pizza], [[free], [free, second], [free], [free]])
+    assert texts_of(ranked) == [[texts[0]], ["a traffic light next to a bike", texts[0]], [texts[0]], [texts[0]]]
+    assert sorted(prefixes) == [0, 3]                     # the sets whose candidates all leave the subject out
     near, far, inventing = (hypothesis(texts[1], -1.157 - SUBJECT_MAX_LOSS + 0.03),
                             hypothesis(texts[1], -1.157 - SUBJECT_MAX_LOSS - 0.03), hypothesis(texts[2], -1.2))
-    second = hypothesis("a traffic light next to a bike", -1.5)      # names it: moved first, not searched
-    ranked = _naming_the_subject(vocabulary, [light] * 4 + [pizza], [[free], [free], [free], [free, second],
-                                                                     [hypothesis(texts[3], -0.9)]],
-                                 {0: [near], 1: [far], 2: [inventing], 4: [hypothesis(texts[4], -2.2)]})
-    assert [[vocabulary.decode(h.tokens) for h in hypotheses] for hypotheses in ranked] == [
-        [texts[1], texts[0]], [texts[0]], [texts[0]], ["a traffic light next to a bike", texts[0]],
-        [texts[3]]]     # the pizza's subject, the wine glass, is 1.3 less likely per token: not written
+    searched = subjects_searched(vocabulary, [light] * 3 + [pizza], [[free]] * 3 + [[hypothesis(texts[3], -0.9)]],
+                                 {0: [near], 1: [far], 2: [inventing], 3: [hypothesis(texts[4], -2.2)]})
+    assert texts_of(searched) == [[texts[1], texts[0]], [texts[0]], [texts[0]],
+                                  [texts[3]]]   # the pizza's subject, the wine glass, is 1.3 less likely per token
+
 
 
 @pytest.mark.skipif(not (PROJECT / "runs" / "concepts" / "bundle").is_dir(),

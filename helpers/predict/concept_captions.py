@@ -522,32 +522,22 @@ def caption_concept_sets(bundle, concept_sets: list[list[Concept]], beam_width: 
     rewritten = not gendered and language in NEUTRAL_LANGUAGES       # English: word for word
     subject_rewritten = not gendered and not rewritten               # French, German: the subject
     pairs = [encoded[:, [0, 2]] for encoded in grid]
-    # English: each caption names its set's main subject (`_naming_the_subject`); the captions
-    # that begin with its name are searched with the others, as more rows of the same search (the
-    # search with prefixes even when there are none: one compiled search, the one `warm_up` traced)
-    concept_sets = [bundle.synset_vocabulary.decode(cells) for cells in grid]
+    # English: each caption names its set's main subject (`_naming_the_subject`); the sets none of
+    # whose candidates does are searched again from its name. Both searches with prefixes (none in
+    # the first): one compiled search, the one `warm_up` traced.
     covering = consensus is not None and language == "eng"
-    subject_prefixes = {row: prefix for row, concepts in enumerate(concept_sets)
-                        if covering and (prefix := _subject_prefix(bundle.vocabulary, concepts))}
-    named = sorted(subject_prefixes)
     search = functools.partial(_searched_and_ranked, bundle, consensus=consensus, width=width,
                                top_n=width if subject_rewritten or covering else top_n, max_length=max_length,
-                               length_normalization=length_normalization, block_ngram=block_ngram)
+                               length_normalization=length_normalization, block_ngram=block_ngram,
+                               banned=gendered_word_ids(bundle.vocabulary) if rewritten else ())
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the neighbours need only the concepts: found while the beam searches (NumPy and
         # TensorFlow release the GIL; the search leaves a core idle in its smaller steps)
         neighbours = None if consensus is None else pool.submit(consensus.nearest_images_batch, pairs)
-        if covering:
-            rows = [*range(len(grid)), *named]
-            ranked = search(grid[rows], [pairs[row] for row in rows],
-                            pool.submit(lambda: [neighbours.result()[row] for row in rows]),
-                            banned=gendered_word_ids(bundle.vocabulary) if rewritten else (),
-                            prefixes=[[]] * len(grid) + [subject_prefixes[row] for row in named])
-            ranked = _naming_the_subject(bundle.vocabulary, concept_sets, ranked[:len(grid)],
-                                         dict(zip(named, ranked[len(grid):])))
-            ranked = [hypotheses[:top_n] for hypotheses in ranked]
-        else:
-            ranked = search(grid, pairs, neighbours, banned=gendered_word_ids(bundle.vocabulary) if rewritten else ())
+        ranked = search(grid, pairs, neighbours, prefixes=[[]] * len(grid) if covering else None)
+    if covering:
+        ranked = _naming_the_subject(bundle, grid, pairs, neighbours.result(), ranked, search)
+        ranked = [hypotheses[:top_n] for hypotheses in ranked]
     if gendered:
         return [list(ranked[i]) for i in inverse]
     if rewritten:
@@ -656,32 +646,58 @@ def _subject_prefix(vocabulary, concepts: list[Concept]) -> list[int] | None:
     return [vocabulary.word_to_id[word] for word in words]
 
 
-def _naming_the_subject(vocabulary, concept_sets: list[list[Concept]], ranked: list[list[Hypothesis]],
-                        forced: dict[int, list[Hypothesis]]) -> list[list[Hypothesis]]:
-    """English `ranked` candidates (per set, best first) with those that name the set's main
-    subject (`subject_concept`, `names_concept`) first. When none does, the best of the set's
-    `forced` candidates (searched from the name of its subject, `_subject_prefix`) comes first
-    if it names the subject, invents nothing (`invented_concepts`) and its log-probability per
-    token is at most `SUBJECT_MAX_LOSS` below the first candidate's: "a traffic light on a
-    street" for "a person riding a bike on a street" (0.57 lower), not "a wine glass of pizza on
-    a table" for "a pizza sitting on top of a table" (1.28)."""
-    result = []
+def _naming_the_subject(bundle, grid, pairs, neighbours, ranked, search) -> list[list[Hypothesis]]:
+    """English `ranked` candidates (per set of `grid`, best first) with those that name the set's
+    main subject first (`subjects_first`); the sets none of whose candidates names it are searched
+    again from its name (`beam_search(prefixes=)`, by `search`: `_searched_and_ranked` with the
+    first search's settings), and the best caption of that search may come first
+    (`subjects_searched`). `neighbours`: the consensus index's for `pairs`."""
+    concept_sets = [bundle.synset_vocabulary.decode(cells) for cells in grid]
+    ranked, prefixes = subjects_first(bundle.vocabulary, concept_sets, ranked)
+    if not prefixes:
+        return ranked
+    rows = sorted(prefixes)
+    searched = search(grid[rows], [pairs[row] for row in rows], [neighbours[row] for row in rows],
+                      prefixes=[prefixes[row] for row in rows])
+    return subjects_searched(bundle.vocabulary, concept_sets, ranked, dict(zip(rows, searched)))
+
+
+def subjects_first(vocabulary, concept_sets: list[list[Concept]], ranked: list[list[Hypothesis]]):
+    """`(ranked, prefixes)`: per concept set, its English hypotheses with those that name its main
+    subject (`subject_concept`, `names_concept`) first, the others in their order; and for each
+    set none of whose hypotheses names it, by index, the word ids of its subject's name to search
+    from (`_subject_prefix`; none where the decoder lacks one of its words)."""
+    result, prefixes = [], {}
     for row, (concepts, hypotheses) in enumerate(zip(concept_sets, ranked)):
         subject = subject_concept(concepts)
-        if subject is None or not hypotheses:
-            result.append(list(hypotheses))
+        naming = [subject is not None and names_concept(vocabulary.decode(h.tokens), subject.synset)
+                  for h in hypotheses]
+        result.append([hypotheses[i] for i in sorted(range(len(hypotheses)), key=lambda i: not naming[i])])
+        if subject is not None and hypotheses and not any(naming):
+            prefix = _subject_prefix(vocabulary, concepts)
+            if prefix is not None:
+                prefixes[row] = prefix
+    return result, prefixes
+
+
+def subjects_searched(vocabulary, concept_sets: list[list[Concept]], ranked: list[list[Hypothesis]],
+                      searched: dict[int, list[Hypothesis]]) -> list[list[Hypothesis]]:
+    """`ranked` with, for each set searched again from its subject's name (`searched`, by index),
+    the best caption of that search first if it names the subject, invents nothing
+    (`invented_concepts`) and its log-probability per token is at most `SUBJECT_MAX_LOSS` below
+    the set's first candidate's: "a traffic light on a street" for "a person riding a bike on a
+    street" (0.57 lower), not "a wine glass of pizza on a table" for "a pizza sitting on top of a
+    table" (1.28)."""
+    result = [list(hypotheses) for hypotheses in ranked]
+    for row, hypotheses in searched.items():
+        subject = subject_concept(concept_sets[row])
+        if not hypotheses or not result[row] or subject is None:
             continue
-        naming = [names_concept(vocabulary.decode(h.tokens), subject.synset) for h in hypotheses]
-        if any(naming):
-            result.append([hypotheses[i] for i in sorted(range(len(hypotheses)), key=lambda i: not naming[i])])
-            continue
-        first = forced.get(row, [None])[0]
-        caption = None if first is None else vocabulary.decode(first.tokens)
-        if (first is not None and names_concept(caption, subject.synset) and not invented_concepts(caption, concepts)
-                and _per_word(hypotheses[0]) - _per_word(first) <= SUBJECT_MAX_LOSS):
-            result.append([first, *hypotheses])
-        else:
-            result.append(list(hypotheses))
+        first = hypotheses[0]
+        caption = vocabulary.decode(first.tokens)
+        if (names_concept(caption, subject.synset) and not invented_concepts(caption, concept_sets[row])
+                and _per_word(result[row][0]) - _per_word(first) <= SUBJECT_MAX_LOSS):
+            result[row] = [first, *result[row]]
     return result
 
 
