@@ -37,6 +37,13 @@ German captions are checked with a `ConceptLexicon` learnt from the decoder's ow
 (which words name which category), and their template is written in their language
 (Multi30K test, side by side: German CIDEr 0.339 -> 0.353, French 0.448 -> 0.450).
 
+**The main subject named** (English): a set's most confident concept, at least
+`SUBJECT_MIN_CONFIDENCE`, is its main subject; the candidates that name it come first, and a set
+none of whose candidates does is searched again from its name ("a traffic light"), whose best
+caption comes first when the decoder finds it at most `SUBJECT_MAX_LOSS` less likely per token
+(`subjects_first`, `subjects_searched`). coco-mini CIDEr 0.706 -> 0.714 (train2017 0.811 -> 0.800,
+val2017 0.669 -> 0.701), the subject named in 118 -> 133 of the 150 photos that have one.
+
 Captions in the album's language: a decoder per language (`languages`: "fra", "deu", trained on
 Multi30K), chosen by `predict(lang=...)` with the keywords; a language without one gets the main
 (English) decoder's captions, and the captioner says so once.
