@@ -637,8 +637,9 @@ def subject_concept(concepts: list[Concept]) -> Concept | None:
 
 def names_concept(caption: str, synset: str) -> bool:
     """Whether an English caption names a concept: one of the synsets it mentions
-    (`caption_concepts`) is the concept, one of its kinds ("a puppy" for the dog, "a man" for
-    the person) or a more general synset above it ("a bird" for a nuthatch)."""
+    (`caption_concepts`) is the concept or one of its kinds ("a puppy" for the dog, "a man" for
+    the person); a more general word does not ("food" for the coffee). The concepts a decoder
+    reads are those of its vocabulary, so a nuthatch is its "bird", which "a bird" names."""
     return any(s == synset or synset in ancestors(s) for s in _mentioned(caption))
 
 
