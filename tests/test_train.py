@@ -185,8 +185,10 @@ def test_fused_adam_updates_as_keras_adam():
             optimizer.apply(gradients, variables)
         assert all(np.abs(v.numpy() - w).max() > 1e-4 for v, w in zip(variables, initial))   # all trained
         weights[optimizer_class.__name__] = [v.numpy() for v in variables + optimizer.variables]
+    # float32 rounding differs by CPU: on 2 AMD Zen 3 cores (AVX2) one value of 800, a weight of
+    # 2.8e-5, differed by 1.0e-7; a wrong update (bias correction, the sparse rows) moves them all
     for keras_adam, fused in zip(weights["Adam"], weights["FusedAdam"], strict=True):
-        np.testing.assert_allclose(fused, keras_adam, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(fused, keras_adam, rtol=1e-5, atol=5e-7)
 
 
 def test_unknown_strategy_and_multi_worker_without_tf_config(monkeypatch):
