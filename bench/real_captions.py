@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import unittest.mock
 
 import bench
 from bench.concept_noise import fused_predictions
@@ -127,17 +128,6 @@ def album_time(predictor, photos, rounds: int = 3) -> tuple[list, dict]:
     tags, with_captions = statistics.median(times[False]), statistics.median(times[True])
     return predictions, {"photos": len(photos), "tags_s": round(tags, 3), "captions_s": round(with_captions, 3),
                          "ratio": round(with_captions / tags, 3)}
-
-
-@contextlib.contextmanager
-def _setting(module, name: str, value):
-    """`module.name` set to `value` inside the block, restored after."""
-    saved = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, saved)
 
 
 def other_precision(step_dtype: str) -> str:
@@ -252,9 +242,9 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
     consensus = load_consensus(bundle)
 
     def decode(concept_sets, index=None, candidates=CONSENSUS_CANDIDATES, gendered=False, subject=True):
-        with contextlib.ExitStack() as stack:
-            if not subject:          # no main subject: the captions as before `_naming_the_subject`
-                stack.enter_context(_setting(concept_captions, "SUBJECT_MIN_CONFIDENCE", 2.0))
+        # subject=False: no set has a main subject, the captions as before `_naming_the_subject`
+        with (contextlib.nullcontext() if subject else
+              unittest.mock.patch.object(concept_captions, "SUBJECT_MIN_CONFIDENCE", 2.0)):
             beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index,
                                          candidates=candidates, gendered=gendered)
         return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concept_sets, beams)]

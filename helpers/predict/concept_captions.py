@@ -588,13 +588,15 @@ def _searched_and_ranked(bundle, grid, pairs, neighbours, *, consensus, width, t
                             block_ngram=block_ngram, banned_words=banned, prefixes=prefixes)
         beams = _end_stuck(decoder, grid, beams, length_normalization)
 
+        forced = prefixes is not None and any(prefixes)      # (English's first search: all empty)
+
         def rewrite(row, tokens) -> list[int]:    # German possessives after the prefix, then agreement
             tokens = [int(t) for t in tokens]
-            if prefixes is not None:
+            if forced and prefixes[row]:
                 tokens = _agreeing_possessives(bundle.vocabulary, tokens, len(prefixes[row]))
             return tokens if repair is None else repair.repaired(tokens)
 
-        if prefixes is None and repair is None:
+        if not forced and repair is None:
             return beams
         return _rewritten(decoder, grid, beams, rewrite, length_normalization)
 
