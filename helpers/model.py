@@ -229,13 +229,21 @@ class AttentionContext(NamedTuple):
         bias: float32 `[B, L]` added to the attention scores (`attention_bias`), or None.
         kernels: the step's weights in its matmul dtype (`AttentionDecoder.step_dtype`): the LSTM
             kernel stacked on its recurrent kernel `[E + D' + H, 4H]` (one product per step) and
-            the output kernel `[H + D', V]`; None for teacher forcing (`attention_inputs`).
+            the output kernel `[H + D', V]`; None for teacher forcing (`attention_inputs`). With
+            `AttentionDecoder.FACTORED_CONTEXT`, their rows that read the context are left out
+            (`[E + H, 4H]` and `[H, V]`): the context enters through the two below.
+        cell_gates: float32 `[B, L, 4H]`, each cell's product with the LSTM kernel's context rows
+            (`FACTORED_CONTEXT` only; else None).
+        cell_logits: float32 `[B, L, V]`, each cell's product with the output kernel's context
+            rows (`FACTORED_CONTEXT` only; else None).
     """
 
     features: tf.Tensor
     projected: tf.Tensor
     bias: tf.Tensor | None = None
     kernels: tuple | None = None
+    cell_gates: tf.Tensor | None = None
+    cell_logits: tf.Tensor | None = None
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -261,6 +269,14 @@ class AttentionDecoder(CaptionDecoder):
     """
 
     DEFAULT_STEP_DTYPE = "float32"
+    # Decoding with the context's products factored through the cells (`prepare`, `step`): the
+    # context z_t = sum_i w_ti a_i (w_ti = beta_t alpha_ti) is linear in the cells, so its products
+    # with the LSTM kernel and the output kernel are sum_i w_ti (a_i W): each cell's product, made
+    # once per image, weighted at every step. A step then multiplies [R, L] weights instead of
+    # [R, D'] contexts: cheaper when a search runs more steps x hypotheses per image than it has
+    # cells. Off here (a 7 x 7 grid: 49 cells, about as many as a beam of 3 runs row-steps per
+    # image); on for `ConceptDecoder`'s sets of at most 10 cells.
+    FACTORED_CONTEXT = False
 
     def __init__(self, vocabulary_size: int, embedding_dim: int = 256, hidden_dim: int = 512,
                  attention_dim: int = 256, dropout: float = 0.3, gate: bool = True,
@@ -344,11 +360,21 @@ class AttentionDecoder(CaptionDecoder):
         return resolve_step_dtype(self.step_dtype)
 
     def prepare(self, pooled, grid) -> AttentionContext:
-        """`attention_inputs` and the step's kernels in `step_dtype` (`AttentionContext`)."""
+        """`attention_inputs` and the step's kernels in `step_dtype` (`AttentionContext`); with
+        `FACTORED_CONTEXT`, also each cell's products with the kernels' context rows (float32,
+        `[B, L, 4H]` and `[B, L, V]`), and kernels without those rows."""
         dtype = self.resolved_step_dtype()
-        kernels = (tf.concat([self.cell.kernel, self.cell.recurrent_kernel], axis=0), self.output_layer.kernel)
-        kernels = tuple(tf.cast(kernel, dtype) for kernel in kernels)
-        return self.attention_inputs(pooled, grid)._replace(kernels=kernels)
+        context = self.attention_inputs(pooled, grid)
+        lstm_kernel, output_kernel = self.cell.kernel, self.output_layer.kernel    # [E + D', 4H], [H + D', V]
+        if not self.FACTORED_CONTEXT:
+            kernels = (tf.concat([lstm_kernel, self.cell.recurrent_kernel], axis=0), output_kernel)
+            return context._replace(kernels=tuple(tf.cast(kernel, dtype) for kernel in kernels))
+        words, hidden = self.embedding_dim, self.hidden_dim
+        kernels = (tf.concat([lstm_kernel[:words], self.cell.recurrent_kernel], axis=0), output_kernel[:hidden])
+        return context._replace(
+            kernels=tuple(tf.cast(kernel, dtype) for kernel in kernels),
+            cell_gates=tf.einsum("bld,dg->blg", context.features, lstm_kernel[words:]),       # (B, L, 4H)
+            cell_logits=tf.einsum("bld,dv->blv", context.features, output_kernel[hidden:]))   # (B, L, V)
 
     def initial_state(self, context) -> list:
         """`[h [B, H], c [B, H]]` from the mean grid cell (Xu et al. sec. 3.1.2)."""
@@ -369,24 +395,31 @@ class AttentionDecoder(CaptionDecoder):
             `(context, alpha)`: the gated context z_t float32 `[B, D]` (`[B, K, D]`) and the
             attention weights alpha_t `[B, L]` (`[B, K, L]`), summing to 1 over the L cells.
         """
+        alpha, beta = self.attention_weights(projected, hidden, bias)
+        if len(hidden.shape) == 3:
+            context = keras.ops.einsum("bkl,bld->bkd", alpha, features)   # (B, K, D)
+        else:
+            context = keras.ops.sum(alpha[..., None] * features, axis=1)  # (B, D)
+        if beta is not None:
+            context = beta * context                                      # beta_t (B, [K,] 1)
+        return context, alpha
+
+    def attention_weights(self, projected, hidden, bias=None):
+        """`(alpha, beta)` of `attend`: the attention weights alpha_t float32 `[B, L]` (`[B, K, L]`
+        for a `[B, K, H]` query) and the gate beta_t `[B, 1]` (`[B, K, 1]`), None without a gate."""
         if len(hidden.shape) == 3:
             query = self.hidden_projection(hidden)                        # (B, K, A)
             scores = self.attention_score(keras.ops.tanh(
                 projected[:, None, :, :] + query[:, :, None, :]))[..., 0]  # (B, K, L)
             if bias is not None:
                 scores = scores + bias[:, None, :]
-            alpha = keras.ops.softmax(scores, axis=-1)                    # (B, K, L)
-            context = keras.ops.einsum("bkl,bld->bkd", alpha, features)   # (B, K, D)
         else:
             scores = self.attention_score(keras.ops.tanh(
                 projected + self.hidden_projection(hidden)[:, None, :]))[..., 0]  # (B, L)
             if bias is not None:
                 scores = scores + bias
-            alpha = keras.ops.softmax(scores, axis=-1)                    # (B, L)
-            context = keras.ops.sum(alpha[..., None] * features, axis=1)  # (B, D)
-        if self.gate_layer is not None:
-            context = self.gate_layer(hidden) * context                   # beta_t (B, [K,] 1)
-        return context, alpha
+        alpha = keras.ops.softmax(scores, axis=-1)                        # (B, [K,] L)
+        return alpha, None if self.gate_layer is None else self.gate_layer(hidden)
 
     def recur(self, words, state, context, training=False):
         """The LSTM step: `([h_t; z_t] float32 [R, H + D], [h_t, c_t])`, what `emit` reads."""
@@ -405,24 +438,35 @@ class AttentionDecoder(CaptionDecoder):
 
         With `rows`, attention runs over the `[B, width]` hypotheses of every image against that
         image's cells (`attend` with a `[B, K, H]` query: the cells are never copied per
-        hypothesis), and only the R live rows go through the LSTM and the output layer.
+        hypothesis), and only the R live rows go through the LSTM and the output layer. With
+        `FACTORED_CONTEXT` the context z_t is never formed: the step weights the cells' products
+        (`advance_factored`).
 
         Returns:
             `(logits [R, V], new state, attention alpha_t [R, L])`.
         """
         features, projected, bias = context.features, context.projected, context.bias
-        if rows is None:
-            attention_context, alpha = self.attend(features, projected, state[0], bias)  # (R, D'), (R, L)
-        else:
+        hidden = state[0]
+        if rows is not None:
             slots = tf.shape(features)[0] * width
-            hidden = tf.scatter_nd(rows[:, None], state[0], [slots, self.hidden_dim])
+            hidden = tf.scatter_nd(rows[:, None], hidden, [slots, self.hidden_dim])
             hidden = tf.reshape(hidden, [-1, width, self.hidden_dim])                  # (B, K, H)
-            attention_context, alpha = self.attend(features, projected, hidden, bias)  # (B, K, D'), (B, K, L)
-            attention_context = tf.gather(
-                tf.reshape(attention_context, [-1, tf.shape(attention_context)[-1]]), rows)  # (R, D')
-            alpha = tf.gather(tf.reshape(alpha, [-1, tf.shape(alpha)[-1]]), rows)           # (R, L)
-        logits, new_state = self.advance(self.embed(tokens), state, attention_context, context.kernels)
-        return logits, new_state, alpha
+
+        def per_row(values):        # (B, K, N) per slot -> (R, N) per live row
+            return values if rows is None else tf.gather(tf.reshape(values, [-1, tf.shape(values)[-1]]), rows)
+
+        words = self.embed(tokens)
+        if self.FACTORED_CONTEXT:
+            alpha, beta = self.attention_weights(projected, hidden, bias)              # (B, [K,] L)
+            weights = alpha if beta is None else alpha * beta                         # w_ti = beta_t alpha_ti
+            pattern = "bl,blg->bg" if rows is None else "bkl,blg->bkg"
+            gates = per_row(tf.einsum(pattern, weights, context.cell_gates))           # (R, 4H)
+            logits = per_row(tf.einsum(pattern, weights, context.cell_logits))         # (R, V)
+            logits, new_state = self.advance_factored(words, state, gates, logits, context.kernels)
+        else:
+            attention_context, alpha = self.attend(features, projected, hidden, bias)  # (B, [K,] D'), (B, [K,] L)
+            logits, new_state = self.advance(words, state, per_row(attention_context), context.kernels)
+        return logits, new_state, per_row(alpha)
 
     def advance(self, words, state, context, kernels):
         """The LSTM step and the word logits once the context is known, for decoding: the LSTM of
@@ -439,12 +483,32 @@ class AttentionDecoder(CaptionDecoder):
         gate_kernel, output_kernel = kernels
         hidden, memory = state
         gates = _matmul(tf.concat([words, context, hidden], axis=-1), gate_kernel) + self.cell.bias  # (R, 4H)
+        hidden, memory = self._lstm(gates, memory)
+        logits = _matmul(tf.concat([hidden, context], axis=-1), output_kernel) + self.output_layer.bias
+        return logits, [hidden, memory]
+
+    def advance_factored(self, words, state, context_gates, context_logits, kernels):
+        """`advance` with the context's products already made (`FACTORED_CONTEXT`): the same
+        LSTM step and logits, the context's part of the gates float32 `[R, 4H]` and of the
+        logits float32 `[R, V]` added to the products of the words and hidden state with the
+        kernels' other rows (`AttentionContext.kernels`, `[E + H, 4H]` and `[H, V]`).
+
+        Returns:
+            `(logits float32 [R, V], [h_t, c_t])`.
+        """
+        gate_kernel, output_kernel = kernels
+        hidden, memory = state
+        gates = _matmul(tf.concat([words, hidden], axis=-1), gate_kernel) + context_gates + self.cell.bias
+        hidden, memory = self._lstm(gates, memory)
+        logits = _matmul(hidden, output_kernel) + context_logits + self.output_layer.bias
+        return logits, [hidden, memory]
+
+    def _lstm(self, gates, memory):
+        """`(h_t, c_t)` from the pre-activation gates `[R, 4H]` (i, f, c, o as `keras.layers.LSTMCell`)."""
         input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
         activation, recurrent_activation = self.cell.activation, self.cell.recurrent_activation
         memory = recurrent_activation(forget_gate) * memory + recurrent_activation(input_gate) * activation(candidate)
-        hidden = recurrent_activation(output_gate) * activation(memory)
-        logits = _matmul(tf.concat([hidden, context], axis=-1), output_kernel) + self.output_layer.bias
-        return logits, [hidden, memory]
+        return recurrent_activation(output_gate) * activation(memory), memory
 
     def call(self, inputs, training=False, return_attention: bool = False):
         """Teacher forcing, a symbolic loop over time (`tf.scan`) of the same step as `step` (which
@@ -533,6 +597,7 @@ class ConceptDecoder(AttentionDecoder):
     """
 
     DEFAULT_STEP_DTYPE = "auto"
+    FACTORED_CONTEXT = True       # at most `Config.max_concepts` (10) cells
 
     def __init__(self, vocabulary_size: int, num_concepts: int, embedding_dim: int = 256,
                  hidden_dim: int = 512, attention_dim: int = 256, dropout: float = 0.3, gate: bool = True,

@@ -99,6 +99,11 @@ def test_decoding_steps_in_each_precision_match_teacher_forcing(step_dtype):
     forced = decoder((pooled, grid, TOKENS)).numpy()                      # (2, T, V), float32 throughout
     context = decoder.prepare(pooled, grid)
     assert [tf.as_dtype(kernel.dtype).name for kernel in context.kernels] == [step_dtype] * 2
+    # the context's products come from the cells' (FACTORED_CONTEXT): kernels without its rows
+    hidden, vocabulary = decoder.hidden_dim, decoder.vocabulary_size
+    assert context.kernels[0].shape == (decoder.embedding_dim + hidden, 4 * hidden)
+    assert context.kernels[1].shape == (hidden, vocabulary)
+    assert context.cell_gates.shape == (2, 6, 4 * hidden) and context.cell_logits.shape == (2, 6, vocabulary)
     state = decoder.initial_state(context)
     errors = []
     for t in range(TOKENS.shape[1]):
