@@ -20,8 +20,9 @@ ROUGE-L, CIDEr, equal to the coco-caption toolkit):
 * (iii) **the concept decoder as `--model pretrained` uses it**: beam width 6 and consensus
   re-ranking of its 6 captions (`ConsensusIndex`, when the run has `consensus.npz`;
   `CONSENSUS_CANDIDATES`, chosen on train2017);
-* (iii-s) (iii) without the main-subject rule (`_naming_the_subject`: English captions name the
-  most confident concept when the decoder writes it at most `SUBJECT_MAX_LOSS` less likely);
+* (iii-s) (iii) without the main-subject rules (`_naming_the_subject`: English captions name the
+  most confident concept when the decoder writes it at most `SUBJECT_MAX_LOSS` less likely; and
+  where it still does not, a subject of at least `SUBJECT_TEMPLATE_MIN_CONFIDENCE` gets the template);
 * (iii-g) (iii) with words that state a sex allowed (`caption_concept_sets(gendered=True)`:
   "man", "woman"; by default the search never writes one, since no concept says a sex);
 * (iii-p) (iii) with the decoder's other step precision (`AttentionDecoder.step_dtype`: the
@@ -219,6 +220,7 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
         caption_concept_sets,
         caption_texts,
         load_consensus,
+        main_subjects,
         names_concept,
         subject_concept,
         template_caption,
@@ -247,7 +249,9 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3) -> dict
               unittest.mock.patch.object(concept_captions, "SUBJECT_MIN_CONFIDENCE", 2.0)):
             beams = caption_concept_sets(bundle, concept_sets, beam_width=beam_width, consensus=index,
                                          candidates=candidates, gendered=gendered)
-        return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concept_sets, beams)]
+        subjects = main_subjects(bundle, concept_sets) if subject else None
+        return [captions[0][0] for captions in caption_texts(bundle.vocabulary, concept_sets, beams,
+                                                             subjects=subjects)]
 
     methods = {"(i) template": [template_caption(c) for c in predicted],
                "(ii) retrieval (Jaccard)": retrieval_captions(predicted)}

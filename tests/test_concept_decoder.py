@@ -586,3 +586,21 @@ def test_the_english_decoder_names_the_person_it_would_leave_out():
     [[first]] = caption_concept_sets(bundle, [bathroom], consensus=load_consensus(bundle))
     caption = bundle.vocabulary.decode(first.tokens)
     assert names_concept(caption, "person.n.01") and "sink" in caption, caption
+
+
+@pytest.mark.skipif(not (PROJECT / "runs" / "concepts" / "bundle").is_dir(),
+                    reason="needs the English decoder: python -m helpers train --run concepts --data-dir caption-text")
+def test_main_subjects_are_the_confident_concepts_as_the_decoder_reads_them():
+    from helpers.bundle import load_bundle
+    from helpers.predict.concept_captions import SUBJECT_TEMPLATE_MIN_CONFIDENCE, main_subjects
+    from helpers.wordnet.concepts import Concept
+
+    bundle = load_bundle(PROJECT / "runs" / "concepts" / "bundle")
+    coffee = [Concept("espresso.n.01", 0.95), Concept("cup.n.01", 0.89)]          # examples/album/coffee.jpg
+    cameraman = [Concept("tripod.n.01", 0.94), Concept("person.n.01", 0.93)]
+    nuthatch = [Concept("nuthatch.n.01", 0.95)]
+    assert SUBJECT_TEMPLATE_MIN_CONFIDENCE == 0.9
+    # the decoder's concept vocabulary has the coffee, not the espresso; the bird, not the nuthatch
+    assert main_subjects(bundle, [coffee, cameraman, nuthatch, [Concept("oscine.n.01", 0.6)], []]) == \
+        [("coffee.n.01",), ("support.n.10", "person.n.01"), ("bird.n.01",), (), ()]
+    assert main_subjects(bundle, [coffee], min_confidence=0.5) == [("coffee.n.01", "cup.n.01")]

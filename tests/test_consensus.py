@@ -229,6 +229,33 @@ def test_an_english_caption_that_invents_a_person_gives_way_to_the_template(coco
     assert template_caption([]) == "a photo"
 
 
+def test_an_english_caption_that_names_no_main_subject_gives_way_to_the_template(coco):
+    from helpers.predict.concept_captions import caption_texts
+    from helpers.predict.decoding import Hypothesis
+    from helpers.wordnet.concepts import Concept
+
+    _, _, vocabulary, _ = coco
+
+    def hypothesis(text, log_probability):
+        tokens = np.array(vocabulary.encode(text)[1:-1], np.int32)
+        return Hypothesis(tokens, log_probability, log_probability, True)
+
+    # examples/album/coffee.jpg's concepts and its caption before the rule: food and a table, no coffee
+    coffee = [Concept("espresso.n.01", 0.95), Concept("cup.n.01", 0.89), Concept("dining_table.n.01", 0.74)]
+    beam = [hypothesis("a plate of food on a table with a cup", -9.0), hypothesis("a cup on a table", -8.0)]
+    [captions] = caption_texts(vocabulary, [coffee], [beam], subjects=[("espresso.n.01",)])
+    assert captions[0] == ("an espresso, a cup and a dining table", pytest.approx(np.log(0.95 * 0.89 * 0.74)))
+    assert [text for text, _ in captions[1:]] == ["a plate of food on a table with a cup"]
+    assert caption_texts(vocabulary, [coffee], [beam])[0][0][0] == "a plate of food on a table with a cup"
+    # a caption that names one of the main subjects, or a kind of one ("a man": a person), is kept
+    cameraman = [Concept("tripod.n.01", 0.94), Concept("person.n.01", 0.93)]
+    beam = [hypothesis("a man in a blue shirt is standing on a sidewalk", -7.0)]
+    kept = caption_texts(vocabulary, [cameraman], [beam], subjects=[("tripod.n.01", "person.n.01")])
+    assert kept[0][0][0] == "a man in a blue shirt is standing on a sidewalk"
+    assert caption_texts(vocabulary, [cameraman], [beam], subjects=[("tripod.n.01",)])[0][0][0] == \
+        "a tripod and a person"
+
+
 MULTI30K = SHARED / "data" / "multi30k-task1"
 
 
