@@ -90,7 +90,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
     from helpers.data.caption_text import MULTI30K_VARIABLE
     from helpers.data.images import is_image_file
     from helpers.data.multi30k import load_multi30k
-    from helpers.predict.concept_captions import caption_concept_sets, caption_texts, concept_lexicon, load_consensus
+    from helpers.predict.concept_captions import (caption_concept_sets, caption_texts, concept_lexicon, load_consensus,
+                                                  main_subjects)
     from helpers.predict.predictors import load_predictor
     from helpers.wordnet.concepts import image_concepts
     from helpers.wordnet.synsets import SynsetMapper
@@ -128,7 +129,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
             beams = caption_concept_sets(bundle, concepts, beam_width=beam_width, consensus=consensus,
                                          gendered=gendered)
             return [captions[0][0] for captions in
-                    caption_texts(bundle.vocabulary, concepts, beams, concept_lexicon(bundle, consensus))]
+                    caption_texts(bundle.vocabulary, concepts, beams, concept_lexicon(bundle, consensus),
+                                  main_subjects(bundle, concepts) if consensus is not None else None)]
 
         captions[name] = decode(load_consensus(bundle))
         guessed[name] = decode(load_consensus(bundle), gendered=True)
