@@ -90,8 +90,13 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
     from helpers.data.caption_text import MULTI30K_VARIABLE
     from helpers.data.images import is_image_file
     from helpers.data.multi30k import load_multi30k
-    from helpers.predict.concept_captions import (caption_concept_sets, caption_texts, concept_lexicon, load_consensus,
-                                                  main_subjects)
+    from helpers.predict.concept_captions import (
+        caption_concept_sets,
+        caption_texts,
+        concept_lexicon,
+        load_consensus,
+        main_subjects,
+    )
     from helpers.predict.predictors import load_predictor
     from helpers.wordnet.concepts import image_concepts
     from helpers.wordnet.synsets import SynsetMapper
