@@ -131,6 +131,8 @@ def run(quick: bool = False, run: str = "concepts", beam_width: int = 3, same_da
         language = bundle.vocabulary.language
 
         def decode(consensus=None, bundle=bundle, gendered=False):
+            # the template rule for main subjects where `--model pretrained` has it: after the
+            # subject search, which runs with consensus re-ranking only (English)
             beams = caption_concept_sets(bundle, concepts, beam_width=beam_width, consensus=consensus,
                                          gendered=gendered)
             return [captions[0][0] for captions in

@@ -322,9 +322,9 @@ class ConceptCaptioner:
         """`caption_texts` of `caption_concepts(concept_sets, lang=lang)`'s beams, with that
         language's decoder (its vocabulary and `ConceptLexicon`)."""
         bundle = self.decoder_for(lang)
-        return caption_texts(bundle.vocabulary, concept_sets, beams,
-                             concept_lexicon(bundle, self.consensus(bundle.vocabulary.language)),
-                             main_subjects(bundle, concept_sets))
+        language = bundle.vocabulary.language
+        return caption_texts(bundle.vocabulary, concept_sets, beams, concept_lexicon(bundle, self.consensus(language)),
+                             main_subjects(bundle, concept_sets) if language == "eng" else None)
 
     def predict(self, images: Iterable, beam_width: int = 3, top_n: int = 1, nb_keywords: int | None = 5,
                 min_proba: float | None = None, lang: str = "eng", batch_size: int = 32,
