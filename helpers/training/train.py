@@ -421,6 +421,54 @@ def compile_heads(heads: model.CaptionTagger, config: Config, steps: int) -> Non
     heads.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics, jit_compile=False)
 
 
+def concept_step_seconds(config: Config, vocabulary_size: int, num_concept_ids: int, length: int | None = None,
+                         steps: int = 3, seed: int = 0) -> float:
+    """Seconds one training step of a concept decoder of `config`'s sizes takes on this machine:
+    the heads built and compiled as `fit` builds them, trained on random batches of
+    `config.batch_size` captions of `length` positions and full concept sets (`max_concepts`
+    cells); the median of `steps` timed steps after 2 untimed ones (tracing). About 10 s on 2
+    cores. The demo sizes its training with it (`helpers.demo`).
+
+    Args:
+        config: a concept-decoder config (`decoder == "concepts"`).
+        vocabulary_size: words of the caption vocabulary (the output layer's width).
+        num_concept_ids: concept ids (`ConceptVocabulary.num_ids`).
+        length: token positions per caption (None: `config.max_caption_length`, the longest).
+
+    Raises:
+        ValueError: `config` is not a concept decoder's.
+    """
+    if config.decoder != "concepts":
+        raise ValueError(f"concept_step_seconds measures a concept decoder, not decoder={config.decoder!r}")
+    from helpers.wordnet.concepts import PHOTO_CONCEPT_ID
+
+    rng = np.random.default_rng(seed)
+    batch, cells = config.batch_size, config.max_concepts
+    length = length or config.max_caption_length
+    heads = model.build_heads(config, vocabulary_size, num_concept_ids, cells, 3)
+    compile_heads(heads, config, steps=1000)
+
+    def random_batch():
+        tokens = rng.integers(len(SPECIAL_TOKENS), vocabulary_size, size=(batch, length + 1)).astype(np.int32)
+        tokens[:, 0] = 1
+        grid = np.zeros((batch, cells, 3), np.float32)          # (concept id, confidence, count)
+        grid[:, 0] = (PHOTO_CONCEPT_ID, 1.0, 0.0)
+        grid[:, 1:, 0] = rng.integers(PHOTO_CONCEPT_ID + 1, num_concept_ids, size=(batch, cells - 1))
+        grid[:, 1:, 1] = rng.random((batch, cells - 1))
+        grid[:, 1:, 2] = 1.0
+        return ({"pooled": np.zeros((batch, 1), np.float32), "grid": grid, "tokens": tokens[:, :-1]},
+                {"caption": tokens[:, 1:]})
+
+    batches = [random_batch() for _ in range(2)]
+    timings = []
+    for step in range(2 + steps):
+        inputs, targets = batches[step % 2]
+        started = time.perf_counter()
+        heads.train_on_batch(inputs, targets)
+        timings.append(time.perf_counter() - started)
+    return float(np.median(timings[2:]))
+
+
 def get_strategy(name: str | tf.distribute.Strategy = "default") -> tf.distribute.Strategy:
     """`tf.distribute` strategy by name: "default" (one device), "mirrored" (all local devices,
     synchronous), "multi_worker" (several machines described by the TF_CONFIG variable; create it
