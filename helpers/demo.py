@@ -77,20 +77,25 @@ DEMO_LANGUAGE_CHANGES: dict = {"language": DEMO_ALBUM_LANGUAGE, "epochs": 2}
 # on: at most these seconds of training (steps, validation, tracing), predicted from a training
 # step timed on this machine as it starts (`plan_concept_training`, `plan_sample_training`). The
 # French decoder writes the real album's captions, so it gets the most; the sample is a toy.
-DEMO_TRAINING_SECONDS: dict[str, float] = {"eng": 180.0, DEMO_ALBUM_LANGUAGE: 240.0, "sample": 180.0}
-# A concept decoder's training takes FIXED_SECONDS (tracing the training and validation steps)
-# plus BUCKET_STEPS x (full batches) steps (batches are bucketed by caption length: English 317
-# steps an epoch for 313 full batches, French 233 for 220) of STEP_OVERHEAD x the probe's step
-# (validation, callbacks). Measured on 2 AMD EPYC Zen 3 cores (session 20): English, 8,000 images,
-# epochs of 197 and 176 s, probe 0.518 s; French, 13,000 descriptions, 103 and 71 s.
-FIXED_SECONDS, BUCKET_STEPS, STEP_OVERHEAD = 30.0, 1.05, 1.05
+DEMO_TRAINING_SECONDS: dict[str, float] = {"eng": 200.0, DEMO_ALBUM_LANGUAGE: 270.0, "sample": 200.0}
+# A concept decoder's training in notebook 2 takes FIXED_SECONDS (tracing the training and
+# validation steps) plus BUCKET_STEPS x (full batches) steps (batches are bucketed by caption
+# length: English 158 steps an epoch for 157 full batches, French 155 for 145), each
+# STEP_OVERHEAD[language] x the probe's step: the probe's few steps run faster than an epoch's
+# hundreds, with validation and the data pipeline beside them. Measured in `make demo` on 2 AMD
+# EPYC Zen 3 cores (session 20): English probe 0.40 s, epochs of 110 and 79 s (0.50 s a step);
+# French probe 0.64 s, epochs of 156 and 161 s (1.0 s a step).
+FIXED_SECONDS, BUCKET_STEPS = 30.0, 1.05
+STEP_OVERHEAD: dict[str, float] = {"eng": 1.25, "fra": 1.6}
 # The probe of a machine with no English caption text to size (`measure_machine`): the English
 # demo decoder's sizes (words seen 10 times in 8,000 images of ../shared's text, concept ids,
 # mean caption length + <end>).
 PROBE_VOCABULARY, PROBE_CONCEPT_IDS, PROBE_LENGTH = 2093, 342, 12
-# Seconds of notebook 2's sample training (`SAMPLE_SETTINGS`: encoder 257 s, heads 180 s, data)
-# per second of an English probe step: 452 s against probes of 0.518 and 0.564 s on the Zen 3.
-SAMPLE_SECONDS_PER_PROBE_SECOND = 452 / 0.54
+# Notebook 2 on the sample (`SAMPLE_SETTINGS`) takes SAMPLE_FIXED_SECONDS (data, features, tracing)
+# plus, per epoch, these many English probe steps' time: measured in the same `make demo`, encoder
+# 11 epochs in 121 s and heads 4 in 154 s (the first 58 s), against a probe of 0.40 s.
+SAMPLE_FIXED_SECONDS = 40.0
+SAMPLE_PROBE_STEPS_PER_EPOCH: dict[str, float] = {"encoder_epochs": 27.5, "epochs": 80.0}
 
 
 @dataclass
@@ -222,10 +227,11 @@ def plan_concept_training(language: str, files: list[Path], budget: float | None
         length = min(config.max_caption_length, round(1 + counts.total() / max(1, len(captions))))   # + <end>
         step_seconds = concept_step_seconds(config, vocabulary, PROBE_CONCEPT_IDS, length)
     per_image = len(captions) / max(1, images)
+    overhead = STEP_OVERHEAD.get(language, max(STEP_OVERHEAD.values()))
 
     def seconds(images: int) -> float:
         steps = BUCKET_STEPS * math.ceil(images * per_image / config.batch_size) * config.epochs
-        return FIXED_SECONDS + steps * step_seconds * STEP_OVERHEAD
+        return FIXED_SECONDS + steps * step_seconds * overhead
 
     if seconds(images) > budget:
         share = (budget - FIXED_SECONDS) / (seconds(images) - FIXED_SECONDS)
@@ -233,28 +239,33 @@ def plan_concept_training(language: str, files: list[Path], budget: float | None
     changes.update(max_train_images=images)
     cut = ""
     if images != default_images:
-        cut = (f"sized to this machine ({step_seconds * STEP_OVERHEAD:.2f} s a step, {budget:.0f} s at most): "
+        cut = (f"sized to this machine ({step_seconds * overhead:.2f} s a step, {budget:.0f} s at most): "
                f"{images:,} of {default_images:,} images")
     return TrainingPlan(changes, seconds(images), cut, step_seconds)
 
 
 def plan_sample_training(step_seconds: float, budget: float | None = None) -> TrainingPlan:
     """Notebook 2 on the embedded sample sized to at most `budget` seconds of training (None:
-    `DEMO_TRAINING_SECONDS["sample"]`): its predicted time, `SAMPLE_SECONDS_PER_PROBE_SECOND` x
-    the English probe's `step_seconds`, over budget scales the encoder's and the heads' epochs
-    down by the same factor (at least 1 each)."""
+    `DEMO_TRAINING_SECONDS["sample"]`), from the English probe's `step_seconds`
+    (`SAMPLE_FIXED_SECONDS`, `SAMPLE_PROBE_STEPS_PER_EPOCH`): over budget, the encoder's and the
+    heads' epochs are scaled down by the same factor (at least 1 each)."""
     from helpers.config import SAMPLE_SETTINGS
 
     budget = DEMO_TRAINING_SECONDS["sample"] if budget is None else budget
-    predicted = SAMPLE_SECONDS_PER_PROBE_SECOND * step_seconds
-    if predicted <= budget:
-        return TrainingPlan({}, predicted, "", step_seconds)
-    scale = budget / predicted
-    encoder_epochs, epochs = SAMPLE_SETTINGS["encoder_epochs"], SAMPLE_SETTINGS["epochs"]
-    changes = {"encoder_epochs": max(1, round(encoder_epochs * scale)), "epochs": max(1, round(epochs * scale))}
-    cut = (f"sized to this machine (about {predicted:.0f} s of training at the defaults, {budget:.0f} s at most): "
-           f"encoder {changes['encoder_epochs']} of {encoder_epochs} epochs, heads {changes['epochs']} of {epochs}")
-    return TrainingPlan(changes, predicted * scale, cut, step_seconds)
+
+    def seconds(epochs: dict) -> float:
+        return SAMPLE_FIXED_SECONDS + step_seconds * sum(
+            SAMPLE_PROBE_STEPS_PER_EPOCH[name] * count for name, count in epochs.items())
+
+    defaults = {name: SAMPLE_SETTINGS[name] for name in SAMPLE_PROBE_STEPS_PER_EPOCH}
+    if seconds(defaults) <= budget:
+        return TrainingPlan({}, seconds(defaults), "", step_seconds)
+    scale = max(0.0, budget - SAMPLE_FIXED_SECONDS) / (seconds(defaults) - SAMPLE_FIXED_SECONDS)
+    changes = {name: max(1, int(count * scale)) for name, count in defaults.items()}
+    cut = (f"sized to this machine (about {seconds(defaults):.0f} s of training at the defaults, {budget:.0f} s "
+           f"at most): encoder {changes['encoder_epochs']} of {defaults['encoder_epochs']} epochs, heads "
+           f"{changes['epochs']} of {defaults['epochs']}")
+    return TrainingPlan(changes, seconds(changes), cut, step_seconds)
 
 
 def train_concept_decoder(out_dir: Path, quick: bool = False, run_name: str = CONCEPT_RUN,
