@@ -407,6 +407,8 @@ def print_summary(runs: list[NotebookRun], run_dir: Path, out_dir: Path) -> None
     print("\nSummary")
     for run in runs:
         print(f"  {run.name:<28} {run.seconds:7.1f} s  -> {_shown(run.output)}")
+        if run.plan is not None and run.plan.cut:
+            print(f"  {'':<28} {run.plan.cut}")
     print(f"  {'total':<28} {sum(run.seconds for run in runs):7.1f} s")
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
@@ -513,15 +515,18 @@ def main(argv: list[str] | None = None) -> int:
         # the real album is tagged in French: its captions too, when Multi30K is reachable
         concepts.append(train_concept_decoder(out_dir, args.quick, f"{concept_run}-{DEMO_ALBUM_LANGUAGE}",
                                               language=DEMO_ALBUM_LANGUAGE, sized=sized))
-    sample_changes = None
+    sample_changes, sample_plan = None, None
     if sized and data_dir == SAMPLE_DIR.resolve() and "2_Training.ipynb" in args.notebooks:
         english = concepts[0].plan if concepts and concepts[0] is not None else None
-        plan = plan_sample_training(english.step_seconds if english else measure_machine())
-        sample_changes = plan.changes
-        print(f"--> 2_Training.ipynb on the sample: {plan.cut or 'its defaults fit this machine'}; about "
-              f"{plan.predicted_seconds:.0f} s of training predicted", flush=True)
+        sample_plan = plan_sample_training(english.step_seconds if english else measure_machine())
+        sample_changes = sample_plan.changes
+        print(f"--> 2_Training.ipynb on the sample: {sample_plan.cut or 'its defaults fit this machine'}; about "
+              f"{sample_plan.predicted_seconds:.0f} s of training predicted", flush=True)
     runs = run_series(data_dir, out_dir, run_name, tuple(args.notebooks), args.quick, concept_run=concept_run,
                       sample_changes=sample_changes)
+    for run in runs:
+        if run.name == "2_Training.ipynb":
+            run.plan = sample_plan
     print_summary([run for run in concepts if run] + runs, RUNS_DIR / run_name, out_dir)
     if not args.no_real_album:
         print("\nReal photos, no training on photos (examples/album: captions, keywords in French)")

@@ -94,7 +94,7 @@ def test_a_concept_training_step_is_timed_on_this_machine():
         concept_step_seconds(Config(), 1000, 100)
 
 
-def test_the_demo_sizes_its_trainings_to_the_machine(sample_dir):
+def test_the_demo_sizes_its_trainings_to_the_machine(sample_dir, tmp_path, capsys):
     """On a machine too slow for the demo's sizes, the concept decoders train on fewer images
     (same epochs) and the sample for fewer epochs, within their budgets, and say so; on a fast
     one nothing is cut."""
@@ -133,3 +133,10 @@ def test_the_demo_sizes_its_trainings_to_the_machine(sample_dir):
         demo.SAMPLE_PROBE_STEPS_PER_EPOCH[name] * count for name, count in bigger.items()) > 200
     parameters = demo.series_parameters(sample_dir, "sample", False, None, sample_changes=sample.changes)
     assert parameters["2_Training.ipynb"]["changes"] == sample.changes
+    # the summary says again what was cut
+    capsys.readouterr()
+    demo.print_summary([demo.NotebookRun("2_Training_concepts.ipynb", tmp_path / "a.ipynb", 1.0, plan=slow),
+                        demo.NotebookRun("2_Training.ipynb", tmp_path / "b.ipynb", 2.0, plan=sample)],
+                       tmp_path, tmp_path)
+    summary = capsys.readouterr().out
+    assert slow.cut in summary and sample.cut in summary
