@@ -37,7 +37,6 @@ import base64
 import dataclasses
 import json
 import math
-import re
 import shutil
 import sys
 import time
@@ -202,28 +201,22 @@ def plan_concept_training(language: str, files: list[Path], budget: float | None
         budget: seconds (None: `DEMO_TRAINING_SECONDS[language]`).
         step_seconds: the probe's step at these sizes, when already measured (None: measure it).
     """
-    from collections import Counter
-
     from helpers.config import Config
-    from helpers.text.vocab import SPECIAL_TOKENS
-    from helpers.training.concept_data import split_records
+    from helpers.text.vocab import Vocabulary, count_words
+    from helpers.training.concept_data import caption_records, split_records
     from helpers.training.train import concept_step_seconds  # imported here: TensorFlow
 
     english = language == "eng"
     budget = DEMO_TRAINING_SECONDS[language] if budget is None else budget
     changes = dict(DEMO_CONCEPT_CHANGES if english else DEMO_LANGUAGE_CHANGES)
-    config = Config.for_dataset(CAPTION_TEXT, **changes)
-    if english:
-        records = caption_text.load_caption_text(
-            files, caption_text.excluded_image_ids(caption_text.excluded_sources(config.exclude_images)))
-    else:
-        records, _ = caption_text.load_parallel_caption_text(files, language)
+    config = Config.for_dataset(CAPTION_TEXT, **changes, caption_text=",".join(map(str, files)))
+    records, _, _ = caption_records(config)
     train, _ = split_records(records, dataclasses.replace(config, max_train_images=None))
     images = default_images = min(len(train), config.max_train_images or len(train))
     captions = [caption for record in train[:images] for caption in record.captions]
-    if step_seconds is None:
-        counts = Counter(word for caption in captions for word in re.findall(r"\w+", caption.lower()))
-        vocabulary = len(SPECIAL_TOKENS) + sum(count >= config.min_word_count for count in counts.values())
+    if step_seconds is None:     # the vocabulary training would build, and its mean caption length
+        counts = count_words(captions, language)
+        vocabulary = len(Vocabulary.from_counts(counts, min_count=config.min_word_count, language=language))
         length = min(config.max_caption_length, round(1 + counts.total() / max(1, len(captions))))   # + <end>
         step_seconds = concept_step_seconds(config, vocabulary, PROBE_CONCEPT_IDS, length)
     per_image = len(captions) / max(1, images)

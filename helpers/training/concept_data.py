@@ -154,6 +154,26 @@ class ConceptData:
     excluded: int
 
 
+def caption_records(config: Config) -> tuple[list, dict, set[int]]:
+    """`(records, concept_text, excluded)` of a caption-text run: its images with their captions
+    in `config.language` (`config.caption_text`, or the default sources), every excluded photo
+    left out (`config.exclude_images`); the English text each image's concepts come from (the
+    captions themselves, or the parallel English sentences of Multi30K), by image id; and the
+    excluded image ids.
+
+    Raises:
+        helpers.data.coco.DatasetError: no caption text, or an unreadable file.
+    """
+    excluded = excluded_image_ids(excluded_sources(config.exclude_images))
+    language = language_code(config.language)
+    sources = caption_text_sources(config.caption_text, language)
+    if language == "eng":
+        records = load_caption_text(sources, excluded)
+        return records, {record.image_id: record.captions for record in records}, excluded
+    records, concept_text = load_parallel_caption_text(sources, language)   # concepts from the English sentences
+    return records, concept_text, excluded
+
+
 def split_records(records: Sequence, config: Config) -> tuple[list, list]:
     """`(train, validation)` records of a caption-text run: `config.val_fraction` of the images
     (at least one) held out at random (`config.seed`), each part in file order, then capped at
@@ -174,14 +194,8 @@ def prepare_concepts(config: Config, run_dir: str | Path, progress: bool = True)
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
-    excluded = excluded_image_ids(excluded_sources(config.exclude_images))
     language = language_code(config.language)
-    sources = caption_text_sources(config.caption_text, language)
-    if language == "eng":
-        records = load_caption_text(sources, excluded)
-        concept_text = {record.image_id: record.captions for record in records}
-    else:                    # captions in the language, concepts from the parallel English sentences
-        records, concept_text = load_parallel_caption_text(sources, language)
+    records, concept_text, excluded = caption_records(config)
     train_records, val_records = split_records(records, config)
     mapper = SynsetMapper()
     concept_sets = {record.image_id: image_concepts(concept_text[record.image_id], mapper, record.instance_counts)

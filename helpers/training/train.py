@@ -46,7 +46,7 @@ from helpers.data import vgenome
 from helpers.data.coco import load_coco
 from helpers.predict.concept_captions import CONSENSUS_FILE, LEGACY_CONSENSUS_FILE
 from helpers.pretrained import encoders
-from helpers.text.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
+from helpers.text.vocab import SPECIAL_TOKENS, START_ID, Vocabulary, tokenize
 from helpers.training import concept_data, pipelines
 from helpers.training import features as features_module
 from helpers.training.callbacks import EpochClock, LiveLossPlot, SampleCaptions, StateFile, tensorboard_available
@@ -450,7 +450,7 @@ def concept_step_seconds(config: Config, vocabulary_size: int, num_concept_ids: 
 
     def random_batch():
         tokens = rng.integers(len(SPECIAL_TOKENS), vocabulary_size, size=(batch, length + 1)).astype(np.int32)
-        tokens[:, 0] = 1
+        tokens[:, 0] = START_ID
         grid = np.zeros((batch, cells, 3), np.float32)          # (concept id, confidence, count)
         grid[:, 0] = (PHOTO_CONCEPT_ID, 1.0, 0.0)
         grid[:, 1:, 0] = rng.integers(PHOTO_CONCEPT_ID + 1, num_concept_ids, size=(batch, cells - 1))
